@@ -1,0 +1,40 @@
+# bnlab: `make run` and `make test` each do the set-up they need (venv, packages, data).
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.bnlab-installed
+DATA_DIR ?= data
+FASHION_MNIST := $(DATA_DIR)/FashionMNIST/raw/t10k-labels-idx1-ubyte
+PYTEST_ARGS ?=
+
+.PHONY: setup data run test tensorboard clean
+
+## setup: virtual environment with bnlab and its dev extras, plus the default dataset
+setup: $(STAMP) $(FASHION_MNIST)
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet -e '.[dev]'
+	touch $@
+
+## data: Fashion-MNIST into $(DATA_DIR) (Debian's dataset-fashion-mnist, else torchvision)
+data: $(FASHION_MNIST)
+
+$(FASHION_MNIST): | $(STAMP)
+	$(PY) -m bnlab.data prepare fashion_mnist --data-dir $(DATA_DIR)
+
+## run: the main job, BN vs no-BN on Fashion-MNIST (python run.py +experiment=bn_vs_nobn)
+run: setup
+	$(PY) run.py +experiment=bn_vs_nobn
+
+## test: the whole test suite
+test: setup
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+## tensorboard: browse every run under outputs/
+tensorboard: $(STAMP)
+	$(VENV)/bin/tensorboard --logdir outputs --host 127.0.0.1
+
+## clean: remove the virtual environment (keeps data/ and outputs/)
+clean:
+	rm -rf $(VENV)
