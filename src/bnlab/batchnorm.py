@@ -1,0 +1,248 @@
+"""Batch Normalization from scratch (Ioffe & Szegedy 2015), with a closed-form backward.
+
+For every feature (a unit of a fully connected layer, or a channel of a feature map) the layer
+normalizes over the m values that share that feature in a mini-batch: m = N for an (N, C)
+input, m = N*H*W for an (N, C, H, W) feature map (one gamma/beta pair per channel).
+
+Forward, training mode (per feature, over its m values x_1..x_m)::
+
+    mu_B    = 1/m * sum_i x_i
+    var_B   = 1/m * sum_i (x_i - mu_B)^2                   (biased variance)
+    x_hat_i = (x_i - mu_B) / sqrt(var_B + eps)
+    y_i     = gamma * x_hat_i + beta
+
+Backward (dy_i = dL/dy_i), the closed form the custom autograd Function implements::
+
+    dbeta  = sum_i dy_i
+    dgamma = sum_i dy_i * x_hat_i
+    dx_i   = gamma / (m * sqrt(var_B + eps)) * (m * dy_i - dbeta - x_hat_i * dgamma)
+
+Inference uses fixed statistics instead of mu_B, var_B, selected by ``stats``:
+
+* ``"ema"`` (PyTorch's convention): after each training batch
+  ``running_mean = (1 - momentum) * running_mean + momentum * mu_B`` and
+  ``running_var = (1 - momentum) * running_var + momentum * m / (m - 1) * var_B``
+  (the running variance is unbiased); momentum 0.1 keeps 90% of the old value.
+* ``"population"`` (the paper's Algorithm 2): over a pass of training mini-batches
+  ``E[x] = mean of the batch means`` and ``Var[x] = m / (m - 1) * mean of the batch variances``;
+  see :meth:`BatchNorm.population_pass` and :func:`population_statistics`.
+* ``"batch"``: the batch statistics of the evaluated batch itself (no running statistics), to
+  show the train/test mismatch that fixed statistics avoid.
+
+Replicas: with ``replicas=K`` the layer holds K independent sets of gamma/beta/statistics and
+takes an input of shape (K, N, C) (K models trained side by side as one batched model); each
+replica is normalized over its own N values, exactly as K separate layers would.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from typing import Iterator, Optional
+
+import torch
+from torch import Tensor, nn
+
+STATS_MODES = ("ema", "population", "batch")
+
+
+def _layout(x: Tensor, replicated: bool) -> tuple[tuple[int, ...], tuple[int, ...]]:
+    """Return (reduction dims, parameter view shape) for an input of this shape."""
+    if replicated:
+        if x.dim() != 3:
+            raise ValueError(
+                f"BatchNorm with replicas expects a (K, N, C) input, got shape {tuple(x.shape)}"
+            )
+        return (1,), (x.shape[0], 1, x.shape[2])
+    if x.dim() == 2:
+        return (0,), (1, x.shape[1])
+    if x.dim() == 4:
+        return (0, 2, 3), (1, x.shape[1], 1, 1)
+    raise ValueError(
+        f"BatchNorm expects an (N, C) or (N, C, H, W) input, got shape {tuple(x.shape)}"
+    )
+
+
+class BatchNormFunction(torch.autograd.Function):
+    """Training-mode batch normalization with the closed-form backward in the module docstring.
+
+    Inputs: ``x``; ``weight`` (gamma) and ``bias`` (beta) already viewed so that they broadcast
+    against ``x`` (or None when the layer is not affine); ``eps``; the reduction ``dims``.
+    Outputs: ``y`` and the batch statistics ``mean`` and biased ``var`` (not differentiable),
+    which the module uses to update its running statistics.
+    """
+
+    @staticmethod
+    def forward(ctx, x: Tensor, weight: Optional[Tensor], bias: Optional[Tensor], eps: float,
+                dims: tuple[int, ...]):
+        m = x.numel() // _numel_kept(x, dims)
+        mean = x.mean(dims, keepdim=True)
+        centred = x - mean
+        var = (centred * centred).mean(dims, keepdim=True)
+        invstd = torch.rsqrt(var + eps)
+        x_hat = centred * invstd
+        y = x_hat if weight is None else torch.addcmul(bias, x_hat, weight)
+        ctx.save_for_backward(x_hat, invstd, weight)
+        ctx.dims = dims
+        ctx.m = m
+        ctx.mark_non_differentiable(mean, var)
+        return y, mean, var
+
+    @staticmethod
+    def backward(ctx, dy: Tensor, _dmean, _dvar):
+        x_hat, invstd, weight = ctx.saved_tensors
+        dims, m = ctx.dims, ctx.m
+        dbeta = dy.sum(dims, keepdim=True)
+        dgamma = (dy * x_hat).sum(dims, keepdim=True)
+        scale = invstd / m if weight is None else weight * invstd / m
+        dx = scale * (m * dy - dbeta - x_hat * dgamma)
+        if weight is None:
+            return dx, None, None, None, None
+        return dx, dgamma, dbeta, None, None
+
+
+def _numel_kept(x: Tensor, dims: tuple[int, ...]) -> int:
+    kept = 1
+    for d in range(x.dim()):
+        if d not in dims:
+            kept *= x.shape[d]
+    return kept
+
+
+class BatchNorm(nn.Module):
+    """Batch normalization layer built on :class:`BatchNormFunction`.
+
+    Args:
+        num_features: C, the number of features (units or channels).
+        eps: added to the variance before the square root.
+        momentum: weight of the newest batch in the running statistics, in (0, 1].
+        affine: learn gamma (init 1) and beta (init 0); without it y = x_hat.
+        stats: inference statistics, ``"ema"`` | ``"population"`` | ``"batch"``.
+        replicas: K independent layers over a (K, N, C) input, or None for a plain layer.
+
+    Shapes: (N, C) or (N, C, H, W) without replicas; (K, N, C) with replicas.
+    Parameters and buffers have shape (C,), or (K, C) with replicas.
+    """
+
+    def __init__(self, num_features: int, eps: float = 1e-5, momentum: float = 0.1,
+                 affine: bool = True, stats: str = "ema", replicas: Optional[int] = None):
+        super().__init__()
+        if stats not in STATS_MODES:
+            raise ValueError(f"stats must be one of {', '.join(STATS_MODES)}, got {stats!r}")
+        if eps <= 0:
+            raise ValueError(f"eps must be > 0, got {eps}")
+        if not 0 < momentum <= 1:
+            raise ValueError(f"momentum must be in (0, 1], got {momentum}")
+        self.num_features = num_features
+        self.eps = float(eps)
+        self.momentum = float(momentum)
+        self.affine = affine
+        self.stats = stats
+        self.replicas = replicas
+        shape = (num_features,) if replicas is None else (replicas, num_features)
+        if affine:
+            self.weight = nn.Parameter(torch.ones(shape))
+            self.bias = nn.Parameter(torch.zeros(shape))
+        else:
+            self.register_parameter("weight", None)
+            self.register_parameter("bias", None)
+        self.register_buffer("running_mean", torch.zeros(shape))
+        self.register_buffer("running_var", torch.ones(shape))
+        self.register_buffer("num_batches_tracked", torch.tensor(0, dtype=torch.long))
+        self.register_buffer("population_mean", torch.zeros(shape))
+        self.register_buffer("population_var", torch.ones(shape))
+        self.register_buffer("population_ready", torch.tensor(False))
+        self._population_sums: Optional[list] = None
+
+    def extra_repr(self) -> str:
+        rep = f", replicas={self.replicas}" if self.replicas is not None else ""
+        return (f"{self.num_features}, eps={self.eps}, momentum={self.momentum}, "
+                f"affine={self.affine}, stats={self.stats}{rep}")
+
+    def forward(self, x: Tensor) -> Tensor:
+        dims, view = _layout(x, self.replicas is not None)
+        if x.shape[-1 if self.replicas is not None else 1] != self.num_features:
+            raise ValueError(f"BatchNorm({self.num_features}) got input of shape {tuple(x.shape)}")
+        weight = self.weight.view(view) if self.affine else None
+        bias = self.bias.view(view) if self.affine else None
+        use_batch_stats = self.training or self.stats == "batch"
+        if use_batch_stats:
+            m = x.numel() // _numel_kept(x, dims)
+            if m < 2:
+                raise ValueError(
+                    "BatchNorm needs more than one value per feature to compute batch statistics "
+                    f"(got input of shape {tuple(x.shape)}); use a batch size of at least 2"
+                )
+            y, mean, var = BatchNormFunction.apply(x, weight, bias, self.eps, dims)
+            if self.training:
+                self._track(mean.view(self.running_mean.shape), var.view(self.running_var.shape), m)
+            return y
+        mean, var = (self.running_mean, self.running_var)
+        if self.stats == "population":
+            if not bool(self.population_ready):
+                raise RuntimeError(
+                    "BatchNorm(stats='population') has no population statistics yet: "
+                    "run population_statistics(model, batches) before evaluating"
+                )
+            mean, var = self.population_mean, self.population_var
+        invstd = torch.rsqrt(var.view(view) + self.eps)
+        y = (x - mean.view(view)) * invstd
+        return y if weight is None else torch.addcmul(bias, y, weight)
+
+    @torch.no_grad()
+    def _track(self, mean: Tensor, var: Tensor, m: int) -> None:
+        if self._population_sums is not None:
+            self._population_sums[0] += mean
+            self._population_sums[1] += var
+            self._population_sums[2] += 1
+            self._population_sums[3] = m
+            return
+        self.running_mean.lerp_(mean, self.momentum)
+        self.running_var.lerp_(var * (m / (m - 1)), self.momentum)
+        self.num_batches_tracked += 1
+
+    @contextlib.contextmanager
+    def population_pass(self) -> Iterator[None]:
+        """Accumulate Algorithm 2's statistics over the training-mode forwards run inside.
+
+        The running (EMA) statistics are left untouched during the pass. On exit the layer holds
+        ``population_mean`` = mean of the batch means and ``population_var`` = m / (m - 1) * the
+        mean of the batch variances, where m is the number of values per feature in one batch.
+        """
+        self._population_sums = [torch.zeros_like(self.running_mean),
+                                 torch.zeros_like(self.running_var), 0, 0]
+        try:
+            yield
+            sum_mean, sum_var, batches, m = self._population_sums
+            if batches == 0:
+                raise RuntimeError("population_pass saw no training-mode batch")
+            with torch.no_grad():
+                self.population_mean.copy_(sum_mean / batches)
+                self.population_var.copy_(sum_var / batches * (m / (m - 1)))
+                self.population_ready.fill_(True)
+        finally:
+            self._population_sums = None
+
+
+@torch.no_grad()
+def population_statistics(model: nn.Module, batches) -> None:
+    """Compute the paper's Algorithm 2 statistics for every :class:`BatchNorm` in ``model``.
+
+    ``batches`` is an iterable of training inputs. The model runs each in training mode (batch
+    statistics flow through the layers as they do in training) with dropout and other layers'
+    randomness switched off, and without touching any running statistics; the model's own
+    train/eval mode is restored afterwards.
+    """
+    layers = [mod for mod in model.modules() if isinstance(mod, BatchNorm)]
+    was_training = {mod: mod.training for mod in model.modules()}
+    with contextlib.ExitStack() as stack:
+        for layer in layers:
+            stack.enter_context(layer.population_pass())
+        model.eval()
+        for layer in layers:
+            layer.train()
+        try:
+            for x in batches:
+                model(x)
+        finally:
+            for mod, mode in was_training.items():
+                mod.train(mode)
