@@ -1,0 +1,239 @@
+"""The networks: an MLP (the paper's Figure 1 network by default) and a small CNN.
+
+Every model is *replica-batched*: it holds K independent copies of its weights (K = 1 for an
+ordinary run) and maps an input shared by all replicas, (N, ...), or one input per replica,
+(K, N, ...), to logits of shape (K, N, classes). Replica r is initialised from its own seed, so
+it computes exactly what a separate model built with that seed computes; K seeds then train as
+one model whose matrix products are batched (``torch.baddbmm``, grouped convolutions).
+
+Normalization (``norm``): ``none``; ``bn`` (this project's :class:`~bnlab.batchnorm.BatchNorm`);
+``torch`` (``nn.BatchNorm1d/2d``, the reference). ``placement="before"`` puts it between the
+linear map and the nonlinearity, as the paper does; the linear map then has no bias, since BN's
+beta takes its role. ``placement="after"`` normalizes the nonlinearity's output instead.
+
+Initialisation: weights ~ N(0, std^2) with ``init_std`` when given, else std = 1/sqrt(fan_in)
+(LeCun normal: a unit-variance input gives unit-variance pre-activations, a fair start for the
+network without BN); biases 0; gamma 1, beta 0.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Optional, Sequence
+
+import torch
+from torch import Tensor, nn
+
+from bnlab.batchnorm import BatchNorm
+
+ACTIVATIONS = {"sigmoid": nn.Sigmoid, "relu": nn.ReLU, "tanh": nn.Tanh}
+NORM_KINDS = ("none", "bn", "torch")
+PLACEMENTS = ("before", "after")
+_ACTIVATION_TYPES = tuple(ACTIVATIONS.values())
+
+
+@dataclass
+class NormSpec:
+    """How (and whether) to normalize; mirrors the ``norm`` config group."""
+
+    kind: str = "bn"
+    eps: float = 1e-5
+    momentum: float = 0.1
+    affine: bool = True
+    placement: str = "before"
+    stats: str = "ema"
+
+    @property
+    def enabled(self) -> bool:
+        return self.kind != "none"
+
+
+class BatchedLinear(nn.Module):
+    """K independent linear maps: y[k] = x[k] @ W[k] + b[k], with W of shape (K, in, out).
+
+    ``x`` is (K, N, in), or (N, in) shared by every replica; the output is (K, N, out).
+    """
+
+    def __init__(self, replicas: int, in_features: int, out_features: int, bias: bool = True):
+        super().__init__()
+        self.weight = nn.Parameter(torch.empty(replicas, in_features, out_features))
+        self.bias = nn.Parameter(torch.zeros(replicas, 1, out_features)) if bias else None
+
+    @property
+    def fan_in(self) -> int:
+        return self.weight.shape[1]
+
+    def forward(self, x: Tensor) -> Tensor:
+        if x.dim() == 2:
+            x = x.expand(self.weight.shape[0], *x.shape)
+        if self.bias is None:
+            return torch.bmm(x, self.weight)
+        return torch.baddbmm(self.bias, x, self.weight)
+
+
+class ReplicaBatchNorm1d(nn.Module):
+    """``nn.BatchNorm1d`` over a (K, N, C) input: K*C features, so each replica keeps its own."""
+
+    def __init__(self, replicas: int, num_features: int, spec: NormSpec):
+        super().__init__()
+        self.bn = nn.BatchNorm1d(replicas * num_features, eps=spec.eps, momentum=spec.momentum,
+                                 affine=spec.affine)
+
+    def forward(self, x: Tensor) -> Tensor:
+        k, n, c = x.shape
+        flat = x.transpose(0, 1).reshape(n, k * c)
+        return self.bn(flat).view(n, k, c).transpose(0, 1)
+
+
+def make_norm(spec: NormSpec, replicas: int, features: int, layout: str) -> nn.Module:
+    """A normalization layer for ``features`` units of K replicas.
+
+    ``layout="mlp"``: input (K, N, C). ``layout="cnn"``: input (N, K*C, H, W), the layout of a
+    grouped convolution, where per-channel statistics are per-replica statistics already.
+    """
+    if spec.kind == "bn":
+        if layout == "mlp":
+            return BatchNorm(features, spec.eps, spec.momentum, spec.affine, spec.stats,
+                             replicas=replicas)
+        return BatchNorm(replicas * features, spec.eps, spec.momentum, spec.affine, spec.stats)
+    if spec.kind == "torch":
+        if layout == "mlp":
+            return ReplicaBatchNorm1d(replicas, features, spec)
+        return nn.BatchNorm2d(replicas * features, eps=spec.eps, momentum=spec.momentum,
+                              affine=spec.affine)
+    raise ValueError(f"unknown norm kind {spec.kind!r}; expected one of {NORM_KINDS}")
+
+
+class _ReplicaModel(nn.Module):
+    """Shared machinery: per-replica initialisation and the probed unit of the last hidden layer.
+
+    When ``capture`` is True, a forward stores ``captured``: the inputs of the last hidden
+    layer's nonlinearity at unit (or channel) 0, shape (K, values) - the paper's Figure 1(b, c).
+    """
+
+    def __init__(self, seeds: Sequence[int]):
+        super().__init__()
+        self.seeds = [int(s) for s in seeds]
+        self.replicas = len(self.seeds)
+        self.capture = False
+        self.captured: Optional[Tensor] = None
+
+    @torch.no_grad()
+    def _init_weights(self, weights: Sequence[tuple[Tensor, int]], init_std: Optional[float]):
+        """Fill each (weight, fan_in) with N(0, std^2); replica r draws from generator(seed_r).
+
+        Weights are drawn in layer order, so a network with and without BN (same shapes) starts
+        from identical weights for the same seed.
+        """
+        for r, seed in enumerate(self.seeds):
+            gen = torch.Generator().manual_seed(seed)
+            for weight, fan_in in weights:
+                std = init_std if init_std is not None else 1.0 / math.sqrt(fan_in)
+                weight[r].copy_(torch.randn(weight[r].shape, generator=gen) * std)
+
+    def _run_blocks(self, x: Tensor, unit0) -> Tensor:
+        """Run the hidden blocks; when capturing, keep ``unit0(input of the last activation)``."""
+        last = len(self.blocks) - 1
+        for i, block in enumerate(self.blocks):
+            if not (self.capture and i == last):
+                x = block(x)
+                continue
+            for layer in block:
+                if isinstance(layer, _ACTIVATION_TYPES):
+                    self.captured = unit0(x)
+                x = layer(x)
+        return x
+
+
+class MLP(_ReplicaModel):
+    """in -> [Linear -> (BN) -> activation -> (BN) -> dropout] x len(hidden) -> Linear -> logits.
+
+    The default is the paper's Figure 1 network: 784-100-100-100-10 with sigmoid units.
+    """
+
+    def __init__(self, in_features: int, num_classes: int, hidden: Sequence[int] = (100, 100, 100),
+                 activation: str = "sigmoid", norm: NormSpec = NormSpec(), dropout: float = 0.0,
+                 init_std: Optional[float] = None, seeds: Sequence[int] = (0,)):
+        super().__init__(seeds)
+        k = self.replicas
+        blocks = []
+        width = in_features
+        for h in hidden:
+            norm_before = norm.enabled and norm.placement == "before"
+            norm_after = norm.enabled and norm.placement == "after"
+            layers = [BatchedLinear(k, width, h, bias=not norm_before)]
+            if norm_before:
+                layers.append(make_norm(norm, k, h, "mlp"))
+            layers.append(ACTIVATIONS[activation]())
+            if norm_after:
+                layers.append(make_norm(norm, k, h, "mlp"))
+            if dropout > 0:
+                layers.append(nn.Dropout(dropout))
+            blocks.append(nn.Sequential(*layers))
+            width = h
+        self.blocks = nn.ModuleList(blocks)
+        self.head = BatchedLinear(k, width, num_classes)
+        linears = [b[0] for b in blocks] + [self.head]
+        self._init_weights([(lin.weight, lin.fan_in) for lin in linears], init_std)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.head(self._run_blocks(x, lambda pre: pre[..., 0]))
+
+
+class CNN(_ReplicaModel):
+    """[Conv3x3 -> (BN) -> activation -> (BN) -> maxpool 2] per entry of ``channels`` -> Linear.
+
+    BN here is per channel over N, H and W (m' = N*H*W values per channel). K replicas run as
+    grouped convolutions on an (N, K*C, H, W) tensor, so each replica's channels stay its own.
+    """
+
+    def __init__(self, in_channels: int, image_size: int, num_classes: int,
+                 channels: Sequence[int] = (32, 64), activation: str = "relu",
+                 norm: NormSpec = NormSpec(), dropout: float = 0.0,
+                 init_std: Optional[float] = None, seeds: Sequence[int] = (0,)):
+        super().__init__(seeds)
+        k = self.replicas
+        self.in_channels = in_channels
+        blocks = []
+        width, size = in_channels, image_size
+        weights = []
+        for c in channels:
+            norm_before = norm.enabled and norm.placement == "before"
+            norm_after = norm.enabled and norm.placement == "after"
+            conv = nn.Conv2d(k * width, k * c, 3, padding=1, groups=k, bias=not norm_before)
+            if conv.bias is not None:
+                nn.init.zeros_(conv.bias)
+            layers = [conv]
+            if norm_before:
+                layers.append(make_norm(norm, k, c, "cnn"))
+            layers.append(ACTIVATIONS[activation]())
+            if norm_after:
+                layers.append(make_norm(norm, k, c, "cnn"))
+            layers.append(nn.MaxPool2d(2))
+            if dropout > 0:
+                layers.append(nn.Dropout(dropout))
+            blocks.append(nn.Sequential(*layers))
+            weights.append((conv.weight.view(k, c, width, 3, 3), width * 9))
+            width, size = c, size // 2
+        self.blocks = nn.ModuleList(blocks)
+        self.channels = list(channels)
+        self.features = width * size * size
+        self.head = BatchedLinear(k, self.features, num_classes)
+        self._init_weights(weights + [(self.head.weight, self.features)], init_std)
+
+    def forward(self, x: Tensor) -> Tensor:
+        k = self.replicas
+        if x.dim() == 4:  # (N, C, H, W) shared by all replicas
+            x = x.repeat(1, k, 1, 1)
+        else:  # (K, N, C, H, W)
+            x = x.transpose(0, 1).reshape(x.shape[1], k * x.shape[2], *x.shape[3:])
+        x = self._run_blocks(x, self._channel0)
+        n = x.shape[0]
+        x = x.reshape(n, k, self.features).transpose(0, 1)
+        return self.head(x)
+
+    def _channel0(self, pre: Tensor) -> Tensor:
+        """Channel 0 of every replica of an (N, K*C, H, W) map, as (K, N*H*W) values."""
+        n, _, h, w = pre.shape
+        return pre.view(n, self.replicas, -1, h, w)[:, :, 0].transpose(0, 1).reshape(self.replicas, -1)
