@@ -1,0 +1,250 @@
+"""Datasets as whole tensors: train / validation / test splits that live on the device.
+
+Datasets by name: ``fashion_mnist`` (the default; from Debian's ``dataset-fashion-mnist`` on
+these machines, see :func:`prepare`), ``mnist`` and ``cifar10`` (read from ``data_dir`` when the
+files are there, else torchvision's download), and ``synthetic`` (generated from a seed, no
+files: for tests and smoke runs).
+
+Images are scaled to [0, 1]; ``standardize`` subtracts the training set's mean pixel value and
+divides by its standard deviation (one scalar each, computed on the training split only).
+The validation split is a seeded hold-out of the training set. Inputs are flattened for the MLP
+and kept NCHW for the CNN. Small datasets are indexed directly: a mini-batch is
+``x[perm[i:i + batch]]``, no DataLoader.
+
+Run as a module to provide the files: ``python -m bnlab.data prepare fashion_mnist --data-dir data``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import gzip
+import os
+import shutil
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Optional
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from bnlab.errors import DataError
+
+DATASETS = ("fashion_mnist", "mnist", "cifar10", "synthetic")
+DEBIAN_FASHION_MNIST = Path("/usr/share/datasets/fashion-mnist")
+MNIST_FILES = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte",
+               "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")
+
+
+@dataclass
+class Splits:
+    """Train / validation / test tensors of one dataset, already on their device."""
+
+    x_train: Tensor
+    y_train: Tensor
+    x_val: Tensor
+    y_val: Tensor
+    x_test: Tensor
+    y_test: Tensor
+    num_classes: int
+    name: str
+
+    @property
+    def input_shape(self) -> tuple[int, ...]:
+        return tuple(self.x_train.shape[1:])
+
+    def to(self, device) -> "Splits":
+        moved = {k: getattr(self, k).to(device) for k in
+                 ("x_train", "y_train", "x_val", "y_val", "x_test", "y_test")}
+        return Splits(**moved, num_classes=self.num_classes, name=self.name)
+
+
+def load_splits(name: str, data_dir: str | os.PathLike = "data", val_size: float = 5000,
+                standardize: bool = False, flatten: bool = True, train_subset: Optional[int] = None,
+                split_seed: int = 0, synthetic_train: int = 6000, synthetic_test: int = 1000,
+                device: str | torch.device = "cpu") -> Splits:
+    """Load dataset ``name`` and split it. ``val_size`` < 1 is a fraction, else a count.
+
+    ``train_subset`` keeps only the first n training examples after the hold-out (Saito's
+    init-std experiment trains on 1,000 images). Raises :class:`DataError` with a remedy when
+    the data cannot be had.
+    """
+    if name not in DATASETS:
+        raise DataError(f"unknown dataset {name!r}; choose one of {', '.join(DATASETS)}")
+    if name == "synthetic":
+        x, y, x_test, y_test = synthetic_images(synthetic_train, synthetic_test, seed=split_seed)
+        num_classes = 10
+    else:
+        x, y, x_test, y_test, num_classes = _load_torchvision(name, Path(data_dir).resolve())
+    n_val = int(round(val_size * len(x))) if val_size < 1 else int(val_size)
+    if not 0 < n_val < len(x):
+        raise DataError(f"dataset.val_size={val_size} leaves no training or validation data "
+                        f"({len(x)} training examples)")
+    perm = torch.randperm(len(x), generator=torch.Generator().manual_seed(split_seed))
+    val_idx, train_idx = perm[:n_val], perm[n_val:]
+    if train_subset is not None:
+        train_idx = train_idx[:train_subset]
+    x_train, y_train, x_val, y_val = x[train_idx], y[train_idx], x[val_idx], y[val_idx]
+    if standardize:
+        mean, std = x_train.mean(), x_train.std()
+        x_train, x_val, x_test = [(t - mean) / std for t in (x_train, x_val, x_test)]
+    if flatten:
+        x_train, x_val, x_test = [t.reshape(len(t), -1) for t in (x_train, x_val, x_test)]
+    splits = Splits(x_train.contiguous(), y_train, x_val.contiguous(), y_val,
+                    x_test.contiguous(), y_test, num_classes, name)
+    return splits.to(device)
+
+
+def synthetic_images(n_train: int, n_test: int, seed: int = 0, classes: int = 10,
+                     size: int = 28, noise: float = 0.5, shared: float = 0.5
+                     ) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    """A Gaussian mixture shaped like 28x28 grey images (N, 1, 28, 28), values in [0, 1].
+
+    Class c's prototype is ``shared * common + (1 - shared) * own_c``, where ``common`` and
+    ``own_c`` are smooth random images (a few Gaussian blobs). An example is its prototype with
+    random contrast and brightness, plus pixel noise of std ``noise``, clipped to [0, 1]. The
+    shared part and the brightness jitter make classes overlap: nearest-class-mean scores about
+    60%, a trained MLP far more, no model 100%.
+    """
+    gen = torch.Generator().manual_seed(10_000 + seed)
+    grid = torch.stack(torch.meshgrid(torch.arange(size), torch.arange(size), indexing="ij"),
+                       -1).float()
+
+    def blobs(count: int) -> Tensor:
+        image = torch.zeros(size, size)
+        for _ in range(count):
+            centre = torch.rand(2, generator=gen) * (size - 8) + 4
+            width = 2.0 + 4.0 * torch.rand(1, generator=gen)
+            image += torch.exp(-((grid - centre) ** 2).sum(-1) / (2 * width ** 2))
+        return image / image.max()
+
+    common = blobs(6)
+    protos = torch.stack([shared * common + (1 - shared) * blobs(3) for _ in range(classes)])
+
+    def sample(n: int) -> tuple[Tensor, Tensor]:
+        labels = torch.randint(classes, (n,), generator=gen)
+        contrast = 0.5 + 0.5 * torch.rand(n, 1, 1, generator=gen)
+        brightness = 0.15 * torch.randn(n, 1, 1, generator=gen)
+        images = protos[labels] * contrast + brightness
+        images = images + noise * torch.randn(n, size, size, generator=gen)
+        return images.clamp(0, 1).unsqueeze(1), labels
+
+    x_train, y_train = sample(n_train)
+    x_test, y_test = sample(n_test)
+    return x_train, y_train, x_test, y_test
+
+
+@functools.lru_cache(maxsize=2)
+def _load_torchvision(name: str, root: Path) -> tuple[Tensor, Tensor, Tensor, Tensor, int]:
+    """Read a torchvision dataset from ``root``; download only if its files are not there.
+
+    Cached: the jobs of a sweep run in one process and read the same files.
+    """
+    import torchvision
+
+    cls = {"fashion_mnist": torchvision.datasets.FashionMNIST,
+           "mnist": torchvision.datasets.MNIST,
+           "cifar10": torchvision.datasets.CIFAR10}[name]
+    if name == "fashion_mnist":
+        prepare_fashion_mnist(root, quiet=True)
+    try:
+        train = _construct(cls, root, train=True)
+        test = _construct(cls, root, train=False)
+    except DataError:
+        raise
+    except Exception as exc:  # torchvision raises assorted errors on broken files
+        raise DataError(f"could not read {name} from {root.resolve()}: {type(exc).__name__}: "
+                        f"{exc}. The files look truncated or corrupted: delete them and run "
+                        f"`make data` (or fetch them again)") from None
+    if name == "cifar10":
+        x = torch.from_numpy(np.asarray(train.data)).permute(0, 3, 1, 2).float() / 255
+        x_test = torch.from_numpy(np.asarray(test.data)).permute(0, 3, 1, 2).float() / 255
+        y, y_test = torch.as_tensor(train.targets), torch.as_tensor(test.targets)
+    else:
+        x, x_test = train.data.unsqueeze(1).float() / 255, test.data.unsqueeze(1).float() / 255
+        y, y_test = train.targets.long(), test.targets.long()
+    return x, y, x_test, y_test, 10
+
+
+def _construct(cls, root: Path, train: bool):
+    try:
+        return cls(root=str(root), train=train, download=False)
+    except RuntimeError as exc:
+        if "not found" not in str(exc).lower():
+            raise
+    try:
+        return cls(root=str(root), train=train, download=True)
+    except Exception as exc:
+        raise DataError(
+            f"{cls.__name__} is not in {root.resolve()} and could not be downloaded "
+            f"({type(exc).__name__}). Remedy: put the dataset's files under "
+            f"{root.resolve()}/{cls.__name__}/raw (torchvision's layout) on a machine without "
+            f"internet, or run on one with internet so torchvision can download it"
+            + ("; for Fashion-MNIST on Debian: `apt-get install dataset-fashion-mnist` then "
+               "`make data`" if cls.__name__ == "FashionMNIST" else "")
+        ) from None
+
+
+def prepare_fashion_mnist(root: Path, quiet: bool = False, install: bool = False) -> bool:
+    """Place Fashion-MNIST where ``torchvision.datasets.FashionMNIST(root)`` reads it.
+
+    Debian ships the four IDX files gzip-recompressed, so their md5 differs from torchvision's
+    list and torchvision would try to download; decompressed into ``root/FashionMNIST/raw`` they
+    load with no download. With ``install`` and root rights, installs Debian's package first.
+    Returns True when the files are in place.
+    """
+    raw = root / "FashionMNIST" / "raw"
+    if all((raw / f).is_file() for f in MNIST_FILES):
+        return True
+    if install and not DEBIAN_FASHION_MNIST.is_dir():
+        _apt_install("dataset-fashion-mnist", quiet)
+    if not DEBIAN_FASHION_MNIST.is_dir():
+        return False
+    raw.mkdir(parents=True, exist_ok=True)
+    for f in MNIST_FILES:
+        src = DEBIAN_FASHION_MNIST / f"{f}.gz"
+        tmp = raw / f"{f}.tmp"
+        with gzip.open(src, "rb") as fin, open(tmp, "wb") as fout:
+            shutil.copyfileobj(fin, fout)
+        tmp.replace(raw / f)
+    if not quiet:
+        print(f"Fashion-MNIST: decompressed {DEBIAN_FASHION_MNIST} into {raw}")
+    return True
+
+
+def _apt_install(package: str, quiet: bool) -> None:
+    if os.name != "posix" or os.geteuid() != 0 or shutil.which("apt-get") is None:
+        return
+    out = subprocess.DEVNULL if quiet else None
+    env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
+    print(f"installing Debian package {package} (apt-get update + install)")
+    subprocess.run(["apt-get", "update", "-qq"], stdout=out, env=env, check=False)
+    subprocess.run(["apt-get", "install", "-y", "-qq", package], stdout=out, env=env, check=False)
+
+
+def main(argv: Optional[list[str]] = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bnlab.data", description=__doc__.split("\n")[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    prep = sub.add_parser("prepare", help="provide a dataset's files under --data-dir")
+    prep.add_argument("dataset", choices=[d for d in DATASETS if d != "synthetic"])
+    prep.add_argument("--data-dir", default="data")
+    args = parser.parse_args(argv)
+    root = Path(args.data_dir)
+    try:
+        if args.dataset == "fashion_mnist" and prepare_fashion_mnist(root, install=True):
+            splits = load_splits("fashion_mnist", root, flatten=False)
+        else:
+            splits = load_splits(args.dataset, root, flatten=False)
+    except DataError as exc:
+        print(f"bnlab: error: {exc}", file=sys.stderr)
+        return 2
+    n = len(splits.x_train) + len(splits.x_val)
+    print(f"{args.dataset}: {n} training + {len(splits.x_test)} test images ready in {root}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

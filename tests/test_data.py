@@ -1,0 +1,90 @@
+"""Datasets: splits, synthetic data, Fashion-MNIST from Debian's files, and clear data errors."""
+
+
+import pytest
+import torch
+
+from bnlab.data import DEBIAN_FASHION_MNIST, load_splits, prepare_fashion_mnist
+from bnlab.errors import DataError
+
+needs_fashion = pytest.mark.skipif(
+    not DEBIAN_FASHION_MNIST.is_dir() and not (
+        __import__("pathlib").Path("data/FashionMNIST/raw/train-images-idx3-ubyte").is_file()),
+    reason="Fashion-MNIST not installed: `make data` installs Debian's dataset-fashion-mnist",
+)
+
+
+def test_synthetic_is_deterministic_and_shaped():
+    a = load_splits("synthetic", val_size=0.1, synthetic_train=1000, synthetic_test=200)
+    b = load_splits("synthetic", val_size=0.1, synthetic_train=1000, synthetic_test=200)
+    assert a.x_train.shape == (900, 784) and a.x_val.shape == (100, 784)
+    assert a.x_test.shape == (200, 784)
+    assert torch.equal(a.x_train, b.x_train) and torch.equal(a.y_test, b.y_test)
+    assert 0.0 <= a.x_train.min() and a.x_train.max() <= 1.0
+    assert set(a.y_train.tolist()) == set(range(10))
+    c = load_splits("synthetic", split_seed=1, synthetic_train=1000, synthetic_test=200,
+                    val_size=0.1)
+    assert not torch.equal(a.x_train, c.x_train)
+
+
+def test_synthetic_is_learnable_but_not_trivial():
+    """Nearest-class-mean reaches well above chance (10%) but far below 100%."""
+    s = load_splits("synthetic", val_size=0.1, synthetic_train=4000, synthetic_test=1000)
+    means = torch.stack([s.x_train[s.y_train == c].mean(0) for c in range(10)])
+    pred = torch.cdist(s.x_test, means).argmin(1)
+    acc = (pred == s.y_test).float().mean().item()
+    assert 0.4 < acc < 0.8
+
+
+def test_nchw_layout_standardize_and_subset():
+    s = load_splits("synthetic", val_size=100, flatten=False, standardize=True,
+                    train_subset=300, synthetic_train=1000, synthetic_test=50)
+    assert s.x_train.shape == (300, 1, 28, 28) and s.x_val.shape == (100, 1, 28, 28)
+    full = load_splits("synthetic", val_size=100, flatten=False, standardize=True,
+                       synthetic_train=1000, synthetic_test=50)
+    assert abs(full.x_train.mean().item()) < 1e-5
+    assert full.x_train.std().item() == pytest.approx(1.0, rel=1e-4)
+
+
+@pytest.mark.parametrize("bad", [0, 1000, 2000])
+def test_val_size_that_leaves_nothing_is_an_error(bad):
+    with pytest.raises(DataError, match="val_size"):
+        load_splits("synthetic", val_size=bad, synthetic_train=1000, synthetic_test=10)
+
+
+def test_unknown_dataset_names_the_choices():
+    with pytest.raises(DataError, match="fashion_mnist, mnist, cifar10, synthetic"):
+        load_splits("imagenet")
+
+
+@needs_fashion
+def test_fashion_mnist_from_debian_files(tmp_path):
+    assert prepare_fashion_mnist(tmp_path)
+    s = load_splits("fashion_mnist", tmp_path, val_size=5000)
+    assert s.x_train.shape == (55000, 784) and s.x_val.shape == (5000, 784)
+    assert s.x_test.shape == (10000, 784)
+    assert torch.bincount(s.y_test).tolist() == [1000] * 10
+    pixels = torch.cat([s.x_train, s.x_val])
+    assert pixels.mean().item() == pytest.approx(0.2860, abs=5e-4)
+
+
+@needs_fashion
+def test_truncated_file_gives_a_clear_error(tmp_path):
+    assert prepare_fashion_mnist(tmp_path)
+    images = tmp_path / "FashionMNIST" / "raw" / "train-images-idx3-ubyte"
+    images.write_bytes(images.read_bytes()[:50_000])
+    with pytest.raises(DataError, match="truncated or corrupted"):
+        load_splits("fashion_mnist", tmp_path)
+
+
+def test_offline_without_files_names_dataset_folder_and_remedy(tmp_path, monkeypatch):
+    import torchvision
+
+    def offline(self):
+        raise OSError("network is unreachable")
+
+    monkeypatch.setattr(torchvision.datasets.MNIST, "download", offline)
+    with pytest.raises(DataError) as err:
+        load_splits("mnist", tmp_path / "nowhere")
+    message = str(err.value)
+    assert "MNIST" in message and str(tmp_path / "nowhere") in message and "Remedy" in message
