@@ -1,0 +1,219 @@
+"""The configuration schema: typed dataclasses registered with Hydra's ConfigStore.
+
+Types and allowed values are enforced by Hydra/OmegaConf when the YAML in ``conf/`` and the
+command line are merged (a wrong type, an unknown key or a value outside an Enum fails with
+Hydra's one-line message naming the key). :func:`validate` adds the range checks that types
+cannot express and raises :class:`~bnlab.errors.ConfigError` naming the key.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from enum import Enum
+from typing import Any, List, Optional
+
+from hydra.core.config_store import ConfigStore
+from omegaconf import DictConfig, OmegaConf
+
+from bnlab.errors import ConfigError
+
+
+class DatasetName(str, Enum):
+    fashion_mnist = "fashion_mnist"
+    mnist = "mnist"
+    cifar10 = "cifar10"
+    synthetic = "synthetic"
+
+
+class ModelName(str, Enum):
+    mlp = "mlp"
+    cnn = "cnn"
+
+
+class Activation(str, Enum):
+    sigmoid = "sigmoid"
+    relu = "relu"
+    tanh = "tanh"
+
+
+class NormKind(str, Enum):
+    none = "none"
+    bn = "bn"
+    torch = "torch"
+
+
+class Placement(str, Enum):
+    before = "before"
+    after = "after"
+
+
+class Stats(str, Enum):
+    ema = "ema"
+    population = "population"
+    batch = "batch"
+
+
+class OptimizerName(str, Enum):
+    sgd = "sgd"
+    momentum = "momentum"
+    adam = "adam"
+
+
+@dataclass
+class DatasetConfig:
+    name: DatasetName = DatasetName.fashion_mnist
+    val_size: float = 5000  # < 1: a fraction of the training set; >= 1: a count
+    standardize: bool = False
+    train_subset: Optional[int] = None
+    split_seed: int = 0  # the hold-out split and the synthetic data; not the run's seed
+    synthetic_train: int = 6000
+    synthetic_test: int = 1000
+
+
+@dataclass
+class ModelConfig:
+    name: ModelName = ModelName.mlp
+    hidden: List[int] = field(default_factory=lambda: [100, 100, 100])
+    channels: List[int] = field(default_factory=lambda: [32, 64])
+    activation: Activation = Activation.sigmoid
+    init_std: Optional[float] = None  # None: 1/sqrt(fan_in)
+    dropout: float = 0.0
+
+
+@dataclass
+class NormConfig:
+    kind: NormKind = NormKind.bn
+    eps: float = 1e-5
+    momentum: float = 0.1
+    affine: bool = True
+    placement: Placement = Placement.before
+    stats: Stats = Stats.ema
+
+
+@dataclass
+class OptimizerConfig:
+    name: OptimizerName = OptimizerName.sgd
+    lr: float = 0.1
+    momentum: float = 0.9  # used by name=momentum
+    beta1: float = 0.9  # used by name=adam
+    beta2: float = 0.999
+    weight_decay: float = 0.0
+
+
+@dataclass
+class TrainerConfig:
+    steps: int = 1000
+    batch_size: int = 60
+    eval_every: int = 500
+    log_every: int = 100
+    replicas: int = 1  # seeds seed .. seed+replicas-1 trained together as one batched model
+    eval_batch_size: int = 10000
+    probe_size: int = 1000  # validation examples for the sigmoid-input percentiles
+    threads: Optional[int] = None  # torch threads; None leaves torch's default
+    divergence_loss: float = 1000.0  # a window's mean loss above this (or NaN/inf): diverged
+    progress: bool = True
+
+
+@dataclass
+class Config:
+    name: str = "run"  # the results folder: outputs/<name>/
+    seed: int = 0
+    device: str = "auto"  # auto | cpu | cuda | cuda:N
+    data_dir: str = "data"
+    target_accuracy: float = 0.8  # "steps to reach" in the comparison table
+    dataset: DatasetConfig = field(default_factory=DatasetConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    norm: NormConfig = field(default_factory=NormConfig)
+    optimizer: OptimizerConfig = field(default_factory=OptimizerConfig)
+    trainer: TrainerConfig = field(default_factory=TrainerConfig)
+
+
+def flatten(tree: dict, prefix: str = "") -> dict[str, Any]:
+    """``{"norm": {"eps": 1e-5}}`` -> ``{"norm.eps": 1e-5}`` (the keys used on the command line)."""
+    out: dict[str, Any] = {}
+    for key, value in tree.items():
+        if isinstance(value, dict):
+            out.update(flatten(value, f"{prefix}{key}."))
+        else:
+            out[f"{prefix}{key}"] = value
+    return out
+
+
+def config_dict(cfg: Config) -> dict[str, Any]:
+    """The nested config as plain YAML-able values (Enums as their names)."""
+    def plain(value: Any) -> Any:
+        if isinstance(value, dict):
+            return {k: plain(v) for k, v in value.items()}
+        if isinstance(value, list):
+            return [plain(v) for v in value]
+        return value.value if isinstance(value, Enum) else value
+
+    return plain(asdict(cfg))
+
+
+def register_configs() -> None:
+    """Register the schema as ``bnlab_schema`` (the first entry of conf/config.yaml's defaults)."""
+    ConfigStore.instance().store(name="bnlab_schema", node=Config)
+
+
+def to_config(cfg: DictConfig | Config) -> Config:
+    """The typed :class:`Config` of a composed DictConfig (validated), or ``cfg`` itself."""
+    if not isinstance(cfg, Config):
+        cfg = OmegaConf.to_object(cfg)
+    validate(cfg)
+    return cfg
+
+
+def validate(cfg: Config) -> None:
+    """Range checks that types cannot express; raise ConfigError naming the key."""
+    checks = [
+        (cfg.norm.eps > 0, "norm.eps", "must be > 0", cfg.norm.eps),
+        (0 < cfg.norm.momentum <= 1, "norm.momentum", "must be in (0, 1]", cfg.norm.momentum),
+        (cfg.optimizer.lr > 0, "optimizer.lr", "must be > 0", cfg.optimizer.lr),
+        (0 <= cfg.optimizer.momentum < 1, "optimizer.momentum", "must be in [0, 1)",
+         cfg.optimizer.momentum),
+        (0 <= cfg.optimizer.beta1 < 1, "optimizer.beta1", "must be in [0, 1)", cfg.optimizer.beta1),
+        (0 <= cfg.optimizer.beta2 < 1, "optimizer.beta2", "must be in [0, 1)", cfg.optimizer.beta2),
+        (cfg.optimizer.weight_decay >= 0, "optimizer.weight_decay", "must be >= 0",
+         cfg.optimizer.weight_decay),
+        (cfg.trainer.steps > 0, "trainer.steps", "must be > 0", cfg.trainer.steps),
+        (cfg.trainer.batch_size >= 1, "trainer.batch_size", "must be >= 1",
+         cfg.trainer.batch_size),
+        (cfg.trainer.eval_every > 0, "trainer.eval_every", "must be > 0", cfg.trainer.eval_every),
+        (cfg.trainer.log_every > 0, "trainer.log_every", "must be > 0", cfg.trainer.log_every),
+        (cfg.trainer.replicas >= 1, "trainer.replicas", "must be >= 1", cfg.trainer.replicas),
+        (cfg.trainer.eval_batch_size >= 1, "trainer.eval_batch_size", "must be >= 1",
+         cfg.trainer.eval_batch_size),
+        (cfg.trainer.probe_size >= 1, "trainer.probe_size", "must be >= 1",
+         cfg.trainer.probe_size),
+        (cfg.trainer.divergence_loss > 0, "trainer.divergence_loss", "must be > 0",
+         cfg.trainer.divergence_loss),
+        (cfg.trainer.threads is None or cfg.trainer.threads >= 1, "trainer.threads",
+         "must be >= 1 or null", cfg.trainer.threads),
+        (0 <= cfg.model.dropout < 1, "model.dropout", "must be in [0, 1)", cfg.model.dropout),
+        (cfg.model.init_std is None or cfg.model.init_std > 0, "model.init_std",
+         "must be > 0 or null (1/sqrt(fan_in))", cfg.model.init_std),
+        (len(cfg.model.hidden) > 0 and min(cfg.model.hidden) >= 1, "model.hidden",
+         "must be a non-empty list of positive widths", list(cfg.model.hidden)),
+        (len(cfg.model.channels) > 0 and min(cfg.model.channels) >= 1, "model.channels",
+         "must be a non-empty list of positive channel counts", list(cfg.model.channels)),
+        (cfg.dataset.val_size > 0, "dataset.val_size", "must be > 0 (a fraction < 1 or a count)",
+         cfg.dataset.val_size),
+        (cfg.dataset.train_subset is None or cfg.dataset.train_subset >= 1,
+         "dataset.train_subset", "must be >= 1 or null", cfg.dataset.train_subset),
+        (0 < cfg.target_accuracy <= 1, "target_accuracy", "must be in (0, 1]",
+         cfg.target_accuracy),
+        (cfg.device == "auto" or cfg.device == "cpu" or cfg.device.startswith("cuda"), "device",
+         "must be auto, cpu, cuda or cuda:N", cfg.device),
+        (bool(cfg.name) and "/" not in cfg.name, "name", "must be a non-empty folder name",
+         cfg.name),
+    ]
+    for ok, key, rule, value in checks:
+        if not ok:
+            raise ConfigError(f"{key} {rule} (got {value!r})")
+    if cfg.norm.kind is not NormKind.none and cfg.trainer.batch_size < 2:
+        raise ConfigError(f"trainer.batch_size must be >= 2 when BN trains on batch statistics "
+                          f"(got {cfg.trainer.batch_size} with norm.kind={cfg.norm.kind.value})")
+    if cfg.norm.kind is NormKind.torch and cfg.norm.stats is not Stats.ema:
+        raise ConfigError(f"norm.stats={cfg.norm.stats.value} needs norm.kind=bn: torch's "
+                          f"nn.BatchNorm only keeps EMA statistics (norm.stats=ema)")

@@ -1,0 +1,43 @@
+"""Shared helpers: compose the real conf/ with Hydra's compose API, run the real entry point."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from hydra import compose, initialize_config_dir
+
+from bnlab.config import Config, register_configs, to_config
+
+ROOT = Path(__file__).resolve().parents[1]
+CONF = ROOT / "conf"
+EXPERIMENTS = sorted(p.stem for p in (CONF / "experiment").glob("*.yaml"))
+
+
+def compose_cfg(*overrides: str, hydra: bool = False):
+    """The DictConfig that `python run.py <overrides>` would build (with ``hydra``: its node)."""
+    register_configs()
+    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+        return compose("config", overrides=list(overrides), return_hydra_config=hydra)
+
+
+def make_config(*overrides: str) -> Config:
+    """A validated, typed Config from overrides; progress bars off for tests."""
+    return to_config(compose_cfg("trainer.progress=false", *overrides))
+
+
+def run_cli(*args: str, cwd: Path, timeout: float = 300) -> subprocess.CompletedProcess:
+    """Run `python run.py <args>` in ``cwd`` (results land in cwd/outputs)."""
+    env = dict(os.environ, PYTHONUNBUFFERED="1", HYDRA_FULL_ERROR="0")
+    env.pop("HYDRA_FULL_ERROR")
+    return subprocess.run([sys.executable, str(ROOT / "run.py"), *args], cwd=cwd, env=env,
+                          capture_output=True, text=True, timeout=timeout)
+
+
+@pytest.fixture
+def smoke_overrides(tmp_path):
+    """Overrides for a tiny synthetic run whose data folder is private to the test."""
+    return ["+experiment=smoke", f"data_dir={tmp_path / 'data'}", "dataset.synthetic_train=1500",
+            "dataset.val_size=500", "dataset.synthetic_test=500", "trainer.steps=120",
+            "trainer.eval_every=40", "trainer.log_every=20", "trainer.probe_size=200"]

@@ -1,0 +1,102 @@
+"""Every experiment composes; bad values fail with one line naming the key (and the choices)."""
+
+import pytest
+from hydra.errors import ConfigCompositionException
+from omegaconf.errors import ValidationError
+
+from bnlab.config import NormKind
+from bnlab.errors import ConfigError
+from conftest import EXPERIMENTS, compose_cfg, make_config, run_cli
+
+
+@pytest.mark.parametrize("experiment", EXPERIMENTS)
+def test_every_experiment_composes_and_validates(experiment):
+    cfg = make_config(f"+experiment={experiment}")
+    assert cfg.name == experiment
+    assert cfg.trainer.steps > 0
+
+
+def test_bn_vs_nobn_is_the_paper_network_swept_over_norm_and_seed():
+    cfg = compose_cfg("+experiment=bn_vs_nobn", hydra=True)
+    assert cfg.hydra.mode.name == "MULTIRUN"
+    assert dict(cfg.hydra.sweeper.params) == {"norm.kind": "none,bn", "seed": "0,1,2"}
+    typed = make_config("+experiment=bn_vs_nobn")
+    assert typed.model.hidden == [100, 100, 100] and typed.model.activation.value == "sigmoid"
+    assert typed.trainer.batch_size == 60 and typed.trainer.steps == 50000
+    assert typed.optimizer.name.value == "sgd" and typed.dataset.name.value == "fashion_mnist"
+    assert "experiment" not in compose_cfg()  # `+experiment=` is how it is added
+
+
+def test_defaults_are_the_paper_network_with_bn():
+    cfg = make_config()
+    assert cfg.norm.kind is NormKind.bn and cfg.norm.placement.value == "before"
+    assert cfg.norm.eps == 1e-5 and cfg.model.hidden == [100, 100, 100]
+
+
+@pytest.mark.parametrize("override,key", [
+    ("norm.eps=0", "norm.eps"),
+    ("norm.eps=-1e-5", "norm.eps"),
+    ("norm.momentum=0", "norm.momentum"),
+    ("norm.momentum=1.5", "norm.momentum"),
+    ("optimizer.lr=0", "optimizer.lr"),
+    ("optimizer.lr=-0.1", "optimizer.lr"),
+    ("trainer.batch_size=1", "trainer.batch_size"),
+    ("trainer.steps=0", "trainer.steps"),
+    ("trainer.eval_every=0", "trainer.eval_every"),
+    ("trainer.replicas=0", "trainer.replicas"),
+    ("model.dropout=1.0", "model.dropout"),
+    ("model.init_std=0", "model.init_std"),
+    ("model.hidden=[]", "model.hidden"),
+    ("dataset.val_size=0", "dataset.val_size"),
+    ("target_accuracy=1.5", "target_accuracy"),
+    ("device=tpu", "device"),
+    ("optimizer.momentum=1.0", "optimizer.momentum"),
+])
+def test_out_of_range_values_name_the_key(override, key):
+    with pytest.raises(ConfigError) as err:
+        make_config(override)
+    message = str(err.value)
+    assert message.startswith(key) and "\n" not in message
+
+
+def test_batch_size_one_is_fine_without_bn():
+    assert make_config("norm=none", "trainer.batch_size=1").trainer.batch_size == 1
+
+
+def test_population_stats_need_our_bn():
+    with pytest.raises(ConfigError, match="norm.stats=population needs norm.kind=bn"):
+        make_config("norm=torch", "norm.stats=population")
+
+
+@pytest.mark.parametrize("override,allowed", [
+    ("norm.kind=layer", "none, bn, torch"),
+    ("model.activation=gelu", "sigmoid, relu, tanh"),
+    ("norm.placement=middle", "before, after"),
+    ("norm.stats=median", "ema, population, batch"),
+    ("optimizer.name=lbfgs", "sgd, momentum, adam"),
+    ("dataset.name=imagenet", "fashion_mnist, mnist, cifar10, synthetic"),
+    ("model.name=resnet", "mlp, cnn"),
+])
+def test_unknown_choices_list_the_allowed_values(override, allowed):
+    with pytest.raises((ConfigCompositionException, ValidationError)) as err:
+        compose_cfg(override)
+    text = str(err.value) + str(getattr(err.value, "__cause__", ""))
+    assert allowed in text and override.split("=")[0] in text
+
+
+@pytest.mark.parametrize("override", ["norm.eps=abc", "trainer.steps=1.5", "norm.epsilon=1e-3"])
+def test_wrong_types_and_unknown_keys_fail_at_composition(override):
+    with pytest.raises((ConfigCompositionException, ValidationError)):
+        compose_cfg(override)
+
+
+@pytest.mark.parametrize("args,code,needle", [
+    (["norm.eps=-1"], 2, "bnlab: error: norm.eps must be > 0 (got -1.0)"),
+    (["norm.kind=layer"], 1, "Invalid value 'layer', expected one of [none, bn, torch]"),
+    (["trainer.steps=abc"], 1, "trainer.steps"),
+])
+def test_cli_reports_bad_values_without_a_traceback(tmp_path, args, code, needle):
+    proc = run_cli(*args, "trainer.progress=false", cwd=tmp_path)
+    assert proc.returncode == code
+    assert needle in proc.stderr
+    assert "Traceback" not in proc.stderr + proc.stdout
