@@ -1,0 +1,144 @@
+"""Load run folders into pandas and compare variants across seeds.
+
+A *run folder* is any folder holding ``metrics.csv`` and ``config.yaml`` (a single run, one job
+of a sweep, or one seed of a replica-batched job). :func:`load_runs` finds every one under a
+root and returns one long DataFrame: the metrics rows joined with the run's flattened config
+(``norm.kind``, ``norm.eps``, ``seed``, ...), its ``status`` from summary.json, and ``run``, the
+folder relative to the root. Failed and diverged runs stay in the frame with their status.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Iterable, Optional, Sequence
+
+import numpy as np
+import pandas as pd
+from omegaconf import OmegaConf
+
+from bnlab.config import flatten
+
+IGNORED_KEYS = {"seed", "trainer.progress", "trainer.threads", "data_dir", "device"}
+
+
+def find_runs(root: Path) -> list[Path]:
+    """Every run folder under ``root`` (``root`` itself included), sorted."""
+    root = Path(root)
+    return sorted(p.parent for p in root.rglob("metrics.csv") if (p.parent / "config.yaml").exists())
+
+
+def read_run(run_dir: Path) -> tuple[dict, dict]:
+    """(flattened config, summary) of one run folder; summary is {} if it has none yet."""
+    tree = OmegaConf.to_container(OmegaConf.load(run_dir / "config.yaml"))
+    config = {k: str(v) if isinstance(v, list) else v for k, v in flatten(tree).items()}
+    summary_path = run_dir / "summary.json"
+    summary = json.loads(summary_path.read_text()) if summary_path.exists() else {}
+    return config, summary
+
+
+def load_runs(root: Path | str) -> pd.DataFrame:
+    """All metrics under ``root`` joined with each run's config and status (long format)."""
+    root = Path(root)
+    frames, infos = [], []
+    for run_dir in find_runs(root):
+        config, summary = read_run(run_dir)
+        metrics = pd.read_csv(run_dir / "metrics.csv")
+        name = str(run_dir.relative_to(root)) if run_dir != root else "."
+        info = {"run": name, "status": summary.get("status", "unknown"), **config}
+        metrics["run"] = name
+        frames.append(metrics)
+        infos.append(info)
+    if not frames:
+        return pd.DataFrame(columns=["run", "status", "step", "split", "metric", "value"])
+    runs = pd.DataFrame(infos)
+    metrics = pd.concat(frames, ignore_index=True)
+    return metrics.merge(runs, on="run", how="left")
+
+
+def runs_table(df: pd.DataFrame) -> pd.DataFrame:
+    """One row per run: its config columns and status (the metrics dropped)."""
+    cols = [c for c in df.columns if c not in ("step", "split", "metric", "value")]
+    return df[cols].drop_duplicates("run").reset_index(drop=True)
+
+
+def varying_keys(df: pd.DataFrame, ignore: Iterable[str] = IGNORED_KEYS) -> list[str]:
+    """Config keys whose value differs between runs: the swept knobs (seed excluded)."""
+    runs = runs_table(df)
+    skip = set(ignore) | {"run", "status"}
+    return [c for c in runs.columns if c not in skip and runs[c].astype(str).nunique() > 1]
+
+
+def final_values(df: pd.DataFrame, split: str, metric: str) -> pd.Series:
+    """The value at each run's last recorded step for (split, metric), indexed by run."""
+    sel = df[(df["split"] == split) & (df["metric"] == metric)]
+    return sel.sort_values("step").groupby("run")["value"].last()
+
+
+def steps_to_reach(df: pd.DataFrame, target: float, split: str = "val",
+                   metric: str = "accuracy") -> pd.Series:
+    """The first step at which each run's (split, metric) reached ``target`` (NaN if never)."""
+    sel = df[(df["split"] == split) & (df["metric"] == metric)].sort_values("step")
+    reached = sel[sel["value"] >= target].groupby("run")["step"].first()
+    return reached.reindex(sel["run"].unique())
+
+
+def compare(df: pd.DataFrame, target: float, by: Optional[Sequence[str]] = None) -> pd.DataFrame:
+    """Per variant: mean +/- std over seeds of final val loss/accuracy and test accuracy, and
+    the steps to reach ``target`` validation accuracy (mean over the seeds that reached it).
+    """
+    by = list(by) if by is not None else varying_keys(df)
+    runs = runs_table(df).set_index("run")
+    columns = {
+        "val_loss": final_values(df, "val", "loss"),
+        "val_accuracy": final_values(df, "val", "accuracy"),
+        "test_accuracy": final_values(df, "test", "accuracy"),
+        "steps_to_target": steps_to_reach(df, target),
+    }
+    per_run = runs.join(pd.DataFrame(columns))
+    groups = per_run.groupby(by, dropna=False, sort=True) if by else [((), per_run)]
+    rows = []
+    for key, group in groups:
+        key = key if isinstance(key, tuple) else (key,)
+        row = dict(zip(by, key))
+        row["seeds"] = len(group)
+        row["completed"] = int((group["status"] == "completed").sum())
+        row["diverged"] = int((group["status"] == "diverged").sum())
+        for name in ("val_loss", "val_accuracy", "test_accuracy"):
+            values = group[name].astype(float)
+            row[f"{name}_mean"] = values.mean()
+            row[f"{name}_std"] = values.std(ddof=1) if values.notna().sum() > 1 else float("nan")
+        reached = group["steps_to_target"].dropna()
+        row["reached_target"] = f"{len(reached)}/{len(group)}"
+        row["steps_to_target_mean"] = reached.mean() if len(reached) else float("nan")
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def format_comparison(table: pd.DataFrame, target: float) -> str:
+    """The comparison as an aligned text table with mean +/- std cells."""
+    if table.empty:
+        return "(no runs)"
+    keys = [c for c in table.columns if not any(
+        c.startswith(p) for p in ("val_", "test_", "steps_", "seeds", "completed", "diverged",
+                                  "reached"))]
+    out = table[keys].copy()
+    out["seeds"] = table["seeds"]
+    for name, label, digits in (("val_loss", "val loss", 4), ("val_accuracy", "val acc", 4),
+                                ("test_accuracy", "test acc", 4)):
+        out[label] = [_pm(m, s, digits) for m, s in
+                      zip(table[f"{name}_mean"], table[f"{name}_std"])]
+    out[f"steps to val acc {target:g}"] = [
+        f"{m:.0f} ({r})" if np.isfinite(m) else f"never ({r})"
+        for m, r in zip(table["steps_to_target_mean"], table["reached_target"])]
+    if table["diverged"].any():
+        out["diverged"] = table["diverged"]
+    return out.to_string(index=False)
+
+
+def _pm(mean: float, std: float, digits: int) -> str:
+    if not np.isfinite(mean):
+        return "nan"
+    if not np.isfinite(std):
+        return f"{mean:.{digits}f}"
+    return f"{mean:.{digits}f} +/- {std:.{digits}f}"

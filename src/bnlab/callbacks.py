@@ -1,0 +1,60 @@
+"""Hydra callback: when a sweep (or a replica-batched run) ends, print and save the comparison."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any, Sequence
+
+from hydra.experimental.callback import Callback
+from omegaconf import DictConfig
+
+log = logging.getLogger(__name__)
+
+
+def summarize(folder: Path, target: float, job_dirs: Sequence[Path] = ()) -> str | None:
+    """Compare the runs of ``job_dirs`` (all runs under ``folder`` if none are given); write
+    ``comparison.csv`` in ``folder`` and return the table as text."""
+    import pandas as pd
+
+    from bnlab.analysis import compare, format_comparison, load_runs
+
+    if job_dirs:
+        frames = [load_runs(d).assign(run=lambda f, d=d: d.name + "/" + f["run"])
+                  for d in job_dirs]
+        df = pd.concat(frames, ignore_index=True)
+    else:
+        df = load_runs(folder)
+    if df.empty:
+        return None
+    table = compare(df, target)
+    table.to_csv(folder / "comparison.csv", index=False)
+    return format_comparison(table, target)
+
+
+class ComparisonCallback(Callback):
+    """Prints per-variant mean +/- std over seeds at the end of a multirun (comparison.csv).
+
+    Only the jobs of this sweep are compared (collected as they end); where jobs run in other
+    processes (parallel launchers), every run under the sweep folder is.
+    """
+
+    def __init__(self) -> None:
+        self.job_dirs: list[Path] = []
+
+    def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
+        self.job_dirs = []
+
+    def on_job_end(self, config: DictConfig, job_return: Any, **kwargs: Any) -> None:
+        output_dir = getattr(job_return, "working_dir", None)
+        hydra_cfg = getattr(job_return, "hydra_cfg", None)
+        if hydra_cfg is not None:
+            output_dir = hydra_cfg.hydra.runtime.output_dir
+        if output_dir:
+            self.job_dirs.append(Path(output_dir))
+
+    def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
+        folder = Path(config.hydra.sweep.dir)
+        text = summarize(folder, float(config.target_accuracy), self.job_dirs)
+        if text:
+            print(f"\nComparison over seeds ({folder}/comparison.csv):\n{text}\n", flush=True)

@@ -1,0 +1,104 @@
+"""Everything one run writes into its folder: metrics.csv, TensorBoard events, config, summary.
+
+* ``metrics.csv``: long format ``step,split,metric,value``; appended, flushed at every
+  evaluation, so a killed run keeps every row written before its last evaluation.
+* TensorBoard events: scalars tagged ``<split>/<metric>``, the resolved config in the Text tab,
+  and the run's hyperparameters (the same keys for every run) in the HParams tab.
+* ``config.yaml``: the resolved config of this run (its own seed).
+* ``summary.json``: status (running | completed | diverged | interrupted | failed), final
+  metrics, steps/s, wall time, git commit and dirty flag, torch version, device. Written
+  atomically (temp file + rename), so it is either the old or the new version, never half.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import subprocess
+from pathlib import Path
+from typing import Any, Mapping, Optional
+
+import torch
+from omegaconf import OmegaConf
+
+METRICS_HEADER = ("step", "split", "metric", "value")
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` via a temp file and rename: readers never see half a file."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    with open(tmp, "w") as f:
+        f.write(text)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+def git_state(cwd: Optional[Path] = None) -> dict[str, Any]:
+    """The current git commit and whether the work tree has uncommitted changes (or None)."""
+    def git(*args: str) -> Optional[str]:
+        try:
+            out = subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True,
+                                 timeout=10)
+        except (OSError, subprocess.SubprocessError):
+            return None
+        return out.stdout.strip() if out.returncode == 0 else None
+
+    commit = git("rev-parse", "HEAD")
+    status = git("status", "--porcelain", "--untracked-files=no") if commit else None
+    return {"git_commit": commit, "git_dirty": None if status is None else bool(status)}
+
+
+class RunRecorder:
+    """Writes one run folder. ``purge_step``: on a resume, TensorBoard drops events from there."""
+
+    def __init__(self, run_dir: Path, config: Mapping[str, Any], hparams: Mapping[str, Any],
+                 purge_step: Optional[int] = None):
+        from torch.utils.tensorboard import SummaryWriter
+
+        self.run_dir = Path(run_dir)
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        self.hparams = dict(hparams)
+        config_yaml = OmegaConf.to_yaml(OmegaConf.create(dict(config)))
+        atomic_write_text(self.run_dir / "config.yaml", config_yaml)
+        metrics = self.run_dir / "metrics.csv"
+        new = not metrics.exists() or metrics.stat().st_size == 0
+        self._metrics_file = open(metrics, "a", newline="")
+        self._csv = csv.writer(self._metrics_file)
+        if new:
+            self._csv.writerow(METRICS_HEADER)
+        self.writer = SummaryWriter(str(self.run_dir), purge_step=purge_step)
+        if purge_step is None:
+            self.writer.add_text("config", f"```yaml\n{config_yaml}```", 0)
+        self.summary: dict[str, Any] = {}
+
+    def log(self, step: int, split: str, metric: str, value: float) -> None:
+        self._csv.writerow((step, split, metric, repr(float(value))))
+        self.writer.add_scalar(f"{split}/{metric}", value, step)
+
+    def flush(self) -> None:
+        self._metrics_file.flush()
+        os.fsync(self._metrics_file.fileno())
+        self.writer.flush()
+
+    def write_summary(self, **fields: Any) -> None:
+        self.summary.update(fields)
+        atomic_write_text(self.run_dir / "summary.json",
+                          json.dumps(self.summary, indent=2, default=_jsonable) + "\n")
+
+    def close(self, final_metrics: Mapping[str, float]) -> None:
+        """Record the HParams entry (same keys for every run) and close the files."""
+        metrics = {f"hparam/{k}": float(v) for k, v in final_metrics.items()}
+        self.writer.add_hparams(self.hparams, metrics, run_name=".")
+        self.flush()
+        self.writer.close()
+        self._metrics_file.close()
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, torch.Tensor):
+        return value.tolist()
+    if isinstance(value, Path):
+        return str(value)
+    return str(value)

@@ -1,0 +1,112 @@
+"""Run folders: where each seed's results go, what an existing folder means, and a lock.
+
+A job's folder is named by its overrides (``outputs/<name>/<overrides>``), so the same command
+finds the same folder again. What is found there decides what happens:
+
+* nothing, or a run that never finished: train (from the start);
+* a finished run (completed or diverged) with the same config: nothing to do, its results stand;
+* a finished run with a different config (a default or an experiment file changed since):
+  an error that names the keys, rather than mixing two configurations in one folder.
+
+An exclusive lock (``.lock``, released by the OS when the process dies) keeps two processes from
+writing one folder at the same time.
+"""
+
+from __future__ import annotations
+
+import errno
+import fcntl
+import json
+import os
+from pathlib import Path
+from typing import Any, Optional
+
+from omegaconf import OmegaConf
+
+from bnlab.config import flatten
+from bnlab.errors import BnlabError
+
+FINISHED = ("completed", "diverged")
+# Keys that do not change results: a run may be re-used when only these differ.
+NON_RESULT_KEYS = {"trainer.progress", "trainer.threads", "data_dir", "device"}
+
+
+class RunFolderError(BnlabError):
+    """A run folder is busy, or holds a finished run of another configuration."""
+
+
+def seed_dirs(job_dir: Path, seeds: list[int]) -> list[Path]:
+    """One seed: the job folder is the run folder. Several: one ``seed=<s>`` folder each."""
+    if len(seeds) == 1:
+        return [job_dir]
+    return [job_dir / f"seed={s}" for s in seeds]
+
+
+def config_differences(stored: dict, wanted: dict) -> list[str]:
+    """``key: stored -> wanted`` for every result-relevant key that differs."""
+    a, b = flatten(stored), flatten(wanted)
+    keys = sorted((set(a) | set(b)) - NON_RESULT_KEYS)
+    return [f"{k}: {a.get(k)!r} -> {b.get(k)!r}" for k in keys if a.get(k) != b.get(k)]
+
+
+def finished_summary(run_dir: Path, wanted_config: dict) -> Optional[dict]:
+    """The summary of a finished run of ``wanted_config`` in ``run_dir``, or None.
+
+    Raises RunFolderError if the folder holds a finished run of another configuration.
+    """
+    summary_path, config_path = run_dir / "summary.json", run_dir / "config.yaml"
+    if not summary_path.exists() or not config_path.exists():
+        return None
+    try:
+        summary = json.loads(summary_path.read_text())
+    except json.JSONDecodeError:
+        return None
+    if summary.get("status") not in FINISHED:
+        return None
+    stored = OmegaConf.to_container(OmegaConf.load(config_path))
+    diffs = config_differences(stored, wanted_config)
+    if diffs:
+        raise RunFolderError(
+            f"{run_dir} holds a finished run of another configuration ({'; '.join(diffs[:4])}"
+            f"{'; ...' if len(diffs) > 4 else ''}). Move or delete that folder, or pass "
+            f"name=<new name> to write elsewhere")
+    return summary
+
+
+def clear_partial(run_dir: Path) -> None:
+    """Remove what an unfinished run wrote (metrics, events, summary) before training again."""
+    for path in list(run_dir.glob("events.out.tfevents.*")) + [
+            run_dir / "metrics.csv", run_dir / "summary.json"]:
+        if path.exists():
+            path.unlink()
+
+
+class FolderLock:
+    """An exclusive, non-blocking lock on ``folder/.lock``; the OS drops it if the process dies."""
+
+    def __init__(self, folder: Path):
+        self.path = Path(folder) / ".lock"
+        self._fd: Optional[int] = None
+
+    def __enter__(self) -> "FolderLock":
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as exc:
+            os.close(fd)
+            if exc.errno in (errno.EAGAIN, errno.EACCES, errno.EWOULDBLOCK):
+                owner = self.path.read_text().strip() or "another process"
+                raise RunFolderError(f"{self.path.parent} is in use by {owner}; wait for it to "
+                                     f"finish, or pass name=<new name> to write elsewhere") from None
+            raise
+        os.ftruncate(fd, 0)
+        os.write(fd, f"pid {os.getpid()}".encode())
+        self._fd = fd
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        if self._fd is not None:
+            fcntl.flock(self._fd, fcntl.LOCK_UN)
+            os.close(self._fd)
+            self._fd = None

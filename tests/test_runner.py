@@ -1,0 +1,189 @@
+"""The runner: files a run writes, TensorBoard tags, determinism, replicas, divergence, sweeps."""
+
+import json
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+from bnlab.data import DEBIAN_FASHION_MNIST
+from bnlab.train import train
+from conftest import ROOT, make_config, run_cli
+
+EXPECTED_SCALARS = {"train/loss", "val/loss", "val/accuracy", "test/loss", "test/accuracy",
+                    "sigmoid_input/p15", "sigmoid_input/p50", "sigmoid_input/p85"}
+
+
+def _scalar_tags(run_dir: Path) -> set[str]:
+    acc = EventAccumulator(str(run_dir))
+    acc.Reload()
+    return set(acc.Tags()["scalars"])
+
+
+@pytest.mark.parametrize("norm", ["none", "bn"])
+def test_smoke_run_writes_every_file(tmp_path, smoke_overrides, norm):
+    cfg = make_config(*smoke_overrides, f"norm={norm}")
+    [summary] = train(cfg, tmp_path / "run")
+    run = tmp_path / "run"
+    metrics = pd.read_csv(run / "metrics.csv")
+    assert list(metrics.columns) == ["step", "split", "metric", "value"]
+    evals = sorted(metrics[(metrics.split == "val") & (metrics.metric == "accuracy")].step)
+    assert evals == [0, 40, 80, 120]
+    assert sorted(metrics[metrics.split == "train"].step) == [20, 40, 60, 80, 100, 120]
+    on_disk = json.loads((run / "summary.json").read_text())
+    assert on_disk["status"] == "completed" and on_disk["step"] == 120
+    assert on_disk["final"]["val/accuracy"] == pytest.approx(metrics.value[
+        (metrics.split == "val") & (metrics.metric == "accuracy") & (metrics.step == 120)].item())
+    for key in ("steps_per_second", "wall_time_s", "git_commit", "git_dirty", "torch_version",
+                "device"):
+        assert key in on_disk
+    assert "seed: 0" in (run / "config.yaml").read_text()
+    assert EXPECTED_SCALARS <= _scalar_tags(run)
+    assert summary == on_disk
+
+
+def test_hparams_and_config_text_are_in_tensorboard(tmp_path, smoke_overrides):
+    train(make_config(*smoke_overrides), tmp_path / "run")
+    acc = EventAccumulator(str(tmp_path / "run"))
+    acc.Reload()
+    tags = acc.Tags()
+    assert any("config" in t for t in tags["tensors"])
+    from tensorboard.plugins.hparams import plugin_data_pb2
+
+    plugin = acc.PluginTagToContent("hparams")
+    session = plugin_data_pb2.HParamsPluginData.FromString(plugin["_hparams_/session_start_info"])
+    keys = set(session.session_start_info.hparams)
+    assert {"norm.kind", "norm.eps", "optimizer.lr", "seed"} <= keys
+
+
+def test_bn_trains_on_synthetic_data(tmp_path, smoke_overrides):
+    [summary] = train(make_config(*smoke_overrides), tmp_path / "run")
+    assert summary["final"]["val/accuracy"] > 0.6  # chance is 0.1
+
+
+def test_same_config_twice_gives_identical_metrics(tmp_path, smoke_overrides):
+    for norm in ("none", "bn"):
+        cfg = make_config(*smoke_overrides, f"norm={norm}")
+        train(cfg, tmp_path / f"{norm}-a")
+        train(cfg, tmp_path / f"{norm}-b")
+        a = (tmp_path / f"{norm}-a" / "metrics.csv").read_text()
+        assert a == (tmp_path / f"{norm}-b" / "metrics.csv").read_text()
+
+
+def test_bn_and_no_bn_runs_are_paired_by_seed(tmp_path, smoke_overrides):
+    """Same seed: same initial weights where shapes agree, so step-0 logits differ only by BN."""
+    from bnlab.train import BatchOrder
+
+    a = BatchOrder(1000, 60, [3], "cpu").indices(20)
+    b = BatchOrder(1000, 60, [3], "cpu").indices(20)
+    c = BatchOrder(1000, 60, [4], "cpu").indices(20)
+    assert a.equal(b) and not a.equal(c)
+    epoch0 = BatchOrder(1000, 60, [3], "cpu")
+    seen = [epoch0.indices(s) for s in range(1, epoch0.steps_per_epoch + 1)]
+    flat = pd.Series(sum((t.flatten().tolist() for t in seen), []))
+    assert flat.is_unique  # an epoch visits each example at most once
+
+
+def test_replicas_equal_separate_runs(tmp_path, smoke_overrides):
+    batched = train(make_config(*smoke_overrides, "trainer.replicas=2", "seed=5"),
+                    tmp_path / "batched")
+    assert [s["seed"] for s in batched] == [5, 6]
+    for seed in (5, 6):
+        [single] = train(make_config(*smoke_overrides, f"seed={seed}"), tmp_path / f"s{seed}")
+        together = pd.read_csv(tmp_path / "batched" / f"seed={seed}" / "metrics.csv")
+        alone = pd.read_csv(tmp_path / f"s{seed}" / "metrics.csv")
+        assert together[["step", "split", "metric"]].equals(alone[["step", "split", "metric"]])
+        pd.testing.assert_series_equal(together.value, alone.value, rtol=1e-4, atol=1e-5)
+        assert "seed: %d" % seed in (tmp_path / "batched" / f"seed={seed}" /
+                                    "config.yaml").read_text()
+
+
+@pytest.mark.parametrize("extra", [["model.activation=sigmoid"],  # huge but finite loss
+                                   ["model.activation=relu"]])  # NaN/inf loss
+def test_divergence_is_recorded_and_stops_the_run(tmp_path, smoke_overrides, extra):
+    cfg = make_config(*smoke_overrides, "norm=none", "optimizer.lr=1e30", *extra)
+    [summary] = train(cfg, tmp_path / "run")
+    assert summary["status"] == "diverged"
+    assert summary["diverged_step"] == 20 and summary["step"] == 20
+    on_disk = json.loads((tmp_path / "run" / "summary.json").read_text())
+    assert on_disk["status"] == "diverged"
+
+
+def test_one_diverging_replica_leaves_the_others_training(tmp_path, smoke_overrides):
+    """Replicas share no parameters: a NaN in one must not reach another."""
+    cfg = make_config(*smoke_overrides, "norm=none", "optimizer.lr=30", "trainer.replicas=3")
+    summaries = train(cfg, tmp_path / "run")
+    statuses = [s["status"] for s in summaries]
+    alone = [train(make_config(*smoke_overrides, "norm=none", "optimizer.lr=30", f"seed={s}"),
+                   tmp_path / f"alone{s}")[0]["status"] for s in range(3)]
+    assert statuses == alone
+
+
+def test_multirun_names_folders_by_overrides_and_prints_the_comparison(tmp_path):
+    proc = run_cli("-m", "+experiment=smoke", "norm.kind=none,bn", "seed=0,1",
+                   "trainer.steps=60", "trainer.eval_every=30", "trainer.log_every=30",
+                   "dataset.synthetic_train=1200", "dataset.val_size=200",
+                   f"data_dir={tmp_path / 'data'}", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    sweep = tmp_path / "outputs" / "smoke"
+    names = sorted(p.name for p in sweep.iterdir() if p.is_dir())
+    assert len(names) == 4
+    for name, pair in zip(names, ["norm.kind=bn,seed=0", "norm.kind=bn,seed=1",
+                                  "norm.kind=none,seed=0", "norm.kind=none,seed=1"]):
+        assert pair in name and "trainer.steps=60" in name and "data_dir" not in name
+    table = pd.read_csv(sweep / "comparison.csv")
+    assert sorted(table["norm.kind"]) == ["bn", "none"]
+    assert list(table["seeds"]) == [2, 2]
+    assert "Comparison over seeds" in proc.stdout
+    assert "val acc" in proc.stdout
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not DEBIAN_FASHION_MNIST.is_dir() and not (ROOT / "data").is_dir(),
+                    reason="Fashion-MNIST not provided: run `make data`")
+def test_bn_trains_faster_than_no_bn_on_fashion_mnist(tmp_path):
+    """The paper's MLP, same seed, same lr (bn_vs_nobn's), 1,000 steps: BN's loss ends lower."""
+    final = {}
+    for norm in ("none", "bn"):
+        cfg = make_config("+experiment=bn_vs_nobn", f"norm.kind={norm}", "trainer.steps=1000",
+                          "trainer.eval_every=1000", f"data_dir={ROOT / 'data'}")
+        [summary] = train(cfg, tmp_path / norm)
+        final[norm] = summary["final"]["train/loss"]
+    assert final["bn"] < final["none"]
+
+
+def test_rerunning_a_finished_run_keeps_its_results(tmp_path, smoke_overrides):
+    cfg = make_config(*smoke_overrides)
+    [first] = train(cfg, tmp_path / "run")
+    before = (tmp_path / "run" / "metrics.csv").read_text()
+    [again] = train(cfg, tmp_path / "run")
+    assert again == first
+    assert (tmp_path / "run" / "metrics.csv").read_text() == before  # no duplicated rows
+
+
+def test_a_finished_folder_of_another_config_is_an_error(tmp_path, smoke_overrides):
+    from bnlab.runfolder import RunFolderError
+
+    train(make_config(*smoke_overrides), tmp_path / "run")
+    with pytest.raises(RunFolderError, match=r"optimizer.lr: 0.5 -> 0.25"):
+        train(make_config(*smoke_overrides, "optimizer.lr=0.25"), tmp_path / "run")
+
+
+def test_an_unfinished_run_is_trained_again_from_a_clean_folder(tmp_path, smoke_overrides):
+    cfg = make_config(*smoke_overrides)
+    train(cfg, tmp_path / "run")
+    summary = tmp_path / "run" / "summary.json"
+    summary.write_text(summary.read_text().replace('"completed"', '"interrupted"'))
+    [again] = train(cfg, tmp_path / "run")
+    metrics = pd.read_csv(tmp_path / "run" / "metrics.csv")
+    assert again["status"] == "completed"
+    assert not metrics.duplicated(["step", "split", "metric"]).any()
+
+
+def test_a_folder_in_use_is_refused(tmp_path, smoke_overrides):
+    from bnlab.runfolder import FolderLock, RunFolderError
+
+    with FolderLock(tmp_path / "run"):
+        with pytest.raises(RunFolderError, match="is in use by pid"):
+            train(make_config(*smoke_overrides), tmp_path / "run")
