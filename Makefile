@@ -7,7 +7,7 @@ DATA_DIR ?= data
 FASHION_MNIST := $(DATA_DIR)/FashionMNIST/raw/t10k-labels-idx1-ubyte
 PYTEST_ARGS ?=
 
-.PHONY: setup data run test tensorboard clean
+.PHONY: setup data run test figures tensorboard clean
 
 ## setup: virtual environment with bnlab and its dev extras, plus the default dataset
 setup: $(STAMP) $(FASHION_MNIST)
@@ -30,6 +30,11 @@ run: setup
 ## test: the whole test suite
 test: setup
 	$(PY) -m pytest $(PYTEST_ARGS)
+
+## figures: every figure into outputs/figures/ (runs missing experiments; FAST=1: small budget)
+figures: setup
+	@for script in experiments/*.py; do \
+		echo "== $$script"; $(PY) $$script $(if $(FAST),--fast) || exit 1; done
 
 ## tensorboard: browse every run under outputs/
 tensorboard: $(STAMP)

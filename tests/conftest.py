@@ -41,3 +41,21 @@ def smoke_overrides(tmp_path):
     return ["+experiment=smoke", f"data_dir={tmp_path / 'data'}", "dataset.synthetic_train=1500",
             "dataset.val_size=500", "dataset.synthetic_test=500", "trainer.steps=120",
             "trainer.eval_every=40", "trainer.log_every=20", "trainer.probe_size=200"]
+
+
+@pytest.fixture(scope="session")
+def smoke_sweep(tmp_path_factory):
+    """A real 2 x 2 sweep (norm.kind none/bn x seed 0/1) laid out as Hydra's multirun would."""
+    from bnlab.train import train
+
+    root = tmp_path_factory.mktemp("sweep") / "smoke"
+    data = root.parent / "data"
+    for kind in ("none", "bn"):
+        for seed in (0, 1):
+            cfg = make_config("+experiment=smoke", f"data_dir={data}", f"norm.kind={kind}",
+                              f"seed={seed}", "dataset.synthetic_train=1500",
+                              "dataset.val_size=500", "dataset.synthetic_test=500",
+                              "trainer.steps=120", "trainer.eval_every=40",
+                              "trainer.log_every=20", "trainer.probe_size=200")
+            train(cfg, root / f"norm.kind={kind},seed={seed}")
+    return root

@@ -83,6 +83,41 @@ def steps_to_reach(df: pd.DataFrame, target: float, split: str = "val",
     return reached.reindex(sel["run"].unique())
 
 
+def mean_interval(values, level: float = 0.95) -> tuple[float, float, int]:
+    """(mean, half-width of the Student-t ``level`` interval, n) over the finite values.
+
+    The half-width is NaN for fewer than two values: one seed gives no interval.
+    """
+    from scipy import stats
+
+    v = np.asarray(values, dtype=float)
+    v = v[np.isfinite(v)]
+    if len(v) == 0:
+        return float("nan"), float("nan"), 0
+    if len(v) == 1:
+        return float(v[0]), float("nan"), 1
+    half = stats.t.ppf(0.5 + level / 2, len(v) - 1) * v.std(ddof=1) / np.sqrt(len(v))
+    return float(v.mean()), float(half), len(v)
+
+
+def curves(df: pd.DataFrame, split: str, metric: str, by: Sequence[str] = (),
+           level: float = 0.95) -> pd.DataFrame:
+    """Per step (and per group of ``by``): mean over runs and its ``level`` interval.
+
+    Columns: ``*by, step, mean, lo, hi, n``. Only runs that recorded the step count, so a
+    diverged run stops contributing where its record stops (``n`` says how many did).
+    """
+    sel = df[(df["split"] == split) & (df["metric"] == metric)]
+    keys = [*by, "step"]
+    rows = []
+    for key, group in sel.groupby(keys, sort=True):
+        mean, half, n = mean_interval(group["value"], level)
+        key = key if isinstance(key, tuple) else (key,)
+        rows.append({**dict(zip(keys, key)), "mean": mean, "lo": mean - half, "hi": mean + half,
+                     "n": n})
+    return pd.DataFrame(rows, columns=[*keys, "mean", "lo", "hi", "n"])
+
+
 def compare(df: pd.DataFrame, target: float, by: Optional[Sequence[str]] = None) -> pd.DataFrame:
     """Per variant: mean +/- std over seeds of final val loss/accuracy and test accuracy, and
     the steps to reach ``target`` validation accuracy (mean over the seeds that reached it).

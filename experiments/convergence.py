@@ -1,0 +1,86 @@
+"""BN vs no-BN convergence (convergence.png) and final accuracies (bn_vs_nobn_summary.png).
+
+From the bn_vs_nobn sweep (run first if its results are missing; --fast: a 3,000-step version).
+convergence.png is the seed document's side-by-side table: "No BN" | "BN", each panel with the
+training and validation loss over steps, mean over seeds with a 95% interval, same axes.
+"""
+
+import argparse
+from pathlib import Path
+
+import matplotlib.pyplot as plt
+import numpy as np
+
+from bnlab.analysis import curves, final_values, load_runs, mean_interval, runs_table
+from bnlab.figures import ROOT, band, ensure_experiment, label_and_colour, save
+
+FAST = ["trainer.steps=3000", "trainer.eval_every=250", "trainer.log_every=50"]
+
+
+def convergence(df, out: Path) -> Path:
+    kinds = [k for k in ("none", "bn") if k in set(df["norm.kind"])]
+    fig, axes = plt.subplots(1, len(kinds), figsize=(5.2 * len(kinds), 4), sharey=True,
+                             squeeze=False)
+    for ax, kind in zip(axes[0], kinds):
+        sub = df[df["norm.kind"] == kind]
+        seeds = sub["seed"].nunique()
+        band(ax, curves(sub, "train", "loss"), "training loss (train mode)", "tab:blue")
+        band(ax, curves(sub, "val", "loss"), "validation loss (eval mode)", "tab:orange", "--")
+        ax.set_title(f"{label_and_colour(kind)[0]}  ({seeds} seed{'s' * (seeds > 1)})")
+        ax.set_xlabel("training step")
+        ax.grid(alpha=0.3)
+        ax.legend()
+    axes[0][0].set_ylabel("cross-entropy loss (mean, 95% interval)")
+    axes[0][0].set_yscale("log")
+    fig.suptitle(_dataset_title(df, "BN vs no BN: loss over training"))
+    return save(fig, out / "convergence.png")
+
+
+def summary(df, out: Path) -> Path:
+    runs = runs_table(df).set_index("run")
+    kinds = [k for k in ("none", "bn") if k in set(runs["norm.kind"])]
+    fig, axes = plt.subplots(1, 2, figsize=(9, 3.8), sharey=True)
+    for ax, split in zip(axes, ("val", "test")):
+        finals = final_values(df, split, "accuracy")
+        for i, kind in enumerate(kinds):
+            colour = label_and_colour(kind)[1]
+            values = finals[runs.index[runs["norm.kind"] == kind]].to_numpy()
+            jitter = np.linspace(-0.08, 0.08, len(values)) if len(values) > 1 else np.zeros(1)
+            ax.scatter(i + jitter, values, color=colour, alpha=0.6, zorder=3,
+                       label="one seed" if i == 0 else None)
+            mean, half, _ = mean_interval(values)
+            ax.errorbar(i + 0.25, mean, yerr=None if np.isnan(half) else half, fmt="D",
+                        color="black", capsize=5, label="mean, 95% interval" if i == 0 else None)
+            ax.annotate(f"{mean:.4f}", (i + 0.32, mean), va="center")
+        ax.set_xticks(range(len(kinds)), [label_and_colour(k)[0] for k in kinds])
+        ax.set_xlim(-0.5, len(kinds) - 0.2)
+        ax.set_title(f"final {split} accuracy (eval mode)")
+        ax.grid(alpha=0.3, axis="y")
+    axes[0].legend(loc="lower right")
+    fig.suptitle(_dataset_title(df, "BN vs no BN: final accuracy per seed"))
+    return save(fig, out / "bn_vs_nobn_summary.png")
+
+
+def _dataset_title(df, title: str) -> str:
+    steps = int(df["trainer.steps"].max())
+    return f"{title} ({df['dataset.name'].iloc[0]}, paper MLP, {steps:,} steps)"
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--fast", action="store_true", help="a small budget, for a quick look")
+    parser.add_argument("--out", type=Path, default=ROOT / "outputs" / "figures")
+    args = parser.parse_args(argv)
+    name = "bn_vs_nobn_fast" if args.fast else "bn_vs_nobn"
+    folder, status = ensure_experiment("bn_vs_nobn", FAST if args.fast else [], name)
+    df = load_runs(folder)
+    if df.empty:
+        print(f"no results under {folder} (the run exited with status {status})")
+        return 1
+    convergence(df, args.out)
+    summary(df, args.out)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
