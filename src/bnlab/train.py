@@ -347,7 +347,7 @@ def _fmt(values: list[float]) -> str:
 
 
 def _progress(cfg: Config, replicas: list[ReplicaState]):
-    from tqdm.auto import tqdm
+    from tqdm import tqdm
 
     desc = replicas[0].run_dir.name if len(replicas) == 1 else replicas[0].run_dir.parent.name
     return tqdm(total=cfg.trainer.steps, desc=desc[:40], unit="step", dynamic_ncols=True,
