@@ -146,7 +146,8 @@ def test_bn_trains_faster_than_no_bn_on_fashion_mnist(tmp_path):
     """The paper's MLP, same seed, same lr (bn_vs_nobn's), 1,000 steps: BN's loss ends lower."""
     final = {}
     for norm in ("none", "bn"):
-        cfg = make_config("+experiment=bn_vs_nobn", f"norm.kind={norm}", "trainer.steps=1000",
+        cfg = make_config("+experiment=bn_vs_nobn", f"norm.kind={norm}", "trainer.replicas=1",
+                          "trainer.steps=1000",
                           "trainer.eval_every=1000", f"data_dir={ROOT / 'data'}")
         [summary] = train(cfg, tmp_path / norm)
         final[norm] = summary["final"]["train/loss"]

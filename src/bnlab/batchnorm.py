@@ -74,28 +74,27 @@ class BatchNormFunction(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x: Tensor, weight: Optional[Tensor], bias: Optional[Tensor], eps: float,
                 dims: tuple[int, ...]):
-        m = x.numel() // _numel_kept(x, dims)
-        mean = x.mean(dims, keepdim=True)
-        centred = x - mean
-        var = (centred * centred).mean(dims, keepdim=True)
-        invstd = torch.rsqrt(var + eps)
-        x_hat = centred * invstd
+        var, mean = torch.var_mean(x, dims, correction=0, keepdim=True)
+        invstd = (var + eps).rsqrt_()
+        x_hat = (x - mean).mul_(invstd)
         y = x_hat if weight is None else torch.addcmul(bias, x_hat, weight)
-        ctx.save_for_backward(x_hat, invstd, weight)
+        ctx.save_for_backward(x_hat, invstd if weight is None else invstd * weight)
         ctx.dims = dims
-        ctx.m = m
+        ctx.m = x.numel() // mean.numel()
+        ctx.affine = weight is not None
         ctx.mark_non_differentiable(mean, var)
         return y, mean, var
 
     @staticmethod
     def backward(ctx, dy: Tensor, _dmean, _dvar):
-        x_hat, invstd, weight = ctx.saved_tensors
+        # dx = gamma * invstd / m * (m * dy - dbeta - x_hat * dgamma)
+        #    = (gamma * invstd) * (dy - dbeta / m - x_hat * dgamma / m)
+        x_hat, scale = ctx.saved_tensors
         dims, m = ctx.dims, ctx.m
         dbeta = dy.sum(dims, keepdim=True)
         dgamma = (dy * x_hat).sum(dims, keepdim=True)
-        scale = invstd / m if weight is None else weight * invstd / m
-        dx = scale * (m * dy - dbeta - x_hat * dgamma)
-        if weight is None:
+        dx = torch.addcmul(dy - dbeta / m, x_hat, dgamma, value=-1.0 / m).mul_(scale)
+        if not ctx.affine:
             return dx, None, None, None, None
         return dx, dgamma, dbeta, None, None
 
