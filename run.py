@@ -25,21 +25,36 @@ OmegaConf.register_new_resolver("bnlab.dirname", lambda overrides: overrides or 
 @hydra.main(version_base="1.3", config_path="conf", config_name="config")
 def main(cfg: DictConfig) -> None:
     from bnlab.config import to_config
-    from bnlab.train import train
+    from bnlab.runfolder import RunFolderBusy
+    from bnlab.train import RunInterrupted, train
 
-    job_dir = Path(HydraConfig.get().runtime.output_dir)
+    hydra_cfg = HydraConfig.get()
+    job_dir = Path(hydra_cfg.runtime.output_dir)
     try:
         summaries = train(to_config(cfg), job_dir)
+    except RunFolderBusy as exc:
+        if hydra_cfg.mode.name == "MULTIRUN":  # another sweep is on it: leave it, go on
+            log.warning("skipped: %s", exc)
+            return
+        _fail(str(exc))
     except BnlabError as exc:
-        log.error("%s", exc)
-        print(f"bnlab: error: {exc}", file=sys.stderr)
-        sys.exit(2)
+        _fail(str(exc))
+    except RunInterrupted as exc:
+        log.warning("interrupted: %s", exc)
+        print(f"bnlab: interrupted: {exc}", file=sys.stderr)
+        sys.exit(128 + exc.signum)
     for summary in summaries:
         final = summary.get("final", {})
         log.info("seed %s: %s at step %s, val/accuracy %.4f, test/accuracy %.4f -> %s",
                  summary["seed"], summary["status"], summary["step"],
                  final.get("val/accuracy", float("nan")), final.get("test/accuracy", float("nan")),
                  job_dir)
+
+
+def _fail(message: str) -> None:
+    log.error("%s", message)
+    print(f"bnlab: error: {message}", file=sys.stderr)
+    sys.exit(2)
 
 
 if __name__ == "__main__":

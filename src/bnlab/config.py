@@ -110,6 +110,7 @@ class TrainerConfig:
     eval_batch_size: int = 10000
     probe_size: int = 1000  # validation examples for the sigmoid-input percentiles
     threads: Optional[int] = None  # torch threads; None leaves torch's default
+    checkpoint_every: int = 5000  # steps between checkpoints; 0: only on a signal and at the end
     divergence_loss: float = 1000.0  # a window's mean loss above this (or NaN/inf): diverged
     progress: bool = True
 
@@ -186,6 +187,8 @@ def validate(cfg: Config) -> None:
          cfg.trainer.eval_batch_size),
         (cfg.trainer.probe_size >= 1, "trainer.probe_size", "must be >= 1",
          cfg.trainer.probe_size),
+        (cfg.trainer.checkpoint_every >= 0, "trainer.checkpoint_every", "must be >= 0",
+         cfg.trainer.checkpoint_every),
         (cfg.trainer.divergence_loss > 0, "trainer.divergence_loss", "must be > 0",
          cfg.trainer.divergence_loss),
         (cfg.trainer.threads is None or cfg.trainer.threads >= 1, "trainer.threads",

@@ -35,6 +35,27 @@ def atomic_write_text(path: Path, text: str) -> None:
     os.replace(tmp, path)
 
 
+def truncate_metrics(path: Path, last_step: int) -> int:
+    """Keep only the complete rows of ``path`` with step <= ``last_step`` (atomically).
+
+    Used on resume: rows written after the checkpoint are recomputed, so keeping them would
+    duplicate them; a last row cut short by a kill (no newline yet) is dropped. Returns the
+    number of rows kept.
+    """
+    if not path.exists():
+        return 0
+    complete = path.read_text().split("\n")[:-1]  # the part after the last newline is partial
+    kept = []
+    for line in complete:
+        fields = line.split(",")
+        if len(fields) != len(METRICS_HEADER) or not fields[0].isdigit():
+            continue
+        if int(fields[0]) <= last_step:
+            kept.append(line)
+    atomic_write_text(path, "\n".join([",".join(METRICS_HEADER), *kept]) + "\n")
+    return len(kept)
+
+
 def git_state(cwd: Optional[Path] = None) -> dict[str, Any]:
     """The current git commit and whether the work tree has uncommitted changes (or None)."""
     def git(*args: str) -> Optional[str]:
@@ -65,7 +86,7 @@ class RunRecorder:
         metrics = self.run_dir / "metrics.csv"
         new = not metrics.exists() or metrics.stat().st_size == 0
         self._metrics_file = open(metrics, "a", newline="")
-        self._csv = csv.writer(self._metrics_file)
+        self._csv = csv.writer(self._metrics_file, lineterminator="\n")
         if new:
             self._csv.writerow(METRICS_HEADER)
         self.writer = SummaryWriter(str(self.run_dir), purge_step=purge_step)

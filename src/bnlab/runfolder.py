@@ -32,7 +32,11 @@ NON_RESULT_KEYS = {"trainer.progress", "trainer.threads", "data_dir", "device"}
 
 
 class RunFolderError(BnlabError):
-    """A run folder is busy, or holds a finished run of another configuration."""
+    """A run folder holds a run of another configuration."""
+
+
+class RunFolderBusy(RunFolderError):
+    """Another process is writing this run folder."""
 
 
 def seed_dirs(job_dir: Path, seeds: list[int]) -> list[Path]:
@@ -97,7 +101,7 @@ class FolderLock:
             os.close(fd)
             if exc.errno in (errno.EAGAIN, errno.EACCES, errno.EWOULDBLOCK):
                 owner = self.path.read_text().strip() or "another process"
-                raise RunFolderError(f"{self.path.parent} is in use by {owner}; wait for it to "
+                raise RunFolderBusy(f"{self.path.parent} is in use by {owner}; wait for it to "
                                      f"finish, or pass name=<new name> to write elsewhere") from None
             raise
         os.ftruncate(fd, 0)

@@ -21,9 +21,12 @@ Replica r is seed ``seed + r`` and is recorded as its own run (see :mod:`bnlab.r
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import platform
+import signal
+import threading
 import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -40,8 +43,11 @@ from bnlab.config import Config, ModelName, OptimizerName, config_dict, flatten
 from bnlab.data import Splits, load_splits
 from bnlab.errors import ConfigError
 from bnlab.models import CNN, MLP, NormSpec
-from bnlab.recorder import RunRecorder, git_state
-from bnlab.runfolder import FolderLock, clear_partial, finished_summary, seed_dirs
+from bnlab.checkpoint import (load_checkpoint, remove_checkpoints, restore_rng, rng_state,
+                              save_checkpoint)
+from bnlab.recorder import RunRecorder, git_state, truncate_metrics
+from bnlab.runfolder import (FolderLock, RunFolderError, clear_partial, config_differences,
+                             finished_summary, seed_dirs)
 
 log = logging.getLogger(__name__)
 
@@ -166,16 +172,54 @@ def population_batches(order: BatchOrder, x_train: Tensor):
 
 # ----------------------------------------------------------------------------- the run
 
+class RunInterrupted(Exception):
+    """SIGINT/SIGTERM stopped the run; a checkpoint was written at ``step``."""
+
+    def __init__(self, signum: int, step: int, folder: Path):
+        self.signum, self.step, self.folder = signum, step, folder
+        name = signal.Signals(signum).name
+        super().__init__(f"{name} at step {step}: checkpoint written in {folder}; run the same "
+                         f"command again to resume")
+
+
+@contextlib.contextmanager
+def stop_on_signals():
+    """Turn SIGINT/SIGTERM into a request to stop at the next step (a second one is immediate).
+
+    Yields a dict whose ``"signal"`` is set when a stop was requested.
+    """
+    request: dict[str, Optional[int]] = {"signal": None}
+    if threading.current_thread() is not threading.main_thread():
+        yield request
+        return
+
+    def handler(signum, frame):
+        if request["signal"] is not None:
+            raise KeyboardInterrupt
+        request["signal"] = signum
+
+    previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield request
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old)
+
+
 @dataclass
 class ReplicaState:
     """Book-keeping for one replica (one seed)."""
 
     seed: int
     run_dir: Path
-    recorder: RunRecorder
+    recorder: Optional[RunRecorder] = None
     status: str = "running"
     diverged_step: Optional[int] = None
     last: dict[str, float] = field(default_factory=dict)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"seed": self.seed, "status": self.status, "diverged_step": self.diverged_step,
+                "last": dict(self.last)}
 
 
 def hparams_of(cfg: Config) -> dict[str, Any]:
@@ -188,8 +232,10 @@ def train(cfg: Config, job_dir: Path) -> list[dict[str, Any]]:
     """Train ``cfg`` (K = trainer.replicas seeds) and record each seed in its run folder.
 
     Returns each seed's summary. A job whose runs already finished with this config is not
-    trained again (their summaries are returned). Raises BnlabError subclasses for bad input;
-    any other exception marks the runs ``failed`` in their summary.json and propagates.
+    trained again (their summaries are returned); an unfinished one resumes from its
+    checkpoint, or starts over when it has none. Raises BnlabError subclasses for bad input,
+    RunInterrupted on SIGINT/SIGTERM (after writing a checkpoint); any other exception marks the
+    runs ``failed`` in their summary.json and propagates.
     """
     job_dir = Path(job_dir)
     seeds = [cfg.seed + r for r in range(cfg.trainer.replicas)]
@@ -201,90 +247,137 @@ def train(cfg: Config, job_dir: Path) -> list[dict[str, Any]]:
             log.info("%s: already finished with this config (%s); nothing to train", job_dir,
                      ", ".join(f"seed {s['seed']}: {s['status']}" for s in done))
             return done
-        for d in dirs:
-            clear_partial(d)
-        return _train(cfg, seeds, dirs)
+        checkpoint = load_checkpoint(job_dir)
+        if checkpoint is not None:
+            diffs = config_differences(checkpoint["config"], config_dict(cfg))
+            if diffs:
+                raise RunFolderError(
+                    f"{job_dir} holds an unfinished run of another configuration "
+                    f"({'; '.join(diffs[:4])}). Move or delete that folder, or pass "
+                    f"name=<new name> to write elsewhere")
+            log.info("%s: resuming from the checkpoint at step %d", job_dir, checkpoint["step"])
+        else:
+            if any((d / "metrics.csv").exists() for d in dirs):
+                log.warning("%s: an unfinished run without a usable checkpoint; starting over",
+                            job_dir)
+            for d in dirs:
+                clear_partial(d)
+            remove_checkpoints(job_dir)
+        return Trainer(cfg, job_dir, seeds, dirs, checkpoint).run()
 
 
-def _train(cfg: Config, seeds: list[int], dirs: list[Path]) -> list[dict[str, Any]]:
-    if cfg.trainer.threads:
-        torch.set_num_threads(cfg.trainer.threads)
-    torch.use_deterministic_algorithms(True, warn_only=True)
-    device = resolve_device(cfg.device)
-    torch.manual_seed(cfg.seed)  # dropout masks; weights and batches have their own generators
-    splits = load_data(cfg, device)
-    order = BatchOrder(len(splits.x_train), cfg.trainer.batch_size, seeds, device)
-    model = build_model(cfg, splits, seeds).to(device)
-    optimizer = build_optimizer(cfg, model.parameters())
+class Trainer:
+    """One job: builds data, model and optimizer, then trains, records and checkpoints."""
 
-    replicas = []
-    meta = {"torch_version": torch.__version__, "bnlab_version": __version__,
-            "device": str(device), "python": platform.python_version(),
-            "threads": torch.get_num_threads(), **git_state(Path(__file__).parent)}
-    for seed, run_dir in zip(seeds, dirs):
-        run_cfg = replace(cfg, seed=seed)
-        recorder = RunRecorder(run_dir, config_dict(run_cfg), hparams_of(run_cfg))
-        recorder.write_summary(status="running", seed=seed, steps_total=cfg.trainer.steps,
-                               step=0, metric_modes=EVAL_MODE_NOTE, **meta)
-        replicas.append(ReplicaState(seed, run_dir, recorder))
+    def __init__(self, cfg: Config, job_dir: Path, seeds: list[int], dirs: list[Path],
+                 checkpoint: Optional[dict[str, Any]] = None):
+        self.cfg, self.job_dir = cfg, job_dir
+        if cfg.trainer.threads:
+            torch.set_num_threads(cfg.trainer.threads)
+        torch.use_deterministic_algorithms(True, warn_only=True)
+        self.device = resolve_device(cfg.device)
+        torch.manual_seed(cfg.seed)  # dropout masks; weights and batches have their own seeds
+        self.splits = load_data(cfg, self.device)
+        self.order = BatchOrder(len(self.splits.x_train), cfg.trainer.batch_size, seeds,
+                                self.device)
+        self.model = build_model(cfg, self.splits, seeds).to(self.device)
+        self.optimizer = build_optimizer(cfg, self.model.parameters())
+        self.replicas = [ReplicaState(seed, d) for seed, d in zip(seeds, dirs)]
+        self.step, self.elapsed, self.resumes = 0, 0.0, 0
+        self.window = torch.zeros(len(seeds), device=self.device)
+        self.window_steps = 0
+        if checkpoint is not None:
+            self._restore(checkpoint)
+        self.uses_population = any(isinstance(m, BatchNorm) and m.stats == "population"
+                                   for m in self.model.modules())
+        self.act_name = f"{cfg.model.activation.value}_input"
 
-    started = time.perf_counter()
-    progress = {"step": 0}
-    outcome, error = "failed", None
-    try:
-        _loop(cfg, model, optimizer, splits, order, replicas, progress)
-        outcome = "completed"
-    except KeyboardInterrupt:
-        outcome = "interrupted"
-        raise
-    except BaseException as exc:
-        error = f"{type(exc).__name__}: {exc}"
-        raise
-    finally:
-        _finish(replicas, outcome, error, progress["step"], time.perf_counter() - started)
-    return [rep.recorder.summary for rep in replicas]
+    # -- state
+    def _restore(self, ckpt: dict[str, Any]) -> None:
+        self.model.load_state_dict(ckpt["model"])
+        self.optimizer.load_state_dict(ckpt["optimizer"])
+        restore_rng(ckpt)
+        self.step, self.elapsed = int(ckpt["step"]), float(ckpt["elapsed"])
+        self.resumes = int(ckpt["resumes"]) + 1
+        self.window = ckpt["window"].to(self.device)
+        self.window_steps = int(ckpt["window_steps"])
+        for rep, saved in zip(self.replicas, ckpt["replicas"]):
+            rep.status, rep.diverged_step = saved["status"], saved["diverged_step"]
+            rep.last = dict(saved["last"])
+            truncate_metrics(rep.run_dir / "metrics.csv", self.step)
 
+    def checkpoint(self) -> None:
+        """Flush every record up to this step, then write the checkpoint (in that order)."""
+        for rep in self.replicas:
+            rep.recorder.flush()
+        save_checkpoint(self.job_dir, {
+            "step": self.step, "model": self.model.state_dict(),
+            "optimizer": self.optimizer.state_dict(), **rng_state(),
+            "window": self.window.cpu(), "window_steps": self.window_steps,
+            "replicas": [rep.as_dict() for rep in self.replicas],
+            "elapsed": self.elapsed + time.perf_counter() - self._started,
+            "resumes": self.resumes, "config": config_dict(self.cfg)})
 
-def _finish(replicas: list[ReplicaState], outcome: str, error: Optional[str], step: int,
-            wall: float) -> None:
-    """Write every replica's final summary.json and HParams entry; close its files."""
-    for rep in replicas:
-        if rep.status == "running":
-            rep.status = outcome
-        extra = {"error": error} if error and rep.status == "failed" else {}
-        rep.recorder.write_summary(
-            status=rep.status, step=step, diverged_step=rep.diverged_step, final=rep.last,
-            wall_time_s=round(wall, 3),
-            steps_per_second=round(step / wall, 2) if wall > 0 else None,
-            model_steps_per_second=round(step * len(replicas) / wall, 2) if wall > 0 else None,
-            **extra)
-        rep.recorder.close({k: v for k, v in rep.last.items() if math.isfinite(v)})
+    # -- the job
+    def run(self) -> list[dict[str, Any]]:
+        meta = {"torch_version": torch.__version__, "bnlab_version": __version__,
+                "device": str(self.device), "python": platform.python_version(),
+                "threads": torch.get_num_threads(), **git_state(Path(__file__).parent)}
+        resumed = self.step > 0
+        for rep in self.replicas:
+            run_cfg = replace(self.cfg, seed=rep.seed)
+            rep.recorder = RunRecorder(rep.run_dir, config_dict(run_cfg), hparams_of(run_cfg),
+                                       purge_step=self.step + 1 if resumed else None)
+            rep.recorder.write_summary(
+                status=rep.status, seed=rep.seed,
+                steps_total=self.cfg.trainer.steps, step=self.step, resumes=self.resumes,
+                metric_modes=EVAL_MODE_NOTE, **meta)
+        self._started = time.perf_counter()
+        outcome, error = "failed", None
+        try:
+            with stop_on_signals() as stop:
+                self._loop(stop)
+            outcome = "completed"
+        except RunInterrupted:
+            outcome = "interrupted"
+            raise
+        except BaseException as exc:
+            error = f"{type(exc).__name__}: {exc}"
+            raise
+        finally:
+            self._finish(outcome, error)
+        return [rep.recorder.summary for rep in self.replicas]
 
+    def _finish(self, outcome: str, error: Optional[str]) -> None:
+        """Write every seed's final summary.json and HParams entry; close its files."""
+        wall = self.elapsed + time.perf_counter() - self._started
+        if outcome == "completed":
+            self.checkpoint()  # the trained model stays available
+            (self.job_dir / "checkpoint.prev.pt").unlink(missing_ok=True)
+        for rep in self.replicas:
+            if rep.status == "running":
+                rep.status = outcome
+            extra = {"error": error} if error and rep.status == "failed" else {}
+            rep.recorder.write_summary(
+                status=rep.status, step=self.step, diverged_step=rep.diverged_step,
+                final=rep.last, wall_time_s=round(wall, 3),
+                steps_per_second=round(self.step / wall, 2) if wall > 0 else None,
+                model_steps_per_second=(round(self.step * len(self.replicas) / wall, 2)
+                                        if wall > 0 else None), **extra)
+            rep.recorder.close({k: v for k, v in rep.last.items() if math.isfinite(v)})
 
-def _loop(cfg: Config, model: nn.Module, optimizer: torch.optim.Optimizer, splits: Splits,
-          order: BatchOrder, replicas: list[ReplicaState], progress: dict[str, int]) -> None:
-    """The training loop; ``progress["step"]`` is the last step completed, for the summary."""
-    t = cfg.trainer
-    k = len(replicas)
-    x_train, y_train = splits.x_train, splits.y_train
-    probe = splits.x_val[:t.probe_size]
-    act_name = f"{cfg.model.activation.value}_input"
-    uses_population = any(isinstance(m, BatchNorm) and m.stats == "population"
-                          for m in model.modules())
-    window = torch.zeros(k, device=x_train.device)
-    window_steps = 0
-    bar = _progress(cfg, replicas)
-
-    def record_eval(step: int) -> None:
-        if uses_population:
-            population_statistics(model, population_batches(order, x_train))
+    def _evaluate_and_record(self, step: int) -> None:
+        t, splits, model = self.cfg.trainer, self.splits, self.model
+        if self.uses_population:
+            population_statistics(model, population_batches(self.order, splits.x_train))
         val_loss, val_acc = evaluate(model, splits.x_val, splits.y_val, t.eval_batch_size)
         test_loss, test_acc = evaluate(model, splits.x_test, splits.y_test, t.eval_batch_size)
-        pct = unit_percentiles(model, probe)
+        pct = unit_percentiles(model, splits.x_val[:t.probe_size])
         values = torch.stack([val_loss, val_acc, test_loss, test_acc, *pct.T]).T.cpu().tolist()
         names = [("val", "loss"), ("val", "accuracy"), ("test", "loss"), ("test", "accuracy"),
-                 (act_name, "p15"), (act_name, "p50"), (act_name, "p85")]
-        for rep, row in zip(replicas, values):
+                 (self.act_name, "p15"), (self.act_name, "p50"), (self.act_name, "p85")]
+        live = [rep for rep in self.replicas if rep.status == "running"]
+        for rep, row in zip(self.replicas, values):
             if rep.status != "running":
                 continue
             for (split, metric), value in zip(names, row):
@@ -292,52 +385,66 @@ def _loop(cfg: Config, model: nn.Module, optimizer: torch.optim.Optimizer, split
                 rep.last[f"{split}/{metric}"] = value
             rep.recorder.flush()
             rep.recorder.write_summary(step=step, final=rep.last)
-        live = [r.last["val/accuracy"] for r in replicas if r.status == "running"]
         if live:
             log.info("step %d/%d  val/accuracy %s  test/accuracy %s", step, t.steps,
-                     _fmt([r.last["val/accuracy"] for r in replicas if r.status == "running"]),
-                     _fmt([r.last["test/accuracy"] for r in replicas if r.status == "running"]))
-            bar.set_postfix_str(f"val/acc {np.mean(live):.4f}", refresh=False)
+                     _fmt([r.last["val/accuracy"] for r in live]),
+                     _fmt([r.last["test/accuracy"] for r in live]))
 
-    model.train()
-    record_eval(0)
-    for step in range(1, t.steps + 1):
-        idx = order.indices(step)
-        logits = model(x_train[idx])
-        _, n, c = logits.shape
-        losses = F.cross_entropy(logits.reshape(k * n, c), y_train[idx].reshape(-1),
-                                 reduction="none").view(k, n).mean(1)
-        optimizer.zero_grad(set_to_none=True)
-        losses.sum().backward()
-        optimizer.step()
-        window += losses.detach()
-        window_steps += 1
-        progress["step"] = step
-        if step % t.log_every == 0 or step == t.steps:
-            means = (window / window_steps).cpu().tolist()
-            window.zero_()
-            window_steps = 0
-            for rep, value in zip(replicas, means):
-                if rep.status != "running":
-                    continue
-                if not math.isfinite(value) or value > t.divergence_loss:
-                    rep.status, rep.diverged_step = "diverged", step
-                    rep.recorder.log(step, "train", "loss", value)
-                    rep.recorder.flush()
-                    log.warning("seed %d diverged: training loss %s at step %d", rep.seed, value,
-                                step)
-                    continue
-                rep.recorder.log(step, "train", "loss", value)
+    def _log_train(self, step: int) -> None:
+        means = (self.window / self.window_steps).cpu().tolist()
+        self.window.zero_()
+        self.window_steps = 0
+        for rep, value in zip(self.replicas, means):
+            if rep.status != "running":
+                continue
+            rep.recorder.log(step, "train", "loss", value)
+            if not math.isfinite(value) or value > self.cfg.trainer.divergence_loss:
+                rep.status, rep.diverged_step = "diverged", step
+                rep.recorder.flush()
+                log.warning("seed %d diverged: training loss %s at step %d", rep.seed, value,
+                            step)
+            else:
                 rep.last["train/loss"] = value
-            bar.update(step - bar.n)
-            finite = [v for v in means if math.isfinite(v)]
-            if finite:
-                bar.set_postfix_str(f"loss {np.mean(finite):.4f}", refresh=True)
-            if all(rep.status != "running" for rep in replicas):
+
+    def _loop(self, stop: dict[str, Optional[int]]) -> None:
+        t = self.cfg.trainer
+        k = len(self.replicas)
+        model, optimizer = self.model, self.optimizer
+        x_train, y_train = self.splits.x_train, self.splits.y_train
+        bar = _progress(self.cfg, self.replicas, self.step)
+        model.train()
+        if self.step == 0:
+            self._evaluate_and_record(0)
+        for step in range(self.step + 1, t.steps + 1):
+            if stop["signal"] is not None:
                 break
-        if step % t.eval_every == 0 or step == t.steps:
-            record_eval(step)
-    bar.close()
+            idx = self.order.indices(step)
+            logits = model(x_train[idx])
+            _, n, c = logits.shape
+            losses = F.cross_entropy(logits.reshape(k * n, c), y_train[idx].reshape(-1),
+                                     reduction="none").view(k, n).mean(1)
+            optimizer.zero_grad(set_to_none=True)
+            losses.sum().backward()
+            optimizer.step()
+            self.window += losses.detach()
+            self.window_steps += 1
+            self.step = step
+            if step % t.log_every == 0 or step == t.steps:
+                self._log_train(step)
+                bar.update(step - bar.n)
+                finite = [r.last.get("train/loss") for r in self.replicas if r.status == "running"]
+                if finite:
+                    bar.set_postfix_str(f"loss {np.mean(finite):.4f}", refresh=True)
+                if all(rep.status != "running" for rep in self.replicas):
+                    break
+            if step % t.eval_every == 0 or step == t.steps:
+                self._evaluate_and_record(step)
+            if t.checkpoint_every and step % t.checkpoint_every == 0 and step < t.steps:
+                self.checkpoint()
+        bar.close()
+        if stop["signal"] is not None:
+            self.checkpoint()
+            raise RunInterrupted(stop["signal"], self.step, self.job_dir)
 
 
 def _fmt(values: list[float]) -> str:
@@ -346,9 +453,9 @@ def _fmt(values: list[float]) -> str:
     return f"{np.mean(values):.4f} +/- {np.std(values):.4f} (n={len(values)})"
 
 
-def _progress(cfg: Config, replicas: list[ReplicaState]):
+def _progress(cfg: Config, replicas: list[ReplicaState], initial: int):
     from tqdm import tqdm
 
     desc = replicas[0].run_dir.name if len(replicas) == 1 else replicas[0].run_dir.parent.name
-    return tqdm(total=cfg.trainer.steps, desc=desc[:40], unit="step", dynamic_ncols=True,
-                disable=None if cfg.trainer.progress else True, leave=False)
+    return tqdm(total=cfg.trainer.steps, initial=initial, desc=desc[:40], unit="step",
+                dynamic_ncols=True, disable=None if cfg.trainer.progress else True, leave=False)
