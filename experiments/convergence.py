@@ -44,11 +44,16 @@ def summary(df, out: Path) -> Path:
         finals = final_values(df, split, "accuracy")
         for i, kind in enumerate(kinds):
             colour = label_and_colour(kind)[1]
-            values = finals[runs.index[runs["norm.kind"] == kind]].to_numpy()
+            members = runs[runs["norm.kind"] == kind]
+            values = finals.reindex(members.index).to_numpy()
+            diverged = (members["status"] == "diverged").to_numpy()
             jitter = np.linspace(-0.08, 0.08, len(values)) if len(values) > 1 else np.zeros(1)
-            ax.scatter(i + jitter, values, color=colour, alpha=0.6, zorder=3,
-                       label="one seed" if i == 0 else None)
-            mean, half, _ = mean_interval(values)
+            ax.scatter(i + jitter[~diverged], values[~diverged], color=colour, alpha=0.6,
+                       zorder=3, label="one seed" if i == 0 else None)
+            if diverged.any():
+                ax.scatter(i + jitter[diverged], values[diverged], marker="x", color="black",
+                           zorder=4, label="diverged (last value before it)")
+            mean, half, _ = mean_interval(values[~diverged])
             ax.errorbar(i + 0.25, mean, yerr=None if np.isnan(half) else half, fmt="D",
                         color="black", capsize=5, label="mean, 95% interval" if i == 0 else None)
             ax.annotate(f"{mean:.4f}", (i + 0.32, mean), va="center")

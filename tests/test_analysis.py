@@ -84,3 +84,11 @@ def test_real_smoke_sweep_aggregates_the_raw_files(smoke_sweep):
         values = [r[(r.split == "val") & (r.metric == "loss") & (r.step == 120)].value.item()
                   for r in raw]
         assert c.loc[(kind, 120), "mean"] == pytest.approx(np.mean(values))
+
+
+def test_compare_leaves_diverged_runs_out_of_the_means(fake_sweep):
+    (fake_sweep / "c" / "summary.json").write_text(json.dumps({"status": "diverged"}))
+    table = compare(load_runs(fake_sweep), target=0.75).set_index("norm.kind")
+    assert table.loc["none", "diverged"] == 2
+    assert math.isnan(table.loc["none", "val_accuracy_mean"])  # no healthy seed left
+    assert table.loc["none", "seeds"] == 2

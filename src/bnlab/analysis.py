@@ -121,6 +121,9 @@ def curves(df: pd.DataFrame, split: str, metric: str, by: Sequence[str] = (),
 def compare(df: pd.DataFrame, target: float, by: Optional[Sequence[str]] = None) -> pd.DataFrame:
     """Per variant: mean +/- std over seeds of final val loss/accuracy and test accuracy, and
     the steps to reach ``target`` validation accuracy (mean over the seeds that reached it).
+
+    Diverged runs are counted (``diverged``) but left out of the means: their last recorded
+    values come from before they diverged and are not final results.
     """
     by = list(by) if by is not None else varying_keys(df)
     runs = runs_table(df).set_index("run")
@@ -139,11 +142,12 @@ def compare(df: pd.DataFrame, target: float, by: Optional[Sequence[str]] = None)
         row["seeds"] = len(group)
         row["completed"] = int((group["status"] == "completed").sum())
         row["diverged"] = int((group["status"] == "diverged").sum())
+        healthy = group[group["status"] != "diverged"]
         for name in ("val_loss", "val_accuracy", "test_accuracy"):
-            values = group[name].astype(float)
+            values = healthy[name].astype(float)
             row[f"{name}_mean"] = values.mean()
             row[f"{name}_std"] = values.std(ddof=1) if values.notna().sum() > 1 else float("nan")
-        reached = group["steps_to_target"].dropna()
+        reached = healthy["steps_to_target"].dropna()
         row["reached_target"] = f"{len(reached)}/{len(group)}"
         row["steps_to_target_mean"] = reached.mean() if len(reached) else float("nan")
         rows.append(row)

@@ -1,0 +1,175 @@
+"""Reliability with real processes: kill and resume, SIGTERM, bad checkpoints, concurrent sweeps."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import torch
+
+from bnlab.checkpoint import load_checkpoint, save_checkpoint
+from conftest import ROOT, run_cli
+
+SMOKE = ["+experiment=smoke", "dataset.synthetic_train=1500", "dataset.val_size=300",
+         "dataset.synthetic_test=300", "trainer.steps=2400", "trainer.eval_every=200",
+         "trainer.log_every=50", "trainer.checkpoint_every=100", "trainer.probe_size=200",
+         "trainer.progress=false"]
+JOB = "outputs/smoke/" + ",".join(  # the folder Hydra names from these overrides
+    sorted(o for o in SMOKE if not o.startswith(("+experiment", "trainer.progress"))))
+
+
+def _start(cwd: Path, *extra: str) -> subprocess.Popen:
+    env = dict(os.environ, PYTHONUNBUFFERED="1")
+    return subprocess.Popen([sys.executable, str(ROOT / "run.py"), *SMOKE,
+                             f"data_dir={cwd / 'data'}", *extra], cwd=cwd, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def _wait_for(path: Path, proc: subprocess.Popen, timeout: float = 120) -> None:
+    deadline = time.time() + timeout
+    while not path.exists():
+        assert proc.poll() is None, f"run ended early: {proc.communicate()[1][-2000:]}"
+        assert time.time() < deadline, f"{path} never appeared"
+        time.sleep(0.02)
+
+
+def _job(cwd: Path) -> Path:
+    job = cwd / JOB
+    assert job.is_dir(), sorted(p.name for p in (cwd / "outputs" / "smoke").iterdir())
+    return job
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(tmp_path_factory):
+    """The reference: the same command, never interrupted."""
+    cwd = tmp_path_factory.mktemp("reference")
+    proc = _start(cwd)
+    _, err = proc.communicate(timeout=300)
+    assert proc.returncode == 0, err[-2000:]
+    return _job(cwd)
+
+
+def _same_results(job: Path, reference: Path) -> None:
+    assert (job / "metrics.csv").read_text() == (reference / "metrics.csv").read_text()
+    a = json.loads((job / "summary.json").read_text())
+    b = json.loads((reference / "summary.json").read_text())
+    assert a["status"] == b["status"] == "completed"
+    assert a["final"] == b["final"]
+
+
+@pytest.mark.slow
+def test_sigkill_mid_run_then_rerun_resumes_to_identical_metrics(tmp_path, uninterrupted):
+    proc = _start(tmp_path)
+    _wait_for(tmp_path / JOB / "checkpoint.prev.pt", proc)  # two checkpoints written
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    job = _job(tmp_path)
+    killed = json.loads((job / "summary.json").read_text())
+    assert killed["status"] == "running" and 0 < killed["step"] < 2400
+    proc = _start(tmp_path)
+    _, err = proc.communicate(timeout=300)
+    assert proc.returncode == 0, err[-2000:]
+    _same_results(job, uninterrupted)
+    assert json.loads((job / "summary.json").read_text())["resumes"] == 1
+    metrics = pd.read_csv(job / "metrics.csv")
+    assert not metrics.duplicated(["step", "split", "metric"]).any()
+
+
+@pytest.mark.slow
+def test_sigterm_writes_a_checkpoint_and_status_then_resumes(tmp_path, uninterrupted):
+    proc = _start(tmp_path)
+    _wait_for(tmp_path / JOB / "checkpoint.pt", proc)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 128 + signal.SIGTERM
+    assert "bnlab: interrupted: SIGTERM at step" in err and "Traceback" not in err
+    job = _job(tmp_path)
+    summary = json.loads((job / "summary.json").read_text())
+    assert summary["status"] == "interrupted"
+    assert load_checkpoint(job)["step"] == summary["step"]
+    rows = pd.read_csv(job / "metrics.csv")
+    assert rows.step.max() <= summary["step"]
+    proc = _start(tmp_path)
+    _, err = proc.communicate(timeout=300)
+    assert proc.returncode == 0, err[-2000:]
+    _same_results(job, uninterrupted)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("damage", ["current", "both"])
+def test_corrupted_checkpoints_fall_back_and_never_crash(tmp_path, uninterrupted, damage):
+    proc = _start(tmp_path)
+    _wait_for(tmp_path / JOB / "checkpoint.prev.pt", proc)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    job = _job(tmp_path)
+    current = job / "checkpoint.pt"
+    current.write_bytes(current.read_bytes()[:100])  # truncated
+    if damage == "both":
+        (job / "checkpoint.prev.pt").write_bytes(b"not a checkpoint")
+    proc = _start(tmp_path)
+    out, err = proc.communicate(timeout=300)
+    assert proc.returncode == 0, err[-2000:]
+    assert "checkpoint.pt is unreadable" in out + err
+    if damage == "both":
+        assert "starting over" in out + err
+    else:
+        assert "resuming from the checkpoint" in out + err
+    _same_results(job, uninterrupted)
+
+
+def test_load_checkpoint_prefers_current_then_previous(tmp_path):
+    save_checkpoint(tmp_path, {"step": 1, "model": {}, "optimizer": {}, "replicas": [],
+                               "rng_cpu": torch.get_rng_state(), "config": {}})
+    save_checkpoint(tmp_path, {"step": 2, "model": {}, "optimizer": {}, "replicas": [],
+                               "rng_cpu": torch.get_rng_state(), "config": {}})
+    assert load_checkpoint(tmp_path)["step"] == 2
+    (tmp_path / "checkpoint.pt").write_bytes(b"\x00" * 10)
+    assert load_checkpoint(tmp_path)["step"] == 1
+    (tmp_path / "checkpoint.prev.pt").unlink()
+    assert load_checkpoint(tmp_path) is None
+
+
+def test_checkpoints_are_loaded_without_running_pickled_code(tmp_path):
+    class Sneaky:
+        def __reduce__(self):
+            return (os.system, ("echo pwned > " + str(tmp_path / "pwned"),))
+
+    torch.save({"format": 1, "step": 1, "payload": Sneaky()}, tmp_path / "checkpoint.pt")
+    assert load_checkpoint(tmp_path) is None
+    assert not (tmp_path / "pwned").exists()
+
+
+@pytest.mark.slow
+def test_two_identical_sweeps_at_once_share_the_work_and_never_collide(tmp_path):
+    args = ["-m", *SMOKE[:-4], "trainer.steps=400", "trainer.eval_every=100",
+            "trainer.log_every=50", "trainer.progress=false", "norm.kind=none,bn", "seed=0,1"]
+    env = dict(os.environ, PYTHONUNBUFFERED="1")
+    procs = [subprocess.Popen([sys.executable, str(ROOT / "run.py"), *args,
+                               f"data_dir={tmp_path / 'data'}"], cwd=tmp_path, env=env,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+             for _ in range(2)]
+    for proc in procs:
+        _, err = proc.communicate(timeout=300)
+        assert proc.returncode == 0, err[-2000:]
+    jobs = [p for p in (tmp_path / "outputs" / "smoke").iterdir() if p.is_dir()]
+    assert len(jobs) == 4
+    for job in jobs:
+        summary = json.loads((job / "summary.json").read_text())
+        assert summary["status"] == "completed"
+        metrics = pd.read_csv(job / "metrics.csv")
+        assert not metrics.duplicated(["step", "split", "metric"]).any()
+        assert sorted(metrics[metrics.split == "val"].step.unique()) == [0, 100, 200, 300, 400]
+
+
+def test_bad_config_writes_nothing_outside_its_run_folder(tmp_path):
+    proc = run_cli("norm.eps=-1", "trainer.progress=false", cwd=tmp_path)
+    assert proc.returncode == 2
+    written = [p.relative_to(tmp_path) for p in tmp_path.rglob("*") if p.is_file()]
+    assert written and all(str(p).startswith("outputs/run/norm.eps=-1/") for p in written)
+    assert not any(p.name in ("metrics.csv", "summary.json") for p in written)
