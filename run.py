@@ -52,7 +52,6 @@ def main(cfg: DictConfig) -> None:
 
 
 def _fail(message: str) -> None:
-    log.error("%s", message)
     print(f"bnlab: error: {message}", file=sys.stderr)
     sys.exit(2)
 

@@ -12,15 +12,15 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 from bnlab.analysis import curves, final_values, load_runs, mean_interval, runs_table
-from bnlab.figures import ROOT, band, ensure_experiment, label_and_colour, save
+from bnlab.figures import band, ensure_experiment, figure_dir, label_and_colour, save
 
 FAST = ["trainer.steps=3000", "trainer.eval_every=250", "trainer.log_every=50"]
 
 
 def convergence(df, out: Path) -> Path:
     kinds = [k for k in ("none", "bn") if k in set(df["norm.kind"])]
-    fig, axes = plt.subplots(1, len(kinds), figsize=(5.2 * len(kinds), 4), sharey=True,
-                             squeeze=False)
+    fig, axes = plt.subplots(1, len(kinds), figsize=(5.2 * len(kinds), 4.2), sharey=True,
+                             squeeze=False, layout="constrained")
     for ax, kind in zip(axes[0], kinds):
         sub = df[df["norm.kind"] == kind]
         seeds = sub["seed"].nunique()
@@ -39,7 +39,7 @@ def convergence(df, out: Path) -> Path:
 def summary(df, out: Path) -> Path:
     runs = runs_table(df).set_index("run")
     kinds = [k for k in ("none", "bn") if k in set(runs["norm.kind"])]
-    fig, axes = plt.subplots(1, 2, figsize=(9, 3.8), sharey=True)
+    fig, axes = plt.subplots(1, 2, figsize=(9, 4.2), sharey=True, layout="constrained")
     for ax, split in zip(axes, ("val", "test")):
         finals = final_values(df, split, "accuracy")
         for i, kind in enumerate(kinds):
@@ -61,7 +61,7 @@ def summary(df, out: Path) -> Path:
         ax.set_xlim(-0.5, len(kinds) - 0.2)
         ax.set_title(f"final {split} accuracy (eval mode)")
         ax.grid(alpha=0.3, axis="y")
-    axes[0].legend(loc="lower right")
+    axes[0].legend(loc="best", fontsize=8)
     fig.suptitle(_dataset_title(df, "BN vs no BN: final accuracy per seed"))
     return save(fig, out / "bn_vs_nobn_summary.png")
 
@@ -74,8 +74,9 @@ def _dataset_title(df, title: str) -> str:
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--fast", action="store_true", help="a small budget, for a quick look")
-    parser.add_argument("--out", type=Path, default=ROOT / "outputs" / "figures")
+    parser.add_argument("--out", type=Path, help="default: outputs/figures (--fast: .../fast)")
     args = parser.parse_args(argv)
+    args.out = args.out or figure_dir(args.fast)
     name = "bn_vs_nobn_fast" if args.fast else "bn_vs_nobn"
     folder, status = ensure_experiment("bn_vs_nobn", FAST if args.fast else [], name)
     df = load_runs(folder)

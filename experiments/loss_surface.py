@@ -13,7 +13,7 @@ from pathlib import Path
 import matplotlib.pyplot as plt
 import numpy as np
 
-from bnlab.figures import ROOT, save
+from bnlab.figures import figure_dir, save
 from bnlab.surfaces import (BOOK_OPTIMIZERS, H1, H2, START, Quadratic, gradient_descent,
                             measured_contraction, optimizer_path, steps_to_tolerance)
 
@@ -74,8 +74,9 @@ def draw(out: Path) -> Path:
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--fast", action="store_true", help="(no effect: nothing to train)")
-    parser.add_argument("--out", type=Path, default=ROOT / "outputs" / "figures")
+    parser.add_argument("--out", type=Path, help="default: outputs/figures (--fast: .../fast)")
     args = parser.parse_args(argv)
+    args.out = args.out or figure_dir(args.fast)
     draw(args.out)
     return 0
 

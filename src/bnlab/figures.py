@@ -19,6 +19,11 @@ VARIANTS = {"none": ("No BN", "tab:blue"), "bn": ("BN", "tab:red"),
             "torch": ("nn.BatchNorm", "tab:green")}
 
 
+def figure_dir(fast: bool) -> Path:
+    """Where figures go: outputs/figures/, or outputs/figures/fast/ for the small budget."""
+    return ROOT / "outputs" / "figures" / ("fast" if fast else "")
+
+
 def label_and_colour(kind: str) -> tuple[str, str]:
     return VARIANTS.get(kind, (kind, "tab:gray"))
 
