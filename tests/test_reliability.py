@@ -173,3 +173,18 @@ def test_bad_config_writes_nothing_outside_its_run_folder(tmp_path):
     written = [p.relative_to(tmp_path) for p in tmp_path.rglob("*") if p.is_file()]
     assert written and all(str(p).startswith("outputs/run/norm.eps=-1/") for p in written)
     assert not any(p.name in ("metrics.csv", "summary.json") for p in written)
+
+
+def test_a_diverging_job_does_not_stop_the_sweep(tmp_path):
+    proc = run_cli("-m", "+experiment=smoke", "norm=none", "optimizer.lr=1e30,0.5",
+                   "trainer.steps=100", "trainer.eval_every=50", "trainer.log_every=25",
+                   "dataset.synthetic_train=1200", "dataset.val_size=200",
+                   f"data_dir={tmp_path / 'data'}", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    sweep = tmp_path / "outputs" / "smoke"
+    status = {p.name: json.loads((p / "summary.json").read_text())["status"]
+              for p in sweep.iterdir() if p.is_dir()}
+    assert sorted(status.values()) == ["completed", "diverged"]
+    assert "optimizer.lr=1e+30" in [k for k, v in status.items() if v == "diverged"][0]
+    table = pd.read_csv(sweep / "comparison.csv")
+    assert table["diverged"].sum() == 1
