@@ -6,6 +6,7 @@ one line and exit with status 2.
 """
 
 import logging
+import os
 import sys
 from pathlib import Path
 
@@ -31,7 +32,10 @@ def main(cfg: DictConfig) -> None:
     hydra_cfg = HydraConfig.get()
     job_dir = Path(hydra_cfg.runtime.output_dir)
     try:
-        summaries = train(to_config(cfg), job_dir)
+        config = to_config(cfg)
+        if config.trainer.threads is None:
+            config.trainer.threads = threads_per_job(hydra_cfg)
+        summaries = train(config, job_dir)
     except RunFolderBusy as exc:
         if hydra_cfg.mode.name == "MULTIRUN":  # another sweep is on it: leave it, go on
             log.warning("skipped: %s", exc)
@@ -49,6 +53,17 @@ def main(cfg: DictConfig) -> None:
                  summary["seed"], summary["status"], summary["step"],
                  final.get("val/accuracy", float("nan")), final.get("test/accuracy", float("nan")),
                  job_dir)
+
+
+def threads_per_job(hydra_cfg) -> int | None:
+    """Parallel jobs on one machine (joblib launcher) share its cores: cores // n_jobs each."""
+    launcher = hydra_cfg.launcher
+    if "joblib" not in str(launcher.get("_target_", "")):
+        return None
+    cores = os.cpu_count() or 1
+    n_jobs = launcher.get("n_jobs") or -1
+    parallel = cores if n_jobs < 0 else n_jobs  # joblib's -1: one job per core
+    return max(1, cores // max(1, parallel))
 
 
 def _fail(message: str) -> None:

@@ -5,6 +5,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+import torch
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from bnlab.data import DEBIAN_FASHION_MNIST
@@ -188,3 +189,69 @@ def test_a_folder_in_use_is_refused(tmp_path, smoke_overrides):
     with FolderLock(tmp_path / "run"):
         with pytest.raises(RunFolderError, match="is in use by pid"):
             train(make_config(*smoke_overrides), tmp_path / "run")
+
+
+def test_epochs_set_the_number_of_steps(tmp_path, smoke_overrides):
+    """1,000 training examples, batch 100: 2.5 epochs = 25 steps."""
+    cfg = make_config(*smoke_overrides, "trainer.epochs=2.5", "trainer.batch_size=100",
+                      "dataset.synthetic_train=1500", "dataset.val_size=500")
+    [summary] = train(cfg, tmp_path / "run")
+    assert summary["steps_total"] == 25 and summary["step"] == 25
+
+
+def test_train_accuracy_and_trainmode_metrics(tmp_path, smoke_overrides):
+    cfg = make_config(*smoke_overrides, "trainer.eval_train=300", "trainer.eval_trainmode=true",
+                      "norm.stats=batch", "trainer.eval_batch_size=60")
+    train(cfg, tmp_path / "run")
+    m = pd.read_csv(tmp_path / "run" / "metrics.csv")
+    acc = m[m.metric.str.startswith("accuracy")].pivot_table(index="step",
+                                                               columns=["split", "metric"],
+                                                               values="value")
+    assert list(acc.index) == [0, 40, 80, 120]
+    assert acc[("train", "accuracy")].between(0, 1).all()
+    # batch statistics at eval in batches of batch_size (60) = the train-mode evaluation
+    pd.testing.assert_series_equal(acc[("val", "accuracy")], acc[("val", "accuracy_trainmode")],
+                                   check_names=False)
+
+
+def test_trainmode_evaluation_leaves_the_model_unchanged(tmp_path, smoke_overrides):
+    from bnlab.batchnorm import BatchNorm
+    from bnlab.train import batch_statistics, evaluate
+    from bnlab.models import MLP, NormSpec
+
+    model = MLP(784, 10, hidden=(16,), norm=NormSpec(kind="bn"))
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    x, y = torch.rand(50, 784), torch.randint(10, (50,))
+    with batch_statistics(model):
+        evaluate(model, x, y, 10)
+    assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
+    assert [m.stats for m in model.modules() if isinstance(m, BatchNorm)] == ["ema"]
+
+
+def test_input_scale_scales_every_split():
+    from bnlab.data import load_splits
+
+    a = load_splits("synthetic", val_size=100, synthetic_train=500, synthetic_test=50)
+    b = load_splits("synthetic", val_size=100, synthetic_train=500, synthetic_test=50,
+                    input_scale=1e-3)
+    for name in ("x_train", "x_val", "x_test"):
+        torch.testing.assert_close(getattr(b, name), getattr(a, name) * 1e-3)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("launcher", ["joblib", "submitit_local"])
+def test_sweeps_run_through_the_scale_out_launchers(tmp_path, launcher):
+    proc = run_cli("-m", f"hydra/launcher={launcher}", "+experiment=smoke", "norm.kind=none,bn",
+                   "trainer.steps=40", "trainer.eval_every=20", "trainer.log_every=20",
+                   "dataset.synthetic_train=1200", "dataset.val_size=200",
+                   f"data_dir={tmp_path / 'data'}", cwd=tmp_path, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    jobs = sorted(p for p in (tmp_path / "outputs" / "smoke").iterdir()
+                  if p.is_dir() and not p.name.startswith("."))
+    assert len(jobs) == 2 and "norm.kind=bn," in jobs[0].name and "norm.kind=none," in jobs[1].name
+    assert not any("launcher" in p.name for p in jobs)
+    summaries = [json.loads((p / "summary.json").read_text()) for p in jobs]
+    assert [s["status"] for s in summaries] == ["completed", "completed"]
+    if launcher == "joblib":  # n_jobs=-1, one job per core: one torch thread each
+        assert {s["threads"] for s in summaries} == {1}
+    assert (tmp_path / "outputs" / "smoke" / "comparison.csv").exists()

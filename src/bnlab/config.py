@@ -66,6 +66,7 @@ class DatasetConfig:
     standardize: bool = False
     train_subset: Optional[int] = None
     split_seed: int = 0  # the hold-out split and the synthetic data; not the run's seed
+    input_scale: float = 1.0  # multiplies every input: a small value gives low-variance inputs
     synthetic_train: int = 6000
     synthetic_test: int = 1000
 
@@ -103,12 +104,15 @@ class OptimizerConfig:
 @dataclass
 class TrainerConfig:
     steps: int = 1000
+    epochs: Optional[float] = None  # if set, overrides steps: ceil(epochs * n_train / batch_size)
     batch_size: int = 60
     eval_every: int = 500
     log_every: int = 100
     replicas: int = 1  # seeds seed .. seed+replicas-1 trained together as one batched model
     eval_batch_size: int = 10000
     probe_size: int = 1000  # validation examples for the sigmoid-input percentiles
+    eval_train: int = 0  # > 0: also train/accuracy, eval mode, on this many training examples
+    eval_trainmode: bool = False  # also val/*_trainmode: BN with batch statistics (batch_size)
     threads: Optional[int] = None  # torch threads; None leaves torch's default
     checkpoint_every: int = 5000  # steps between checkpoints; 0: only on a signal and at the end
     divergence_loss: float = 1000.0  # a window's mean loss above this (or NaN/inf): diverged
@@ -178,6 +182,12 @@ def validate(cfg: Config) -> None:
         (cfg.optimizer.weight_decay >= 0, "optimizer.weight_decay", "must be >= 0",
          cfg.optimizer.weight_decay),
         (cfg.trainer.steps > 0, "trainer.steps", "must be > 0", cfg.trainer.steps),
+        (cfg.trainer.epochs is None or cfg.trainer.epochs > 0, "trainer.epochs",
+         "must be > 0 or null", cfg.trainer.epochs),
+        (cfg.trainer.eval_train >= 0, "trainer.eval_train", "must be >= 0",
+         cfg.trainer.eval_train),
+        (cfg.dataset.input_scale > 0, "dataset.input_scale", "must be > 0",
+         cfg.dataset.input_scale),
         (cfg.trainer.batch_size >= 1, "trainer.batch_size", "must be >= 1",
          cfg.trainer.batch_size),
         (cfg.trainer.eval_every > 0, "trainer.eval_every", "must be > 0", cfg.trainer.eval_every),
@@ -217,6 +227,9 @@ def validate(cfg: Config) -> None:
     if cfg.norm.kind is not NormKind.none and cfg.trainer.batch_size < 2:
         raise ConfigError(f"trainer.batch_size must be >= 2 when BN trains on batch statistics "
                           f"(got {cfg.trainer.batch_size} with norm.kind={cfg.norm.kind.value})")
+    if cfg.trainer.eval_trainmode and cfg.norm.kind is not NormKind.bn:
+        raise ConfigError(f"trainer.eval_trainmode=true needs norm.kind=bn (got "
+                          f"norm.kind={cfg.norm.kind.value})")
     if cfg.norm.kind is NormKind.torch and cfg.norm.stats is not Stats.ema:
         raise ConfigError(f"norm.stats={cfg.norm.stats.value} needs norm.kind=bn: torch's "
                           f"nn.BatchNorm only keeps EMA statistics (norm.stats=ema)")

@@ -65,11 +65,12 @@ class Splits:
 def load_splits(name: str, data_dir: str | os.PathLike = "data", val_size: float = 5000,
                 standardize: bool = False, flatten: bool = True, train_subset: Optional[int] = None,
                 split_seed: int = 0, synthetic_train: int = 6000, synthetic_test: int = 1000,
-                device: str | torch.device = "cpu") -> Splits:
+                input_scale: float = 1.0, device: str | torch.device = "cpu") -> Splits:
     """Load dataset ``name`` and split it. ``val_size`` < 1 is a fraction, else a count.
 
     ``train_subset`` keeps only the first n training examples after the hold-out (Saito's
-    init-std experiment trains on 1,000 images). Raises :class:`DataError` with a remedy when
+    init-std experiment trains on 1,000 images). ``input_scale`` multiplies every input after
+    standardizing (a small scale gives inputs whose variance is comparable to BN's eps). Raises :class:`DataError` with a remedy when
     the data cannot be had.
     """
     if name not in DATASETS:
@@ -91,6 +92,8 @@ def load_splits(name: str, data_dir: str | os.PathLike = "data", val_size: float
     if standardize:
         mean, std = x_train.mean(), x_train.std()
         x_train, x_val, x_test = [(t - mean) / std for t in (x_train, x_val, x_test)]
+    if input_scale != 1.0:
+        x_train, x_val, x_test = [t * input_scale for t in (x_train, x_val, x_test)]
     if flatten:
         x_train, x_val, x_test = [t.reshape(len(t), -1) for t in (x_train, x_val, x_test)]
     splits = Splits(x_train.contiguous(), y_train, x_val.contiguous(), y_val,

@@ -71,7 +71,7 @@ def load_data(cfg: Config, device: torch.device) -> Splits:
     return load_splits(d.name.value, cfg.data_dir, val_size=d.val_size, standardize=d.standardize,
                        flatten=cfg.model.name is ModelName.mlp, train_subset=d.train_subset,
                        split_seed=d.split_seed, synthetic_train=d.synthetic_train,
-                       synthetic_test=d.synthetic_test, device=device)
+                       synthetic_test=d.synthetic_test, input_scale=d.input_scale, device=device)
 
 
 def build_model(cfg: Config, splits: Splits, seeds: list[int]) -> nn.Module:
@@ -145,6 +145,21 @@ def evaluate(model: nn.Module, x: Tensor, y: Tensor, batch_size: int) -> tuple[T
         correct += (logits.argmax(-1) == yb).sum(1)
     model.train(was_training)
     return total_loss / len(x), correct / len(x)
+
+
+@contextlib.contextmanager
+def batch_statistics(model: nn.Module):
+    """Inside: every BatchNorm of this project normalizes with the statistics of the batch it
+    is given (as in training) but updates nothing; other layers stay as they are."""
+    layers = [m for m in model.modules() if isinstance(m, BatchNorm)]
+    saved = [layer.stats for layer in layers]
+    for layer in layers:
+        layer.stats = "batch"
+    try:
+        yield
+    finally:
+        for layer, stats in zip(layers, saved):
+            layer.stats = stats
 
 
 @torch.no_grad()
@@ -283,6 +298,9 @@ class Trainer:
         self.model = build_model(cfg, self.splits, seeds).to(self.device)
         self.optimizer = build_optimizer(cfg, self.model.parameters())
         self.replicas = [ReplicaState(seed, d) for seed, d in zip(seeds, dirs)]
+        t = cfg.trainer
+        self.total_steps = (math.ceil(t.epochs * len(self.splits.x_train) / t.batch_size)
+                            if t.epochs else t.steps)
         self.step, self.elapsed, self.resumes = 0, 0.0, 0
         self.window = torch.zeros(len(seeds), device=self.device)
         self.window_steps = 0
@@ -330,7 +348,7 @@ class Trainer:
                                        purge_step=self.step + 1 if resumed else None)
             rep.recorder.write_summary(
                 status=rep.status, seed=rep.seed,
-                steps_total=self.cfg.trainer.steps, step=self.step, resumes=self.resumes,
+                steps_total=self.total_steps, step=self.step, resumes=self.resumes,
                 metric_modes=EVAL_MODE_NOTE, **meta)
         self._started = time.perf_counter()
         outcome, error = "failed", None
@@ -373,9 +391,21 @@ class Trainer:
         val_loss, val_acc = evaluate(model, splits.x_val, splits.y_val, t.eval_batch_size)
         test_loss, test_acc = evaluate(model, splits.x_test, splits.y_test, t.eval_batch_size)
         pct = unit_percentiles(model, splits.x_val[:t.probe_size])
-        values = torch.stack([val_loss, val_acc, test_loss, test_acc, *pct.T]).T.cpu().tolist()
+        columns = [val_loss, val_acc, test_loss, test_acc, *pct.T]
         names = [("val", "loss"), ("val", "accuracy"), ("test", "loss"), ("test", "accuracy"),
                  (self.act_name, "p15"), (self.act_name, "p50"), (self.act_name, "p85")]
+        if t.eval_train:
+            n = t.eval_train
+            _, train_acc = evaluate(model, splits.x_train[:n], splits.y_train[:n],
+                                    t.eval_batch_size)
+            columns.append(train_acc)
+            names.append(("train", "accuracy"))
+        if t.eval_trainmode:
+            with batch_statistics(model):
+                loss, acc = evaluate(model, splits.x_val, splits.y_val, t.batch_size)
+            columns += [loss, acc]
+            names += [("val", "loss_trainmode"), ("val", "accuracy_trainmode")]
+        values = torch.stack(columns).T.cpu().tolist()
         live = [rep for rep in self.replicas if rep.status == "running"]
         for rep, row in zip(self.replicas, values):
             if rep.status != "running":
@@ -386,7 +416,7 @@ class Trainer:
             rep.recorder.flush()
             rep.recorder.write_summary(step=step, final=rep.last)
         if live:
-            log.info("step %d/%d  val/accuracy %s  test/accuracy %s", step, t.steps,
+            log.info("step %d/%d  val/accuracy %s  test/accuracy %s", step, self.total_steps,
                      _fmt([r.last["val/accuracy"] for r in live]),
                      _fmt([r.last["test/accuracy"] for r in live]))
 
@@ -411,11 +441,12 @@ class Trainer:
         k = len(self.replicas)
         model, optimizer = self.model, self.optimizer
         x_train, y_train = self.splits.x_train, self.splits.y_train
-        bar = _progress(self.cfg, self.replicas, self.step)
+        last = self.total_steps
+        bar = _progress(self.replicas, last, self.step, t.progress)
         model.train()
         if self.step == 0:
             self._evaluate_and_record(0)
-        for step in range(self.step + 1, t.steps + 1):
+        for step in range(self.step + 1, last + 1):
             if stop["signal"] is not None:
                 break
             idx = self.order.indices(step)
@@ -429,7 +460,7 @@ class Trainer:
             self.window += losses.detach()
             self.window_steps += 1
             self.step = step
-            if step % t.log_every == 0 or step == t.steps:
+            if step % t.log_every == 0 or step == last:
                 self._log_train(step)
                 bar.update(step - bar.n)
                 finite = [r.last.get("train/loss") for r in self.replicas if r.status == "running"]
@@ -437,9 +468,9 @@ class Trainer:
                     bar.set_postfix_str(f"loss {np.mean(finite):.4f}", refresh=True)
                 if all(rep.status != "running" for rep in self.replicas):
                     break
-            if step % t.eval_every == 0 or step == t.steps:
+            if step % t.eval_every == 0 or step == last:
                 self._evaluate_and_record(step)
-            if t.checkpoint_every and step % t.checkpoint_every == 0 and step < t.steps:
+            if t.checkpoint_every and step % t.checkpoint_every == 0 and step < last:
                 self.checkpoint()
         bar.close()
         if stop["signal"] is not None:
@@ -453,9 +484,9 @@ def _fmt(values: list[float]) -> str:
     return f"{np.mean(values):.4f} +/- {np.std(values):.4f} (n={len(values)})"
 
 
-def _progress(cfg: Config, replicas: list[ReplicaState], initial: int):
+def _progress(replicas: list[ReplicaState], total: int, initial: int, enabled: bool):
     from tqdm import tqdm
 
     desc = replicas[0].run_dir.name if len(replicas) == 1 else replicas[0].run_dir.parent.name
-    return tqdm(total=cfg.trainer.steps, initial=initial, desc=desc[:40], unit="step",
-                dynamic_ncols=True, disable=None if cfg.trainer.progress else True, leave=False)
+    return tqdm(total=total, initial=initial, desc=desc[:40], unit="step", dynamic_ncols=True,
+                disable=None if enabled else True, leave=False)
