@@ -5,14 +5,13 @@ convergence.png is the seed document's side-by-side table: "No BN" | "BN", each 
 training and validation loss over steps, mean over seeds with a 95% interval, same axes.
 """
 
-import argparse
 from pathlib import Path
 
 import matplotlib.pyplot as plt
 import numpy as np
 
-from bnlab.analysis import curves, final_values, load_runs, mean_interval, runs_table
-from bnlab.figures import band, ensure_experiment, figure_dir, label_and_colour, save
+from bnlab.analysis import curves, final_values, mean_interval, runs_table
+from bnlab.figures import band, figure_script, label_and_colour, save
 
 FAST = ["trainer.steps=3000", "trainer.eval_every=250", "trainer.log_every=50"]
 
@@ -71,21 +70,13 @@ def _dataset_title(df, title: str) -> str:
     return f"{title} ({df['dataset.name'].iloc[0]}, paper MLP, {steps:,} steps)"
 
 
+def draw(df, out: Path) -> None:
+    convergence(df, out)
+    summary(df, out)
+
+
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--fast", action="store_true", help="a small budget, for a quick look")
-    parser.add_argument("--out", type=Path, help="default: outputs/figures (--fast: .../fast)")
-    args = parser.parse_args(argv)
-    args.out = args.out or figure_dir(args.fast)
-    name = "bn_vs_nobn_fast" if args.fast else "bn_vs_nobn"
-    folder, status = ensure_experiment("bn_vs_nobn", FAST if args.fast else [], name)
-    df = load_runs(folder)
-    if df.empty:
-        print(f"no results under {folder} (the run exited with status {status})")
-        return 1
-    convergence(df, args.out)
-    summary(df, args.out)
-    return 0
+    return figure_script(argv, __doc__.split("\n")[0], "bn_vs_nobn", FAST, draw)
 
 
 if __name__ == "__main__":

@@ -7,13 +7,12 @@ at the best step size against the theory (k-1)/(k+1). Bottom right: the four opt
 Saito's Deep Learning from Scratch (ch. 6) on h1, 30 steps from (-7, 2).
 """
 
-import argparse
 from pathlib import Path
 
 import matplotlib.pyplot as plt
 import numpy as np
 
-from bnlab.figures import figure_dir, save
+from bnlab.figures import parse_args, save
 from bnlab.surfaces import (BOOK_OPTIMIZERS, H1, H2, START, Quadratic, gradient_descent,
                             measured_contraction, optimizer_path, steps_to_tolerance)
 
@@ -72,11 +71,7 @@ def draw(out: Path) -> Path:
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--fast", action="store_true", help="(no effect: nothing to train)")
-    parser.add_argument("--out", type=Path, help="default: outputs/figures (--fast: .../fast)")
-    args = parser.parse_args(argv)
-    args.out = args.out or figure_dir(args.fast)
+    args = parse_args(argv, __doc__.split("\n")[0])
     draw(args.out)
     return 0
 

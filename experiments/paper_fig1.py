@@ -8,14 +8,13 @@ so. On MNIST it overlays the paper's own curves, read off its figure
 (experiments/reference/ioffe2015_fig1a.csv).
 """
 
-import argparse
 from pathlib import Path
 
 import matplotlib.pyplot as plt
 import pandas as pd
 
 from bnlab.analysis import curves, load_runs
-from bnlab.figures import band, ensure_experiment, figure_dir, label_and_colour, save
+from bnlab.figures import band, ensure_experiment, label_and_colour, parse_args, save
 
 REFERENCE = Path(__file__).resolve().parent / "reference" / "ioffe2015_fig1a.csv"
 FAST = ["trainer.steps=3000", "trainer.eval_every=250", "trainer.log_every=50"]
@@ -66,11 +65,7 @@ def draw(df: pd.DataFrame, out: Path) -> Path:
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--fast", action="store_true", help="a small budget, for a quick look")
-    parser.add_argument("--out", type=Path, help="default: outputs/figures (--fast: .../fast)")
-    args = parser.parse_args(argv)
-    args.out = args.out or figure_dir(args.fast)
+    args = parse_args(argv, __doc__.split("\n")[0])
     suffix = "_fast" if args.fast else ""
     overrides = FAST if args.fast else []
     folder, status = ensure_experiment("paper_fig1", overrides, "paper_fig1" + suffix)

@@ -48,3 +48,44 @@ def test_paper_fig1_overlays_the_paper_on_mnist(smoke_sweep, tmp_path, monkeypat
     monkeypatch.setattr(module.pd, "read_csv", lambda *a, **k: read.append(a[0]) or original(*a, **k))
     _check_png(module.draw(df, tmp_path), min_width=1200)
     assert read == [module.REFERENCE]
+
+
+def _mini_sweep(root, grid, *extra):
+    """Train every combination of ``grid`` (key -> values) for a few steps on synthetic data."""
+    import itertools
+
+    from bnlab.train import train
+    from conftest import make_config
+
+    keys = list(grid)
+    for values in itertools.product(*grid.values()):
+        overrides = [f"{k}={v}" for k, v in zip(keys, values)]
+        cfg = make_config("+experiment=smoke", f"data_dir={root / 'data'}",
+                          "dataset.synthetic_train=1200", "dataset.val_size=200",
+                          "dataset.synthetic_test=200", "trainer.steps=40",
+                          "trainer.eval_every=20", "trainer.log_every=20",
+                          "trainer.probe_size=100", "trainer.replicas=2", *extra, *overrides)
+        train(cfg, root / "sweep" / ",".join(overrides))
+    return load_runs(root / "sweep")
+
+
+def test_eps_sweep_figure(tmp_path):
+    df = _mini_sweep(tmp_path, {"norm.eps": [1e-5, 1e-1], "trainer.batch_size": [4, 60],
+                                "dataset.input_scale": [1, 0.001]})
+    _script("eps_sweep").draw(df, tmp_path)
+    _check_png(tmp_path / "eps_sweep.png")
+
+
+def test_lr_sweep_figure_marks_diverged_runs(tmp_path):
+    df = _mini_sweep(tmp_path, {"norm.kind": ["none", "bn"], "optimizer.lr": [0.1, 3, 1e30]},
+                     "model.activation=relu")
+    assert "diverged" in set(df["status"])
+    _script("lr_sweep").draw(df, tmp_path)
+    _check_png(tmp_path / "lr_sweep.png")
+
+
+def test_init_sweep_figure(tmp_path):
+    df = _mini_sweep(tmp_path, {"norm.kind": ["none", "bn"], "model.init_std": [1.0, 0.01]},
+                     "trainer.eval_train=200", "trainer.batch_size=100")
+    _script("init_sweep").draw(df, tmp_path)
+    _check_png(tmp_path / "init_sweep.png")

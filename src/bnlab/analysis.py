@@ -75,6 +75,12 @@ def final_values(df: pd.DataFrame, split: str, metric: str) -> pd.Series:
     return sel.sort_values("step").groupby("run")["value"].last()
 
 
+def final_table(df: pd.DataFrame, split: str, metric: str) -> pd.DataFrame:
+    """One row per run: its config, status and the final ``split/metric`` as ``value``."""
+    runs = runs_table(df).set_index("run")
+    return runs.join(final_values(df, split, metric).rename("value")).reset_index()
+
+
 def steps_to_reach(df: pd.DataFrame, target: float, split: str = "val",
                    metric: str = "accuracy") -> pd.Series:
     """The first step at which each run's (split, metric) reached ``target`` (NaN if never)."""

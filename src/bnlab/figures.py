@@ -34,6 +34,33 @@ def band(ax, curve: pd.DataFrame, label: str, colour: str, linestyle: str = "-")
     ax.fill_between(curve["step"], curve["lo"], curve["hi"], color=colour, alpha=0.2, lw=0)
 
 
+def final_lines(ax, table: pd.DataFrame, x: str, by: str, styles: dict) -> None:
+    """Per value of ``by`` (styles: value -> (label, colour)): the mean over seeds of the final
+    ``value`` against ``x`` with its 95% interval; diverged seeds as black crosses at their last
+    recorded value, left out of the mean."""
+    import numpy as np
+
+    from bnlab.analysis import mean_interval
+
+    crossed = False
+    for key, (label, colour) in styles.items():
+        rows = table[table[by].astype(str) == str(key)]
+        if rows.empty:
+            continue
+        healthy = rows[rows["status"] != "diverged"]
+        points = [(xv, *mean_interval(g["value"])) for xv, g in healthy.groupby(x)]
+        if points:
+            xs, means, halves, _ = (np.array(v, dtype=float) for v in zip(*points))
+            ax.plot(xs, means, "o-", color=colour, label=label)
+            ax.fill_between(xs, means - np.nan_to_num(halves), means + np.nan_to_num(halves),
+                            color=colour, alpha=0.2, lw=0)
+        bad = rows[rows["status"] == "diverged"]
+        if not bad.empty:
+            ax.scatter(bad[x], bad["value"].fillna(0.1), marker="x", color="black", zorder=4,
+                       label=None if crossed else "diverged seed (last value)")
+            crossed = True
+
+
 def save(fig, path: Path) -> Path:
     """Write ``path`` (PNG) and the same figure as PDF beside it."""
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -42,6 +69,39 @@ def save(fig, path: Path) -> Path:
     plt.close(fig)
     print(f"wrote {path}")
     return path
+
+
+def figure_script(argv, description: str, experiment: str, fast_overrides, draw) -> int:
+    """The body of a figure script: parse --fast/--out, run ``experiment`` if its results are
+    missing, load them and call ``draw(df, out_dir)``.
+
+    ``fast_overrides`` is the small budget for --fast (written to ``<experiment>_fast``), or
+    None when the experiment is small already and --fast reuses its full results.
+    """
+    from bnlab.analysis import load_runs
+
+    args = parse_args(argv, description)
+    fast = args.fast and fast_overrides is not None
+    name = experiment + ("_fast" if fast else "")
+    folder, status = ensure_experiment(experiment, fast_overrides if fast else [], name)
+    df = load_runs(folder)
+    if df.empty:
+        print(f"no results under {folder} (the run exited with status {status})")
+        return 1
+    draw(df, args.out)
+    return 0
+
+
+def parse_args(argv, description: str):
+    """A figure script's arguments: --fast (small budget) and --out (figure folder)."""
+    import argparse
+
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--fast", action="store_true", help="a small budget, for a quick look")
+    parser.add_argument("--out", type=Path, help="default: outputs/figures (--fast: .../fast)")
+    args = parser.parse_args(argv)
+    args.out = args.out or figure_dir(args.fast)
+    return args
 
 
 def ensure_experiment(experiment: str, overrides: Sequence[str] = (), name: str | None = None,

@@ -1,0 +1,60 @@
+"""Saito's weight-init experiment (init_sweep.png): a 4x4 grid of training-accuracy curves.
+
+One panel per init std (logspace(0, -4, 16)), BN solid, no BN dashed, mean over 3 seeds;
+training accuracy in eval mode on the 1,000 training images, every epoch. From the init_sweep
+experiment (run first if missing; small enough that --fast uses it as it is).
+"""
+
+import matplotlib.pyplot as plt
+
+from bnlab.analysis import curves, runs_table
+from bnlab.figures import figure_script, label_and_colour, save
+
+
+def draw(df, out):
+    stds = sorted(df["model.init_std"].unique(), reverse=True)
+    rows = (len(stds) + 3) // 4
+    fig, axes = plt.subplots(rows, 4, figsize=(13, 3 * rows), sharex=True, sharey=True,
+                             squeeze=False, layout="constrained")
+    steps_per_epoch = 1000 // int(df["trainer.batch_size"].iloc[0])
+    runs = runs_table(df)
+    for ax, std in zip(axes.flat, stds):
+        notes = []
+        for kind, style in (("bn", "-"), ("none", "--")):
+            sub = df[(df["model.init_std"] == std) & (df["norm.kind"] == kind)]
+            label, colour = label_and_colour(kind)
+            members = runs[(runs["model.init_std"] == std) & (runs["norm.kind"] == kind)]
+            diverged = int((members["status"] == "diverged").sum())
+            if diverged:
+                notes.append((f"{label}: {diverged}/{len(members)} diverged", colour))
+            healthy = sub[sub["status"] != "diverged"]
+            if not healthy.empty:
+                c = curves(healthy, "train", "accuracy")
+                ax.plot(c["step"] / steps_per_epoch, c["mean"], style, color=colour,
+                        label=label)
+        for i, (text, colour) in enumerate(notes):
+            ax.text(0.97, 0.05 + 0.1 * i, text, transform=ax.transAxes, ha="right",
+                    color=colour, fontsize=9)
+        ax.set_title(f"init std {std:.3g}", fontsize=10)
+        ax.set_ylim(0, 1)
+        ax.grid(alpha=0.3)
+    for ax in axes.flat[len(stds):]:
+        ax.axis("off")
+    handles = {h.get_label(): h for ax in axes.flat for h in ax.get_lines()}
+    axes[0][0].legend([handles[k] for k in sorted(handles)], sorted(handles), fontsize=8,
+                      loc="upper left")
+    for ax in axes[-1]:
+        ax.set_xlabel("epoch")
+    for ax in axes[:, 0]:
+        ax.set_ylabel("training accuracy")
+    fig.suptitle("BN vs no BN over 16 weight-init scales (Saito ch. 6 on Fashion-MNIST: "
+                 f"5 x 100 ReLU, 1,000 images, SGD 0.01, {df['seed'].nunique()} seeds)")
+    save(fig, out / "init_sweep.png")
+
+
+def main(argv=None) -> int:
+    return figure_script(argv, __doc__.split("\n")[0], "init_sweep", None, draw)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
