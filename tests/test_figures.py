@@ -89,3 +89,49 @@ def test_init_sweep_figure(tmp_path):
                      "trainer.eval_train=200", "trainer.batch_size=100")
     _script("init_sweep").draw(df, tmp_path)
     _check_png(tmp_path / "init_sweep.png")
+
+
+def test_batch_size_sweep_figure(tmp_path):
+    df = _mini_sweep(tmp_path, {"norm": ["none", "bn"], "trainer.batch_size": [4, 60]},
+                     "trainer.eval_trainmode=false")
+    bn = _mini_sweep(tmp_path / "bn", {"trainer.batch_size": [4, 60]},
+                     "trainer.eval_trainmode=true")
+    import pandas as pd
+    _script("batch_size_sweep").draw(pd.concat([df[df["norm.kind"] == "none"], bn]), tmp_path)
+    _check_png(tmp_path / "batch_size_sweep.png", min_width=700)
+
+
+def test_placement_figure(tmp_path):
+    df = _mini_sweep(tmp_path, {"norm.placement": ["before", "after"],
+                                "model.activation": ["sigmoid", "relu"]})
+    _script("placement").draw(df, tmp_path)
+    _check_png(tmp_path / "placement.png")
+
+
+def test_whitening_vs_bn_figure(tmp_path):
+    df = _mini_sweep(tmp_path, {"norm": ["none", "bn_no_affine", "bn"]})
+    assert set(zip(df["norm.kind"], df["norm.affine"])) == {("none", True), ("bn", False),
+                                                             ("bn", True)}
+    _script("whitening_vs_bn").draw(df, tmp_path)
+    _check_png(tmp_path / "whitening_vs_bn.png")
+
+
+def test_inference_stats_figure(tmp_path):
+    df = _mini_sweep(tmp_path, {"norm.stats": ["ema", "population"],
+                                "trainer.batch_size": [8, 60]}, "trainer.eval_trainmode=true")
+    _script("inference_stats").draw(df, tmp_path)
+    _check_png(tmp_path / "inference_stats.png", min_width=700)
+
+
+def test_regularization_figure(tmp_path):
+    df = _mini_sweep(tmp_path, {"norm.kind": ["none", "bn"], "model.dropout": [0, 0.3],
+                                "optimizer.weight_decay": [0, 0.0005]}, "trainer.eval_train=300")
+    _script("regularization").draw(df, tmp_path)
+    _check_png(tmp_path / "regularization.png")
+
+
+def test_cnn_figure(tmp_path):
+    df = _mini_sweep(tmp_path, {"norm.kind": ["none", "bn"]}, "model=cnn",
+                     "model.channels=[4,8]", "trainer.replicas=1")
+    _script("cnn_bn_vs_nobn").draw(df, tmp_path)
+    _check_png(tmp_path / "cnn_bn_vs_nobn.png")

@@ -111,7 +111,7 @@ class TrainerConfig:
     replicas: int = 1  # seeds seed .. seed+replicas-1 trained together as one batched model
     eval_batch_size: int = 10000
     probe_size: int = 1000  # validation examples for the sigmoid-input percentiles
-    eval_train: int = 0  # > 0: also train/accuracy, eval mode, on this many training examples
+    eval_train: int = 0  # > 0: train/accuracy and train/loss_evalmode on this many examples
     eval_trainmode: bool = False  # also val/*_trainmode: BN with batch statistics (batch_size)
     threads: Optional[int] = None  # torch threads; None leaves torch's default
     checkpoint_every: int = 5000  # steps between checkpoints; 0: only on a signal and at the end

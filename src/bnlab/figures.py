@@ -34,6 +34,19 @@ def band(ax, curve: pd.DataFrame, label: str, colour: str, linestyle: str = "-")
     ax.fill_between(curve["step"], curve["lo"], curve["hi"], color=colour, alpha=0.2, lw=0)
 
 
+def variant_curves(ax, variants, split: str, metric: str) -> None:
+    """One mean +/- interval curve per (label, colour, linestyle, runs DataFrame) in
+    ``variants``, for ``split/metric`` over steps; diverged runs left out."""
+    from bnlab.analysis import curves
+
+    for label, colour, linestyle, sub in variants:
+        healthy = sub[sub["status"] != "diverged"]
+        if not healthy.empty:
+            band(ax, curves(healthy, split, metric), label, colour, linestyle)
+    ax.set_xlabel("training step")
+    ax.grid(alpha=0.3)
+
+
 def final_lines(ax, table: pd.DataFrame, x: str, by: str, styles: dict) -> None:
     """Per value of ``by`` (styles: value -> (label, colour)): the mean over seeds of the final
     ``value`` against ``x`` with its 95% interval; diverged seeds as black crosses at their last

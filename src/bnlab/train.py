@@ -396,10 +396,10 @@ class Trainer:
                  (self.act_name, "p15"), (self.act_name, "p50"), (self.act_name, "p85")]
         if t.eval_train:
             n = t.eval_train
-            _, train_acc = evaluate(model, splits.x_train[:n], splits.y_train[:n],
-                                    t.eval_batch_size)
-            columns.append(train_acc)
-            names.append(("train", "accuracy"))
+            train_loss, train_acc = evaluate(model, splits.x_train[:n], splits.y_train[:n],
+                                             t.eval_batch_size)
+            columns += [train_loss, train_acc]
+            names += [("train", "loss_evalmode"), ("train", "accuracy")]
         if t.eval_trainmode:
             with batch_statistics(model):
                 loss, acc = evaluate(model, splits.x_val, splits.y_val, t.batch_size)
