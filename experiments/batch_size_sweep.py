@@ -11,7 +11,7 @@ import pandas as pd
 from bnlab.analysis import final_table
 from bnlab.figures import figure_script, final_lines, save
 
-FAST = ["trainer.epochs=0.5"]
+FAST = ["trainer.epochs=0.25"]
 
 
 def draw(df, out):

@@ -10,7 +10,7 @@ import matplotlib.pyplot as plt
 from bnlab.analysis import final_table
 from bnlab.figures import figure_script, final_lines, save
 
-FAST = ["trainer.steps=2000", "trainer.eval_every=500"]
+FAST = ["trainer.steps=1000", "trainer.eval_every=500"]
 DEFAULTS = {1e-8: "", 1e-5: "PyTorch, Flax, Caffe", 1e-3: "Keras, TF-slim Inception"}
 
 

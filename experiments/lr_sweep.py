@@ -2,7 +2,7 @@
 
 BN vs no BN, plain SGD at 0.1 (the base) times 1, 5, 30 (the paper's BN-x5, BN-x30), 100 and
 300; mean over 3 seeds with a 95% interval, diverged seeds marked. Right: validation accuracy
-over training at 30x the base. From the lr_sweep experiment (run first if missing).
+over training at 100x the base, where the two part ways. From the lr_sweep experiment (run first if missing).
 """
 
 import matplotlib.pyplot as plt
@@ -25,17 +25,19 @@ def draw(df, out):
     ax.set_xticks(ticks, [f"x{m:g}" for m in ticks])
     ax.set_xlabel(f"learning rate, as a multiple of {BASE_LR:g}")
     ax.set_ylabel("final validation accuracy (eval mode)")
+    ax.set_ylim(0, 1)
     ax.set_title("final accuracy")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
-    x30 = df[df["optimizer.lr"].round(6) == round(30 * BASE_LR, 6)]
+    x100 = df[df["optimizer.lr"].round(6) == round(100 * BASE_LR, 6)]
     for kind in ("none", "bn"):
-        sub = x30[x30["norm.kind"] == kind]
+        sub = x100[x100["norm.kind"] == kind]
         if not sub.empty:
             label, colour = label_and_colour(kind)
             band(ax2, curves(sub, "val", "accuracy"), label, colour)
     ax2.set_xlabel("training step")
-    ax2.set_title(f"validation accuracy at x30 (lr {30 * BASE_LR:g})")
+    ax2.set_ylim(0, 1)
+    ax2.set_title(f"validation accuracy at x100 (lr {100 * BASE_LR:g}), mean and 95% interval")
     ax2.grid(alpha=0.3)
     ax2.legend(fontsize=8)
     steps = int(df["trainer.steps"].max())

@@ -92,3 +92,13 @@ def test_compare_leaves_diverged_runs_out_of_the_means(fake_sweep):
     assert table.loc["none", "diverged"] == 2
     assert math.isnan(table.loc["none", "val_accuracy_mean"])  # no healthy seed left
     assert table.loc["none", "seeds"] == 2
+
+
+def test_pivot_final_ranks_sweep_cells(fake_sweep):
+    from bnlab.analysis import pivot_final
+
+    pivot = pivot_final(load_runs(fake_sweep), "val", "accuracy", index="norm.kind")
+    assert pivot.loc["bn", "value"] == pytest.approx(0.88)
+    assert pivot.loc["none", "value"] == pytest.approx(0.70)  # the diverged seed left out
+    counts = pivot_final(load_runs(fake_sweep), "val", "accuracy", "norm.kind", stat="count")
+    assert counts.loc["bn", "value"] == 2 and counts.loc["none", "value"] == 1

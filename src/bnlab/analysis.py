@@ -81,6 +81,16 @@ def final_table(df: pd.DataFrame, split: str, metric: str) -> pd.DataFrame:
     return runs.join(final_values(df, split, metric).rename("value")).reset_index()
 
 
+def pivot_final(df: pd.DataFrame, split: str, metric: str, index: str | Sequence[str],
+                columns: str | Sequence[str] | None = None, stat: str = "mean") -> pd.DataFrame:
+    """A sweep's cells side by side: ``stat`` over seeds of the final ``split/metric``, with
+    ``index`` (and ``columns``) among the swept keys; diverged runs left out, so a cell whose
+    seeds all diverged is NaN. Sort a column to rank the cells."""
+    table = final_table(df, split, metric)
+    table = table[table["status"] != "diverged"]
+    return table.pivot_table(index=index, columns=columns, values="value", aggfunc=stat)
+
+
 def steps_to_reach(df: pd.DataFrame, target: float, split: str = "val",
                    metric: str = "accuracy") -> pd.Series:
     """The first step at which each run's (split, metric) reached ``target`` (NaN if never)."""

@@ -17,6 +17,10 @@ The loop, for step s = 1 .. trainer.steps:
     fixed probe batch (the paper's Figure 1b/c).
 
 Replica r is seed ``seed + r`` and is recorded as its own run (see :mod:`bnlab.recorder`).
+
+Every ``checkpoint_every`` steps, on SIGINT/SIGTERM (at the next step boundary) and at the end,
+the job writes a checkpoint (see :mod:`bnlab.checkpoint`); running the same job again resumes
+from it and ends with the metrics an uninterrupted run would have had.
 """
 
 from __future__ import annotations
@@ -39,12 +43,12 @@ from torch import Tensor, nn
 
 from bnlab import __version__
 from bnlab.batchnorm import BatchNorm, population_statistics
+from bnlab.checkpoint import (load_checkpoint, remove_checkpoints, restore_rng, rng_state,
+                              save_checkpoint)
 from bnlab.config import Config, ModelName, OptimizerName, config_dict, flatten
 from bnlab.data import Splits, load_splits
 from bnlab.errors import ConfigError
 from bnlab.models import CNN, MLP, NormSpec
-from bnlab.checkpoint import (load_checkpoint, remove_checkpoints, restore_rng, rng_state,
-                              save_checkpoint)
 from bnlab.recorder import RunRecorder, git_state, truncate_metrics
 from bnlab.runfolder import (FolderLock, RunFolderError, clear_partial, config_differences,
                              finished_summary, seed_dirs)
