@@ -19,6 +19,7 @@ def draw(df, out):
     ax1.legend(fontsize=8)
     variant_curves(ax2, variants, "val", "accuracy")
     ax2.set_ylabel("validation accuracy (eval mode)")
+    ax2.set_ylim(0.6, 0.95)
     channels = df["model.channels"].iloc[0]
     fig.suptitle(f"CNN {channels} channels, per-channel BN vs none ({df['dataset.name'].iloc[0]}, "
                  f"lr {df['optimizer.lr'].iloc[0]:g}, {df['seed'].nunique()} seeds)")

@@ -39,7 +39,8 @@ def draw(df, out):
     ax2.set_ylim(0, 1)
     ax2.set_title(f"validation accuracy at x100 (lr {100 * BASE_LR:g}), mean and 95% interval")
     ax2.grid(alpha=0.3)
-    ax2.legend(fontsize=8)
+    if ax2.get_lines():
+        ax2.legend(fontsize=8)
     steps = int(df["trainer.steps"].max())
     fig.suptitle(f"BN and the learning rate (Fashion-MNIST, paper MLP, SGD, {steps:,} steps, "
                  f"{df['seed'].nunique()} seeds)")

@@ -101,3 +101,9 @@ def test_cli_reports_bad_values_without_a_traceback(tmp_path, args, code, needle
     assert proc.returncode == code
     assert needle in proc.stderr
     assert "Traceback" not in proc.stderr + proc.stdout
+
+
+def test_trainmode_evaluation_needs_our_bn_or_none():
+    with pytest.raises(ConfigError, match="trainer.eval_trainmode=true needs norm.kind=bn"):
+        make_config("norm=torch", "trainer.eval_trainmode=true")
+    assert make_config("norm=none", "trainer.eval_trainmode=true").trainer.eval_trainmode

@@ -112,7 +112,7 @@ class TrainerConfig:
     eval_batch_size: int = 10000
     probe_size: int = 1000  # validation examples for the sigmoid-input percentiles
     eval_train: int = 0  # > 0: train/accuracy and train/loss_evalmode on this many examples
-    eval_trainmode: bool = False  # also val/*_trainmode: BN with batch statistics (batch_size)
+    eval_trainmode: bool = False  # with BN: val/*_trainmode, BN with batch statistics
     threads: Optional[int] = None  # torch threads; None leaves torch's default
     checkpoint_every: int = 5000  # steps between checkpoints; 0: only on a signal and at the end
     divergence_loss: float = 1000.0  # a window's mean loss above this (or NaN/inf): diverged
@@ -227,9 +227,10 @@ def validate(cfg: Config) -> None:
     if cfg.norm.kind is not NormKind.none and cfg.trainer.batch_size < 2:
         raise ConfigError(f"trainer.batch_size must be >= 2 when BN trains on batch statistics "
                           f"(got {cfg.trainer.batch_size} with norm.kind={cfg.norm.kind.value})")
-    if cfg.trainer.eval_trainmode and cfg.norm.kind is not NormKind.bn:
-        raise ConfigError(f"trainer.eval_trainmode=true needs norm.kind=bn (got "
-                          f"norm.kind={cfg.norm.kind.value})")
+    if cfg.trainer.eval_trainmode and cfg.norm.kind is NormKind.torch:
+        raise ConfigError("trainer.eval_trainmode=true needs norm.kind=bn (or none, where it "
+                          "records nothing): torch's nn.BatchNorm cannot evaluate with batch "
+                          "statistics without updating its running ones")
     if cfg.norm.kind is NormKind.torch and cfg.norm.stats is not Stats.ema:
         raise ConfigError(f"norm.stats={cfg.norm.stats.value} needs norm.kind=bn: torch's "
                           f"nn.BatchNorm only keeps EMA statistics (norm.stats=ema)")

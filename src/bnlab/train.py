@@ -310,8 +310,9 @@ class Trainer:
         self.window_steps = 0
         if checkpoint is not None:
             self._restore(checkpoint)
-        self.uses_population = any(isinstance(m, BatchNorm) and m.stats == "population"
-                                   for m in self.model.modules())
+        bn_layers = [m for m in self.model.modules() if isinstance(m, BatchNorm)]
+        self.uses_population = any(m.stats == "population" for m in bn_layers)
+        self.eval_trainmode = cfg.trainer.eval_trainmode and bool(bn_layers)
         self.act_name = f"{cfg.model.activation.value}_input"
 
     # -- state
@@ -404,7 +405,7 @@ class Trainer:
                                              t.eval_batch_size)
             columns += [train_loss, train_acc]
             names += [("train", "loss_evalmode"), ("train", "accuracy")]
-        if t.eval_trainmode:
+        if self.eval_trainmode:
             with batch_statistics(model):
                 loss, acc = evaluate(model, splits.x_val, splits.y_val, t.batch_size)
             columns += [loss, acc]
