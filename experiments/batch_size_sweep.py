@@ -9,7 +9,7 @@ import matplotlib.pyplot as plt
 import pandas as pd
 
 from bnlab.analysis import final_table
-from bnlab.figures import figure_script, final_lines, save
+from bnlab.figures import batch_size_axis, figure_script, final_lines, save
 
 FAST = ["trainer.epochs=0.25"]
 
@@ -25,12 +25,9 @@ def draw(df, out):
         "none": ("No BN", "tab:blue"),
         "bn_eval": ("BN, eval mode (running statistics)", "tab:red"),
         "bn_train": ("BN, batch statistics at test time", "tab:orange")})
-    ax.set_xscale("log", base=2)
-    sizes = sorted(table["trainer.batch_size"].unique())
-    ax.set_xticks(sizes, [str(b) for b in sizes])
+    batch_size_axis(ax, table["trainer.batch_size"].unique())
     ax.set_xlabel("batch size")
     ax.set_ylabel("final validation accuracy")
-    ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
     epochs = df["trainer.epochs"].iloc[0]
     budget = (f"{epochs:g} epochs" if pd.notna(epochs)

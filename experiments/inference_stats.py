@@ -7,7 +7,7 @@ import matplotlib.pyplot as plt
 import pandas as pd
 
 from bnlab.analysis import final_table
-from bnlab.figures import figure_script, final_lines, save
+from bnlab.figures import batch_size_axis, figure_script, final_lines, save
 
 FAST = ["trainer.steps=2000", "trainer.eval_every=1000"]
 
@@ -23,12 +23,9 @@ def draw(df, out):
         "ema": ("EMA running statistics (PyTorch)", "tab:red"),
         "population": ("population statistics (Algorithm 2)", "tab:green"),
         "batch": ("each test batch's own statistics", "tab:orange")})
-    ax.set_xscale("log", base=2)
-    sizes = sorted(table["trainer.batch_size"].unique())
-    ax.set_xticks(sizes, [str(b) for b in sizes])
+    batch_size_axis(ax, table["trainer.batch_size"].unique())
     ax.set_xlabel("batch size (training, and test batches for batch statistics)")
     ax.set_ylabel("final validation accuracy")
-    ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
     ax.set_title(f"BN's inference statistics (Fashion-MNIST, paper MLP, "
                  f"{int(df['trainer.steps'].max()):,} steps, {df['seed'].nunique()} seeds)",

@@ -13,8 +13,8 @@ from pathlib import Path
 import matplotlib.pyplot as plt
 import pandas as pd
 
-from bnlab.analysis import curves, load_runs
-from bnlab.figures import band, ensure_experiment, label_and_colour, parse_args, save
+from bnlab.analysis import curves
+from bnlab.figures import band, figure_script, label_and_colour, save
 
 REFERENCE = Path(__file__).resolve().parent / "reference" / "ioffe2015_fig1a.csv"
 FAST = ["trainer.steps=3000", "trainer.eval_every=250", "trainer.log_every=50"]
@@ -65,20 +65,8 @@ def draw(df: pd.DataFrame, out: Path) -> Path:
 
 
 def main(argv=None) -> int:
-    args = parse_args(argv, __doc__.split("\n")[0])
-    suffix = "_fast" if args.fast else ""
-    overrides = FAST if args.fast else []
-    folder, status = ensure_experiment("paper_fig1", overrides, "paper_fig1" + suffix)
-    df = load_runs(folder)
-    if status != 0 or df.empty:
-        print("MNIST is not available here: drawing Figure 1 from bn_vs_nobn (Fashion-MNIST)")
-        folder, status = ensure_experiment("bn_vs_nobn", overrides, "bn_vs_nobn" + suffix)
-        df = load_runs(folder)
-    if df.empty:
-        print(f"no results under {folder} (the run exited with status {status})")
-        return 1
-    draw(df, args.out)
-    return 0
+    return figure_script(argv, __doc__.split("\n")[0], "paper_fig1", FAST, draw,
+                         fallback="bn_vs_nobn")
 
 
 if __name__ == "__main__":

@@ -47,6 +47,29 @@ def variant_curves(ax, variants, split: str, metric: str) -> None:
     ax.grid(alpha=0.3)
 
 
+def loss_and_accuracy(variants, title: str, path: Path, accuracy_ylim=(0.6, 0.92)) -> Path:
+    """Two panels over training, one curve per variant: training loss (log scale, train mode)
+    and validation accuracy (eval mode). ``variants`` as for :func:`variant_curves`."""
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 4.2), layout="constrained")
+    variant_curves(ax1, variants, "train", "loss")
+    ax1.set_yscale("log")
+    ax1.set_ylabel("training loss (train mode)")
+    ax1.legend(fontsize=8)
+    variant_curves(ax2, variants, "val", "accuracy")
+    ax2.set_ylabel("validation accuracy (eval mode)")
+    ax2.set_ylim(*accuracy_ylim)
+    fig.suptitle(title)
+    return save(fig, path)
+
+
+def batch_size_axis(ax, sizes) -> None:
+    """A log2 x axis labelled with the batch sizes themselves."""
+    sizes = sorted(sizes)
+    ax.set_xscale("log", base=2)
+    ax.set_xticks(sizes, [str(b) for b in sizes])
+    ax.grid(alpha=0.3)
+
+
 def final_lines(ax, table: pd.DataFrame, x: str, by: str, styles: dict) -> None:
     """Per value of ``by`` (styles: value -> (label, colour)): the mean over seeds of the final
     ``value`` against ``x`` with its 95% interval; diverged seeds as black crosses at their last
@@ -84,20 +107,27 @@ def save(fig, path: Path) -> Path:
     return path
 
 
-def figure_script(argv, description: str, experiment: str, fast_overrides, draw) -> int:
+def figure_script(argv, description: str, experiment: str, fast_overrides, draw,
+                  fallback: str | None = None) -> int:
     """The body of a figure script: parse --fast/--out, run ``experiment`` if its results are
     missing, load them and call ``draw(df, out_dir)``.
 
     ``fast_overrides`` is the small budget for --fast (written to ``<experiment>_fast``), or
-    None when the experiment is small already and --fast reuses its full results.
+    None when the experiment is small already and --fast reuses its full results. If
+    ``experiment`` cannot run (its data is missing, say), ``fallback`` is run instead.
     """
     from bnlab.analysis import load_runs
 
     args = parse_args(argv, description)
     fast = args.fast and fast_overrides is not None
-    name = experiment + ("_fast" if fast else "")
-    folder, status = ensure_experiment(experiment, fast_overrides if fast else [], name)
+    overrides = fast_overrides if fast else []
+    suffix = "_fast" if fast else ""
+    folder, status = ensure_experiment(experiment, overrides, experiment + suffix)
     df = load_runs(folder)
+    if fallback and (status != 0 or df.empty):
+        print(f"{experiment} could not run here: drawing from {fallback} instead")
+        folder, status = ensure_experiment(fallback, overrides, fallback + suffix)
+        df = load_runs(folder)
     if df.empty:
         print(f"no results under {folder} (the run exited with status {status})")
         return 1
