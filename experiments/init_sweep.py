@@ -1,6 +1,7 @@
 """Saito's weight-init experiment (init_sweep.png): a 4x4 grid of training-accuracy curves.
 
-One panel per init std (logspace(0, -4, 16)), BN solid, no BN dashed, mean over 3 seeds;
+One panel per init std (logspace(0, -4, 16)), BN solid, no BN dashed, mean over 3 seeds with a
+95% interval;
 training accuracy in eval mode on the 1,000 training images, every epoch. From the init_sweep
 experiment (run first if missing; --fast evaluates every other epoch).
 """
@@ -8,7 +9,7 @@ experiment (run first if missing; --fast evaluates every other epoch).
 import matplotlib.pyplot as plt
 
 from bnlab.analysis import curves, runs_table
-from bnlab.figures import figure_script, label_and_colour, save
+from bnlab.figures import band, figure_script, label_and_colour, save
 
 FAST = ["trainer.eval_every=20"]
 
@@ -32,8 +33,8 @@ def draw(df, out):
             healthy = sub[sub["status"] != "diverged"]
             if not healthy.empty:
                 c = curves(healthy, "train", "accuracy")
-                ax.plot(c["step"] / steps_per_epoch, c["mean"], style, color=colour,
-                        label=label)
+                c["step"] = c["step"] / steps_per_epoch
+                band(ax, c, label, colour, style)
         for i, (text, colour) in enumerate(notes):
             ax.text(0.97, 0.05 + 0.1 * i, text, transform=ax.transAxes, ha="right",
                     color=colour, fontsize=9)

@@ -46,9 +46,8 @@ def draw(df: pd.DataFrame, out: Path) -> Path:
     for ax, kind, letter in ((axes[1], "none", "b"), (axes[2], "bn", "c")):
         sub = df[df["norm.kind"] == kind]
         for pct, style in (("p15", "--"), ("p50", "-"), ("p85", "--")):
-            c = curves(sub, act, pct)
-            ax.plot(c["step"], c["mean"], style, color=label_and_colour(kind)[1],
-                    label=f"{pct[1:]}th percentile")
+            band(ax, curves(sub, act, pct), f"{pct[1:]}th percentile",
+                 label_and_colour(kind)[1], style)
         ax.set_title(f"({letter}) {act.replace('_', ' ')}, {label_and_colour(kind)[0]}")
         ax.set_xlabel("training step")
         ax.grid(alpha=0.3)
@@ -57,7 +56,7 @@ def draw(df: pd.DataFrame, out: Path) -> Path:
     low, high = min(lo for lo, _ in lims), max(hi for _, hi in lims)
     for ax in axes[1:]:
         ax.set_ylim(low, high)
-    axes[1].set_ylabel("unit 0 of the last hidden layer (mean over seeds)")
+    axes[1].set_ylabel("unit 0 of the last hidden layer (mean, 95% interval)")
     source = "MNIST" if dataset == "mnist" else f"{dataset}; the paper used MNIST"
     fig.suptitle(f"Ioffe & Szegedy (2015), Figure 1, recreated ({source})")
     fig.tight_layout()

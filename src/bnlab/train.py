@@ -29,6 +29,7 @@ import contextlib
 import logging
 import math
 import platform
+import random
 import signal
 import threading
 import time
@@ -296,6 +297,8 @@ class Trainer:
         torch.use_deterministic_algorithms(True, warn_only=True)
         self.device = resolve_device(cfg.device)
         torch.manual_seed(cfg.seed)  # dropout masks; weights and batches have their own seeds
+        np.random.seed(cfg.seed)
+        random.seed(cfg.seed)
         self.splits = load_data(cfg, self.device)
         self.order = BatchOrder(len(self.splits.x_train), cfg.trainer.batch_size, seeds,
                                 self.device)
