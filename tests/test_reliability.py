@@ -124,15 +124,27 @@ def test_corrupted_checkpoints_fall_back_and_never_crash(tmp_path, uninterrupted
 
 
 def test_load_checkpoint_prefers_current_then_previous(tmp_path):
-    save_checkpoint(tmp_path, {"step": 1, "model": {}, "optimizer": {}, "replicas": [],
-                               "rng_cpu": torch.get_rng_state(), "config": {}})
-    save_checkpoint(tmp_path, {"step": 2, "model": {}, "optimizer": {}, "replicas": [],
-                               "rng_cpu": torch.get_rng_state(), "config": {}})
+    def state(step):
+        return {"step": step, "model": {}, "optimizer": {}, "replicas": [],
+                "rng_cpu": torch.get_rng_state(), "window": torch.zeros(1), "window_steps": 0,
+                "elapsed": 0.0, "resumes": 0, "config": {}}
+
+    save_checkpoint(tmp_path, state(1))
+    save_checkpoint(tmp_path, state(2))
     assert load_checkpoint(tmp_path)["step"] == 2
     (tmp_path / "checkpoint.pt").write_bytes(b"\x00" * 10)
     assert load_checkpoint(tmp_path)["step"] == 1
     (tmp_path / "checkpoint.prev.pt").unlink()
     assert load_checkpoint(tmp_path) is None
+
+
+def test_a_checkpoint_missing_what_resume_reads_falls_back(tmp_path):
+    base = {"step": 1, "model": {}, "optimizer": {}, "replicas": [], "window": torch.zeros(1),
+            "rng_cpu": torch.get_rng_state(), "window_steps": 0, "elapsed": 0.0, "resumes": 0,
+            "config": {}}
+    save_checkpoint(tmp_path, base)
+    save_checkpoint(tmp_path, {k: v for k, v in base.items() if k != "window"} | {"step": 2})
+    assert load_checkpoint(tmp_path)["step"] == 1
 
 
 def test_checkpoints_are_loaded_without_running_pickled_code(tmp_path):

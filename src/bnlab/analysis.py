@@ -18,8 +18,9 @@ import pandas as pd
 from omegaconf import OmegaConf
 
 from bnlab.config import flatten
+from bnlab.runfolder import NON_RESULT_KEYS
 
-IGNORED_KEYS = {"seed", "trainer.progress", "trainer.threads", "data_dir", "device"}
+IGNORED_KEYS = NON_RESULT_KEYS | {"seed"}  # not swept knobs: seeds are what we average over
 
 
 def find_runs(root: Path) -> list[Path]:

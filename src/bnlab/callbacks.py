@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-import logging
 from pathlib import Path
 from typing import Any, Sequence
 
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
-
-log = logging.getLogger(__name__)
 
 
 def summarize(folder: Path, target: float, job_dirs: Sequence[Path] = ()) -> str | None:

@@ -26,7 +26,9 @@ log = logging.getLogger(__name__)
 CURRENT = "checkpoint.pt"
 PREVIOUS = "checkpoint.prev.pt"
 FORMAT = 1
-REQUIRED = ("format", "step", "model", "optimizer", "rng_cpu", "replicas", "config")
+# Everything Trainer._restore reads: a checkpoint missing any of them is treated as unreadable.
+REQUIRED = ("format", "step", "model", "optimizer", "rng_cpu", "window", "window_steps",
+            "replicas", "elapsed", "resumes", "config")
 
 
 def save_checkpoint(folder: Path, state: dict[str, Any]) -> Path:

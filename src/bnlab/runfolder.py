@@ -53,6 +53,17 @@ def config_differences(stored: dict, wanted: dict) -> list[str]:
     return [f"{k}: {a.get(k)!r} -> {b.get(k)!r}" for k in keys if a.get(k) != b.get(k)]
 
 
+def refuse_other_config(folder: Path, stored: dict, wanted: dict, what: str) -> None:
+    """Raise RunFolderError naming the keys if ``folder``'s run (``what``: "a finished", "an
+    unfinished") was made with another configuration than ``wanted``."""
+    diffs = config_differences(stored, wanted)
+    if diffs:
+        raise RunFolderError(
+            f"{folder} holds {what} run of another configuration ({'; '.join(diffs[:4])}"
+            f"{'; ...' if len(diffs) > 4 else ''}). Move or delete that folder, or pass "
+            f"name=<new name> to write elsewhere")
+
+
 def finished_summary(run_dir: Path, wanted_config: dict) -> Optional[dict]:
     """The summary of a finished run of ``wanted_config`` in ``run_dir``, or None.
 
@@ -68,12 +79,7 @@ def finished_summary(run_dir: Path, wanted_config: dict) -> Optional[dict]:
     if summary.get("status") not in FINISHED:
         return None
     stored = OmegaConf.to_container(OmegaConf.load(config_path))
-    diffs = config_differences(stored, wanted_config)
-    if diffs:
-        raise RunFolderError(
-            f"{run_dir} holds a finished run of another configuration ({'; '.join(diffs[:4])}"
-            f"{'; ...' if len(diffs) > 4 else ''}). Move or delete that folder, or pass "
-            f"name=<new name> to write elsewhere")
+    refuse_other_config(run_dir, stored, wanted_config, "a finished")
     return summary
 
 

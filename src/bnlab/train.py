@@ -51,8 +51,8 @@ from bnlab.data import Splits, load_splits
 from bnlab.errors import ConfigError
 from bnlab.models import CNN, MLP, NormSpec
 from bnlab.recorder import RunRecorder, git_state, truncate_metrics
-from bnlab.runfolder import (FolderLock, RunFolderError, clear_partial, config_differences,
-                             finished_summary, seed_dirs)
+from bnlab.runfolder import (FolderLock, clear_partial, finished_summary, refuse_other_config,
+                             seed_dirs)
 
 log = logging.getLogger(__name__)
 
@@ -269,12 +269,7 @@ def train(cfg: Config, job_dir: Path) -> list[dict[str, Any]]:
             return done
         checkpoint = load_checkpoint(job_dir)
         if checkpoint is not None:
-            diffs = config_differences(checkpoint["config"], config_dict(cfg))
-            if diffs:
-                raise RunFolderError(
-                    f"{job_dir} holds an unfinished run of another configuration "
-                    f"({'; '.join(diffs[:4])}). Move or delete that folder, or pass "
-                    f"name=<new name> to write elsewhere")
+            refuse_other_config(job_dir, checkpoint["config"], config_dict(cfg), "an unfinished")
             log.info("%s: resuming from the checkpoint at step %d", job_dir, checkpoint["step"])
         else:
             if any((d / "metrics.csv").exists() for d in dirs):
