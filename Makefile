@@ -7,7 +7,7 @@ DATA_DIR ?= data
 FASHION_MNIST := $(DATA_DIR)/FashionMNIST/raw/t10k-labels-idx1-ubyte
 PYTEST_ARGS ?=
 
-.PHONY: setup data run test figures tensorboard clean
+.PHONY: setup data run test figures tensorboard bench clean
 
 ## setup: virtual environment with bnlab and its dev extras, plus the default dataset
 setup: $(STAMP) $(FASHION_MNIST)
@@ -43,3 +43,7 @@ tensorboard: $(STAMP)
 ## clean: remove the virtual environment (keeps data/ and outputs/)
 clean:
 	rm -rf $(VENV)
+
+## bench: speed ratios side by side (BN layer, training step, replicas, Figure 1 run, GPU)
+bench: setup
+	$(PY) -m bnlab.bench

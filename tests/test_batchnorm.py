@@ -1,5 +1,7 @@
 """The from-scratch BatchNorm against torch.nn.BatchNorm1d/2d, gradcheck, and the paper's math."""
 
+import math
+
 import pytest
 import torch
 from torch import nn
@@ -64,14 +66,15 @@ def test_gradcheck_float64(shape, dims, affine):
     for d in range(len(shape)):
         if d not in dims:
             view[d] = shape[d]
+    m = x.numel() // math.prod(view)
     if affine:
         gamma = (torch.rand(view, dtype=torch.float64) + 0.5).requires_grad_()
         beta = torch.randn(view, dtype=torch.float64, requires_grad=True)
         inputs = (x, gamma, beta)
-        fn = lambda x, g, b: BatchNormFunction.apply(x, g, b, 1e-5, dims)[0]  # noqa: E731
+        fn = lambda x, g, b: BatchNormFunction.apply(x, g, b, 1e-5, dims, m)[0]  # noqa: E731
     else:
         inputs = (x,)
-        fn = lambda x: BatchNormFunction.apply(x, None, None, 1e-5, dims)[0]  # noqa: E731
+        fn = lambda x: BatchNormFunction.apply(x, None, None, 1e-5, dims, m)[0]  # noqa: E731
     assert torch.autograd.gradcheck(fn, inputs, eps=1e-6, atol=1e-5)
 
 
@@ -81,13 +84,13 @@ def test_gradcheck_catches_a_wrong_backward(monkeypatch):
 
     def broken(ctx, dy, dm, dv):
         dx, dgamma, dbeta, *_ = original(ctx, dy, dm, dv)
-        return dx * 1.01, dgamma, dbeta, None, None
+        return dx * 1.01, dgamma, dbeta, None, None, None
 
     monkeypatch.setattr(BatchNormFunction, "backward", staticmethod(broken))
     x = torch.randn(5, 3, dtype=torch.float64, requires_grad=True)
     g = torch.ones(1, 3, dtype=torch.float64, requires_grad=True)
     b = torch.zeros(1, 3, dtype=torch.float64, requires_grad=True)
-    fn = lambda x, g, b: BatchNormFunction.apply(x, g, b, 1e-5, (0,))[0]  # noqa: E731
+    fn = lambda x, g, b: BatchNormFunction.apply(x, g, b, 1e-5, (0,), 5)[0]  # noqa: E731
     assert not torch.autograd.gradcheck(fn, (x, g, b), raise_exception=False)
 
 

@@ -25,7 +25,10 @@ def test_paper_mlp_parameter_counts():
 
 def test_mlp_output_shapes_shared_and_per_replica_inputs():
     model = MLP(20, 7, hidden=(16, 8), seeds=(0, 1, 2))
-    assert model(torch.randn(5, 20)).shape == (3, 5, 7)
+    x = torch.randn(5, 20)
+    shared = model(x)  # one matrix product for all replicas
+    assert shared.shape == (3, 5, 7)
+    torch.testing.assert_close(shared, model(x.expand(3, 5, 20)))  # a batched product each
     assert model(torch.randn(3, 5, 20)).shape == (3, 5, 7)
 
 

@@ -45,42 +45,34 @@ from torch import Tensor, nn
 STATS_MODES = ("ema", "population", "batch")
 
 
-def _layout(x: Tensor, replicated: bool) -> tuple[tuple[int, ...], tuple[int, ...]]:
-    """Return (reduction dims, parameter view shape) for an input of this shape."""
-    if replicated:
-        if x.dim() != 3:
-            raise ValueError(
-                f"BatchNorm with replicas expects a (K, N, C) input, got shape {tuple(x.shape)}"
-            )
-        return (1,), (x.shape[0], 1, x.shape[2])
-    if x.dim() == 2:
-        return (0,), (1, x.shape[1])
-    if x.dim() == 4:
-        return (0, 2, 3), (1, x.shape[1], 1, 1)
-    raise ValueError(
-        f"BatchNorm expects an (N, C) or (N, C, H, W) input, got shape {tuple(x.shape)}"
-    )
-
-
 class BatchNormFunction(torch.autograd.Function):
     """Training-mode batch normalization with the closed-form backward in the module docstring.
 
     Inputs: ``x``; ``weight`` (gamma) and ``bias`` (beta) already viewed so that they broadcast
-    against ``x`` (or None when the layer is not affine); ``eps``; the reduction ``dims``.
+    against ``x`` (or None when the layer is not affine); ``eps``; the reduction ``dims``; m,
+    the number of values per feature.
     Outputs: ``y`` and the batch statistics ``mean`` and biased ``var`` (not differentiable),
     which the module uses to update its running statistics.
     """
 
     @staticmethod
     def forward(ctx, x: Tensor, weight: Optional[Tensor], bias: Optional[Tensor], eps: float,
-                dims: tuple[int, ...]):
-        var, mean = torch.var_mean(x, dims, correction=0, keepdim=True)
-        invstd = (var + eps).rsqrt_()
-        x_hat = (x - mean).mul_(invstd)
-        y = x_hat if weight is None else torch.addcmul(bias, x_hat, weight)
-        ctx.save_for_backward(x_hat, invstd if weight is None else invstd * weight)
-        ctx.dims = dims
-        ctx.m = x.numel() // mean.numel()
+                dims: tuple[int, ...], m: int):
+        # Two passes (mean, then the mean of squared deviations): as exact as var_mean, and
+        # far faster on CPU, where var_mean over a non-innermost dimension is slow. Full-size
+        # buffers are reused in place: an allocation costs as much as a pass over the data.
+        mean = x.sum(dims, keepdim=True).mul_(1.0 / m)  # sum, then scale: Tensor.mean is slower
+        x_hat = x - mean
+        buffer = x_hat * x_hat
+        var = buffer.sum(dims, keepdim=True).mul_(1.0 / m)
+        invstd = torch.rsqrt(var + eps)
+        x_hat.mul_(invstd)
+        if weight is None:
+            y, scale = x_hat, invstd
+        else:
+            y, scale = torch.addcmul(bias, x_hat, weight, out=buffer), invstd * weight
+        ctx.save_for_backward(x_hat, scale)
+        ctx.dims, ctx.m = dims, m
         ctx.affine = weight is not None
         ctx.mark_non_differentiable(mean, var)
         return y, mean, var
@@ -88,23 +80,18 @@ class BatchNormFunction(torch.autograd.Function):
     @staticmethod
     def backward(ctx, dy: Tensor, _dmean, _dvar):
         # dx = gamma * invstd / m * (m * dy - dbeta - x_hat * dgamma)
-        #    = (gamma * invstd) * (dy - dbeta / m - x_hat * dgamma / m)
+        #    = scale * dy - (scale * dbeta / m) - x_hat * (scale * dgamma / m),  scale = gamma*invstd
         x_hat, scale = ctx.saved_tensors
         dims, m = ctx.dims, ctx.m
         dbeta = dy.sum(dims, keepdim=True)
-        dgamma = (dy * x_hat).sum(dims, keepdim=True)
-        dx = torch.addcmul(dy - dbeta / m, x_hat, dgamma, value=-1.0 / m).mul_(scale)
+        dx = dy * x_hat
+        dgamma = dx.sum(dims, keepdim=True)
+        torch.mul(dy, scale, out=dx)
+        dx.sub_(dbeta * scale, alpha=1.0 / m)
+        dx.addcmul_(x_hat, dgamma * scale, value=-1.0 / m)
         if not ctx.affine:
-            return dx, None, None, None, None
-        return dx, dgamma, dbeta, None, None
-
-
-def _numel_kept(x: Tensor, dims: tuple[int, ...]) -> int:
-    kept = 1
-    for d in range(x.dim()):
-        if d not in dims:
-            kept *= x.shape[d]
-    return kept
+            return dx, None, None, None, None, None
+        return dx, dgamma, dbeta, None, None, None
 
 
 class BatchNorm(nn.Module):
@@ -157,21 +144,33 @@ class BatchNorm(nn.Module):
         return (f"{self.num_features}, eps={self.eps}, momentum={self.momentum}, "
                 f"affine={self.affine}, stats={self.stats}{rep}")
 
+    def _layout(self, x: Tensor) -> tuple[tuple[int, ...], tuple[int, ...]]:
+        """(reduction dims, parameter view shape) for ``x``; ValueError for a wrong shape."""
+        c = self.num_features
+        if self.replicas is not None:
+            if x.dim() == 3 and x.shape[0] == self.replicas and x.shape[2] == c:
+                return (1,), (self.replicas, 1, c)
+            expected = f"a ({self.replicas}, N, {c}) input (replicas, batch, features)"
+        elif x.dim() == 2 and x.shape[1] == c:
+            return (0,), (1, c)
+        elif x.dim() == 4 and x.shape[1] == c:
+            return (0, 2, 3), (1, c, 1, 1)
+        else:
+            expected = f"an (N, {c}) or (N, {c}, H, W) input"
+        raise ValueError(f"BatchNorm({c}) expects {expected}, got shape {tuple(x.shape)}")
+
     def forward(self, x: Tensor) -> Tensor:
-        dims, view = _layout(x, self.replicas is not None)
-        if x.shape[-1 if self.replicas is not None else 1] != self.num_features:
-            raise ValueError(f"BatchNorm({self.num_features}) got input of shape {tuple(x.shape)}")
+        dims, view = self._layout(x)
         weight = self.weight.view(view) if self.affine else None
         bias = self.bias.view(view) if self.affine else None
-        use_batch_stats = self.training or self.stats == "batch"
-        if use_batch_stats:
-            m = x.numel() // _numel_kept(x, dims)
+        if self.training or self.stats == "batch":
+            m = x.numel() // self.running_mean.numel()
             if m < 2:
                 raise ValueError(
                     "BatchNorm needs more than one value per feature to compute batch statistics "
                     f"(got input of shape {tuple(x.shape)}); use a batch size of at least 2"
                 )
-            y, mean, var = BatchNormFunction.apply(x, weight, bias, self.eps, dims)
+            y, mean, var = BatchNormFunction.apply(x, weight, bias, self.eps, dims, m)
             if self.training:
                 self._track(mean.view(self.running_mean.shape), var.view(self.running_var.shape), m)
             return y
@@ -183,9 +182,12 @@ class BatchNorm(nn.Module):
                     "run population_statistics(model, batches) before evaluating"
                 )
             mean, var = self.population_mean, self.population_var
-        invstd = torch.rsqrt(var.view(view) + self.eps)
-        y = (x - mean.view(view)) * invstd
-        return y if weight is None else torch.addcmul(bias, y, weight)
+        # y = gamma * (x - mean) * invstd + beta, folded into one pass over x: y = x * a + b
+        a = torch.rsqrt(var.view(view) + self.eps)
+        if weight is not None:
+            a = a * weight
+        b = -mean.view(view) * a if bias is None else bias - mean.view(view) * a
+        return torch.addcmul(b, x, a)
 
     @torch.no_grad()
     def _track(self, mean: Tensor, var: Tensor, m: int) -> None:
@@ -195,9 +197,9 @@ class BatchNorm(nn.Module):
             self._population_sums[2] += 1
             self._population_sums[3] = m
             return
-        self.running_mean.lerp_(mean, self.momentum)
-        self.running_var.lerp_(var * (m / (m - 1)), self.momentum)
-        self.num_batches_tracked += 1
+        torch._foreach_lerp_([self.running_mean, self.running_var],
+                             [mean, var.mul(m / (m - 1))], self.momentum)
+        self.num_batches_tracked.add_(1)
 
     @contextlib.contextmanager
     def population_pass(self) -> Iterator[None]:

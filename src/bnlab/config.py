@@ -114,6 +114,8 @@ class TrainerConfig:
     eval_train: int = 0  # > 0: train/accuracy and train/loss_evalmode on this many examples
     eval_trainmode: bool = False  # with BN: val/*_trainmode, BN with batch statistics
     threads: Optional[int] = None  # torch threads; None leaves torch's default
+    compile: bool = False  # torch.compile the training step (forward + backward); eval stays eager
+    probe_every: int = 0  # > 0: ICS and loss-landscape probes every this many steps (bnlab.probes)
     checkpoint_every: int = 5000  # steps between checkpoints; 0: only on a signal and at the end
     divergence_loss: float = 1000.0  # a window's mean loss above this (or NaN/inf): diverged
     progress: bool = True
@@ -193,6 +195,8 @@ def validate(cfg: Config) -> None:
         (cfg.trainer.eval_every > 0, "trainer.eval_every", "must be > 0", cfg.trainer.eval_every),
         (cfg.trainer.log_every > 0, "trainer.log_every", "must be > 0", cfg.trainer.log_every),
         (cfg.trainer.replicas >= 1, "trainer.replicas", "must be >= 1", cfg.trainer.replicas),
+        (cfg.trainer.probe_every >= 0, "trainer.probe_every", "must be >= 0 (0: no probes)",
+         cfg.trainer.probe_every),
         (cfg.trainer.eval_batch_size >= 1, "trainer.eval_batch_size", "must be >= 1",
          cfg.trainer.eval_batch_size),
         (cfg.trainer.probe_size >= 1, "trainer.probe_size", "must be >= 1",

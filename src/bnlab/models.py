@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from typing import Optional, Sequence
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 from bnlab.batchnorm import BatchNorm
@@ -31,6 +32,14 @@ ACTIVATIONS = {"sigmoid": nn.Sigmoid, "relu": nn.ReLU, "tanh": nn.Tanh}
 NORM_KINDS = ("none", "bn", "torch")
 PLACEMENTS = ("before", "after")
 _ACTIVATION_TYPES = tuple(ACTIVATIONS.values())
+
+
+def replica_cross_entropy(logits: Tensor, y: Tensor) -> Tensor:
+    """Mean cross-entropy of each replica, (K,): logits (K, N, classes), labels (K, N) or (N,)."""
+    k, n, c = logits.shape
+    labels = y.expand(k, n) if y.dim() == 1 else y
+    return F.cross_entropy(logits.reshape(k * n, c), labels.reshape(-1),
+                           reduction="none").view(k, n).mean(1)
 
 
 @dataclass
@@ -71,8 +80,11 @@ class BatchedLinear(nn.Module):
             out = x2d @ self.weight[0] if self.bias is None else torch.addmm(self.bias[0], x2d,
                                                                             self.weight[0])
             return out.unsqueeze(0)
-        if x.dim() == 2:
-            x = x.expand(k, *x.shape)
+        if x.dim() == 2:  # one input for every replica: one (N, in) x (in, K*out) product
+            n, out = x.shape[0], self.weight.shape[2]
+            y = (x @ self.weight.transpose(0, 1).reshape(x.shape[1], k * out)).view(n, k, out)
+            y = y.transpose(0, 1)
+            return y if self.bias is None else y + self.bias
         if self.bias is None:
             return torch.bmm(x, self.weight)
         return torch.baddbmm(self.bias, x, self.weight)

@@ -28,7 +28,8 @@ from bnlab.errors import BnlabError
 
 FINISHED = ("completed", "diverged")
 # Keys that do not change results: a run may be re-used when only these differ.
-NON_RESULT_KEYS = {"trainer.progress", "trainer.threads", "data_dir", "device"}
+NON_RESULT_KEYS = {"trainer.progress", "trainer.threads", "trainer.compile", "data_dir",
+                   "device"}
 
 
 class RunFolderError(BnlabError):

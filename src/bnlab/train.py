@@ -43,13 +43,15 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from bnlab import __version__
+from bnlab.allocator import keep_freed_memory
 from bnlab.batchnorm import BatchNorm, population_statistics
 from bnlab.checkpoint import (load_checkpoint, remove_checkpoints, restore_rng, rng_state,
                               save_checkpoint)
 from bnlab.config import Config, ModelName, OptimizerName, config_dict, flatten
 from bnlab.data import Splits, load_splits
 from bnlab.errors import ConfigError
-from bnlab.models import CNN, MLP, NormSpec
+from bnlab.models import CNN, MLP, NormSpec, replica_cross_entropy
+from bnlab.probes import Probes
 from bnlab.recorder import RunRecorder, git_state, truncate_metrics
 from bnlab.runfolder import (FolderLock, clear_partial, finished_summary, refuse_other_config,
                              seed_dirs)
@@ -98,9 +100,10 @@ def build_optimizer(cfg: Config, params) -> torch.optim.Optimizer:
     o = cfg.optimizer
     if o.name is OptimizerName.adam:
         return torch.optim.Adam(params, lr=o.lr, betas=(o.beta1, o.beta2),
-                                weight_decay=o.weight_decay)
+                                weight_decay=o.weight_decay, foreach=True)
     momentum = o.momentum if o.name is OptimizerName.momentum else 0.0
-    return torch.optim.SGD(params, lr=o.lr, momentum=momentum, weight_decay=o.weight_decay)
+    return torch.optim.SGD(params, lr=o.lr, momentum=momentum, weight_decay=o.weight_decay,
+                           foreach=True)  # one kernel per op over all tensors; same numbers
 
 
 class BatchOrder:
@@ -132,6 +135,59 @@ class BatchOrder:
             self._perms, self._epoch = perms.to(self.device), epoch
         start = position * self.batch_size
         return self._perms[:, start:start + self.batch_size]
+
+
+def replica_losses(model: nn.Module, x: Tensor, y: Tensor) -> Tensor:
+    """Mean cross-entropy of each replica's batch, (K,): x is (K, N, ...), y is (K, N)."""
+    return replica_cross_entropy(model(x), y)
+
+
+class TrainStep:
+    """One optimizer step on a (K, N, ...) batch; returns the K batch losses (detached).
+
+    The replicas share no parameter, so back-propagating the sum of their losses gives each
+    exactly its own gradient. With ``compile=True`` the forward and backward run as one
+    ``torch.compile``d graph (static shapes; compiled on the first call, a few seconds on CPU)
+    and the optimizer step stays eager; the result equals eager up to float rounding.
+    """
+
+    def __init__(self, model: nn.Module, optimizer: torch.optim.Optimizer, compile: bool = False):
+        self.model, self.optimizer = model, optimizer
+        self.losses = replica_losses
+        if compile:
+            self.losses = torch.compile(replica_losses, dynamic=False)
+        self.plain_sgd = _is_plain_sgd(optimizer)
+
+    def __call__(self, x: Tensor, y: Tensor) -> Tensor:
+        losses = self.losses(self.model, x, y)
+        self.optimizer.zero_grad(set_to_none=True)
+        losses.sum().backward()
+        if self.plain_sgd:
+            self._sgd_step()
+        else:
+            self.optimizer.step()
+        return losses.detach()
+
+    @torch.no_grad()
+    def _sgd_step(self) -> None:
+        """w <- w - lr * grad for every parameter: what SGD(foreach=True) does without momentum
+        or weight decay (the same kernel, so the same numbers), without its per-call overhead."""
+        for group in self.optimizer.param_groups:
+            params = [p for p in group["params"] if p.grad is not None]
+            if params:
+                torch._foreach_add_(params, [p.grad for p in params], alpha=-group["lr"])
+
+
+def _is_plain_sgd(optimizer: torch.optim.Optimizer) -> bool:
+    if type(optimizer) is not torch.optim.SGD:
+        return False
+    return all(g["momentum"] == 0 and g["weight_decay"] == 0 and not g["maximize"]
+               and not isinstance(g["lr"], Tensor) for g in optimizer.param_groups)
+
+
+def gather(data: Tensor, idx: Tensor) -> Tensor:
+    """``data[idx]`` for a (K, B) index (index_select: faster than advanced indexing on CPU)."""
+    return torch.index_select(data, 0, idx.reshape(-1)).view(*idx.shape, *data.shape[1:])
 
 
 @torch.no_grad()
@@ -289,6 +345,7 @@ class Trainer:
         self.cfg, self.job_dir = cfg, job_dir
         if cfg.trainer.threads:
             torch.set_num_threads(cfg.trainer.threads)
+        keep_freed_memory()
         torch.use_deterministic_algorithms(True, warn_only=True)
         self.device = resolve_device(cfg.device)
         torch.manual_seed(cfg.seed)  # dropout masks; weights and batches have their own seeds
@@ -304,6 +361,8 @@ class Trainer:
         self.total_steps = (math.ceil(t.epochs * len(self.splits.x_train) / t.batch_size)
                             if t.epochs else t.steps)
         self.step, self.elapsed, self.resumes = 0, 0.0, 0
+        self.probes = Probes(self.model) if cfg.trainer.probe_every else None
+        self.probe_seconds = 0.0
         self.window = torch.zeros(len(seeds), device=self.device)
         self.window_steps = 0
         if checkpoint is not None:
@@ -322,6 +381,7 @@ class Trainer:
         self.resumes = int(ckpt["resumes"]) + 1
         self.window = ckpt["window"].to(self.device)
         self.window_steps = int(ckpt["window_steps"])
+        self.probe_seconds = float(ckpt.get("probe_seconds", 0.0))
         for rep, saved in zip(self.replicas, ckpt["replicas"]):
             rep.status, rep.diverged_step = saved["status"], saved["diverged_step"]
             rep.last = dict(saved["last"])
@@ -337,7 +397,8 @@ class Trainer:
             "window": self.window.cpu(), "window_steps": self.window_steps,
             "replicas": [rep.as_dict() for rep in self.replicas],
             "elapsed": self.elapsed + time.perf_counter() - self._started,
-            "resumes": self.resumes, "config": config_dict(self.cfg)})
+            "resumes": self.resumes, "probe_seconds": self.probe_seconds,
+            "config": config_dict(self.cfg)})
 
     # -- the job
     def run(self) -> list[dict[str, Any]]:
@@ -375,6 +436,10 @@ class Trainer:
         if outcome == "completed":
             self.checkpoint()  # the trained model stays available
             (self.job_dir / "checkpoint.prev.pt").unlink(missing_ok=True)
+        probe_cost = {}
+        if self.probes is not None:
+            probe_cost = {"probe_seconds": round(self.probe_seconds, 3),
+                          "probe_time_share": round(self.probe_seconds / wall, 4) if wall else None}
         for rep in self.replicas:
             if rep.status == "running":
                 rep.status = outcome
@@ -384,7 +449,7 @@ class Trainer:
                 final=rep.last, wall_time_s=round(wall, 3),
                 steps_per_second=round(self.step / wall, 2) if wall > 0 else None,
                 model_steps_per_second=(round(self.step * len(self.replicas) / wall, 2)
-                                        if wall > 0 else None), **extra)
+                                        if wall > 0 else None), **probe_cost, **extra)
             rep.recorder.close({k: v for k, v in rep.last.items() if math.isfinite(v)})
 
     def _evaluate_and_record(self, step: int) -> None:
@@ -423,6 +488,19 @@ class Trainer:
                      _fmt([r.last["val/accuracy"] for r in live]),
                      _fmt([r.last["test/accuracy"] for r in live]))
 
+    def _probe(self, step: int, x: Tensor, y: Tensor) -> None:
+        """Record the probes of :mod:`bnlab.probes` for the weights after ``step`` updates, on
+        the batch that the next update will use; the training run is left as it was."""
+        started = time.perf_counter()
+        values = self.probes(x, y, self.optimizer.param_groups[0]["lr"])
+        names = list(values)
+        rows = torch.stack([values[n] for n in names]).T.cpu().tolist()
+        for rep, row in zip(self.replicas, rows):
+            if rep.status == "running":
+                for name, value in zip(names, row):
+                    rep.recorder.log(step, "probe", name, value)
+        self.probe_seconds += time.perf_counter() - started
+
     def _log_train(self, step: int) -> None:
         means = (self.window / self.window_steps).cpu().tolist()
         self.window.zero_()
@@ -441,8 +519,8 @@ class Trainer:
 
     def _loop(self, stop: dict[str, Optional[int]]) -> None:
         t = self.cfg.trainer
-        k = len(self.replicas)
-        model, optimizer = self.model, self.optimizer
+        model = self.model
+        train_step = TrainStep(model, self.optimizer, compile=t.compile)
         x_train, y_train = self.splits.x_train, self.splits.y_train
         last = self.total_steps
         bar = _progress(self.replicas, last, self.step, t.progress)
@@ -453,14 +531,10 @@ class Trainer:
             if stop["signal"] is not None:
                 break
             idx = self.order.indices(step)
-            logits = model(x_train[idx])
-            _, n, c = logits.shape
-            losses = F.cross_entropy(logits.reshape(k * n, c), y_train[idx].reshape(-1),
-                                     reduction="none").view(k, n).mean(1)
-            optimizer.zero_grad(set_to_none=True)
-            losses.sum().backward()
-            optimizer.step()
-            self.window += losses.detach()
+            xb, yb = gather(x_train, idx), gather(y_train, idx)
+            if self.probes is not None and (step - 1) % t.probe_every == 0:
+                self._probe(step - 1, xb, yb)
+            self.window += train_step(xb, yb)
             self.window_steps += 1
             self.step = step
             if step % t.log_every == 0 or step == last:

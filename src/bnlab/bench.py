@@ -1,0 +1,296 @@
+"""``make bench``: speed ratios measured side by side in one process (``python -m bnlab.bench``).
+
+Every comparison interleaves its contenders round by round (A, B, A, B, ...), so a machine that
+slows down mid-run slows both; each row gives the median time per call with the min-max over
+rounds, and a ratio of medians. Sections:
+
+1. layer: this project's BatchNorm vs ``nn.BatchNorm1d/2d``, forward + backward, per shape,
+   eager and (when torch.compile works here) compiled;
+2. train step: one SGD step of the paper's MLP (784-100x3-10, sigmoid, batch 60) with
+   this project's BN vs ``nn.BatchNorm1d``, each in the same execution mode;
+3. replicas: K=10 seeds as one batched model vs one seed at a time (model-steps per second);
+4. fig1: the paper's Figure 1 run end to end (``run.py +experiment=paper_fig1``), wall time;
+5. gpu: K=100 replicas on CUDA, when a CUDA device is present.
+
+The last line is machine-readable:
+``bench: bn_layer_ratio_large=... bn_layer_ratio_small=... train_step_ratio=...
+replicas_speedup=... fig1_seconds=...``. ``--quick`` runs every section on a small budget
+(a smoke test of the script; its numbers are not the targets').
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Optional
+
+import torch
+from torch import nn
+
+from bnlab.allocator import keep_freed_memory
+from bnlab.batchnorm import BatchNorm
+from bnlab.models import MLP, NormSpec
+from bnlab.train import BatchOrder, TrainStep, gather
+
+LARGE_SHAPES = [(256, 1024), (128, 64, 32, 32), (32, 256, 8, 8)]
+SMALL_SHAPE = (60, 100)
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@dataclass
+class Timing:
+    """Seconds per call over the rounds of one contender."""
+
+    name: str
+    seconds: list[float]
+
+    @property
+    def median(self) -> float:
+        return statistics.median(self.seconds)
+
+    def row(self, unit: str = "us") -> str:
+        scale = {"us": 1e6, "ms": 1e3}[unit]
+        lo, hi = min(self.seconds) * scale, max(self.seconds) * scale
+        return f"{self.median * scale:10.1f} {unit} ({lo:.1f}-{hi:.1f})"
+
+
+def interleaved(contenders: dict[str, Callable[[], object]], calls: int, rounds: int,
+                warmup: int = 3) -> dict[str, Timing]:
+    """Time each contender ``calls`` times per round, contenders alternating within a round."""
+    for fn in contenders.values():
+        for _ in range(warmup):
+            fn()
+    times: dict[str, list[float]] = {name: [] for name in contenders}
+    for _ in range(rounds):
+        for name, fn in contenders.items():
+            start = time.perf_counter()
+            for _ in range(calls):
+                fn()
+            times[name].append((time.perf_counter() - start) / calls)
+    return {name: Timing(name, secs) for name, secs in times.items()}
+
+
+def compile_works() -> Optional[str]:
+    """None when torch.compile can build a CPU kernel here, else the reason it cannot."""
+    try:
+        fn = torch.compile(lambda t: t * 2 + 1, dynamic=False)
+        fn(torch.ones(4))
+        return None
+    except Exception as exc:  # no C++ compiler, unsupported Python, ...
+        return f"{type(exc).__name__}: {str(exc).splitlines()[0][:120]}"
+
+
+# ----------------------------------------------------------------------------- 1. layer
+
+def layer_contenders(shape: tuple[int, ...], compiled: bool) -> dict[str, Callable[[], None]]:
+    c = shape[1]
+    x = torch.randn(shape, requires_grad=True)
+    dy = torch.randn(shape)
+    native = (nn.BatchNorm1d if len(shape) == 2 else nn.BatchNorm2d)(c)
+    layers = {"nn.BatchNorm": native, "bnlab eager": BatchNorm(c)}
+    if compiled:
+        layers["bnlab compiled"] = torch.compile(BatchNorm(c), dynamic=False)
+
+    def fwd_bwd(layer):
+        def call():
+            layer(x).backward(dy)
+            x.grad = None
+        return call
+
+    return {name: fwd_bwd(layer) for name, layer in layers.items()}
+
+
+def bench_layers(quick: bool, compiled: bool, out) -> dict[str, float]:
+    """Ratios to nn.BatchNorm per shape; returns the worst large-shape and the small ratio."""
+    out(f"\n1. BatchNorm layer, forward + backward (median, min-max over rounds)")
+    worst: dict[str, float] = {}
+    for shape in LARGE_SHAPES + [SMALL_SHAPE]:
+        numel = torch.Size(shape).numel()
+        calls = max(1, min(2000, int(2e6 / numel))) if not quick else 2
+        rounds = 3 if quick else 15
+        timings = interleaved(layer_contenders(shape, compiled), calls, rounds)
+        native = timings["nn.BatchNorm"].median
+        kind = "small" if shape == SMALL_SHAPE else "large"
+        for name, timing in timings.items():
+            ratio = timing.median / native
+            out(f"   {str(shape):20s} {name:16s} {timing.row()}   x{ratio:.2f}")
+            if name != "nn.BatchNorm":
+                key = f"{kind}:{name}"
+                worst[key] = max(worst.get(key, 0.0), ratio)
+    return worst
+
+
+# ----------------------------------------------------------------------------- 2. and 3.
+
+def step_contender(norm: str, replicas: int, compiled: bool, data: tuple[torch.Tensor, ...]
+                   ) -> Callable[[], None]:
+    """One training step of the paper's MLP with ``replicas`` seeds, over fixed data."""
+    x_train, y_train = data
+    seeds = list(range(replicas))
+    model = MLP(784, 10, norm=NormSpec(kind=norm), seeds=seeds)
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1, foreach=True)
+    step_fn = TrainStep(model, optimizer, compile=compiled)
+    order = BatchOrder(len(x_train), 60, seeds, x_train.device)
+    counter = iter(range(1, 1 << 62))
+
+    def call():
+        idx = order.indices(next(counter))
+        step_fn(gather(x_train, idx), gather(y_train, idx))
+
+    return call
+
+
+def bench_train_step(quick: bool, compiled: bool, data, out) -> dict[str, float]:
+    out("\n2. Training step, paper MLP (784-100x3-10, sigmoid, batch 60, SGD), one seed")
+    modes = [False] + ([True] if compiled else [])
+    ratios = {}
+    for mode in modes:
+        label = "compiled" if mode else "eager"
+        contenders = {f"{norm} ({label})": step_contender(norm, 1, mode, data)
+                      for norm in ("torch", "bn", "none")}
+        timings = interleaved(contenders, 5 if quick else 200, 3 if quick else 9)
+        native = timings[f"torch ({label})"].median
+        for name, timing in timings.items():
+            out(f"   {name:18s} {timing.row()}  {1 / timing.median:8.0f} steps/s   "
+                f"x{timing.median / native:.2f} of nn.BatchNorm1d")
+        ratios[label] = timings[f"bn ({label})"].median / native
+    return ratios
+
+
+def bench_replicas(quick: bool, compiled: bool, data, out, k: int = 10) -> float:
+    out(f"\n3. Seeds as one batched model (BN MLP): K={k} vs one seed at a time")
+    """Best batched rate over the best serial rate (each in its fastest execution mode)."""
+    serial, batched = {}, {}
+    for mode in [False] + ([True] if compiled else []):
+        label = "compiled" if mode else "eager"
+        contenders = {f"K=1 ({label})": step_contender("bn", 1, mode, data),
+                      f"K={k} ({label})": step_contender("bn", k, mode, data)}
+        timings = interleaved(contenders, 5 if quick else 100, 3 if quick else 7)
+        serial[label] = 1 / timings[f"K=1 ({label})"].median
+        batched[label] = k / timings[f"K={k} ({label})"].median
+        out(f"   {label:9s} serial {serial[label]:8.0f} model-steps/s   batched "
+            f"{batched[label]:8.0f} model-steps/s   x{batched[label] / serial[label]:.2f}")
+    speedup = max(batched.values()) / max(serial.values())
+    out(f"   best batched / best serial: x{speedup:.2f}")
+    return speedup
+
+
+# ----------------------------------------------------------------------------- 4. fig1
+
+def bench_fig1(quick: bool, out) -> tuple[Optional[float], int]:
+    """Wall time of the Figure 1 experiment through run.py, in a temporary output folder."""
+    steps = 500 if quick else 50000
+    mnist = (ROOT / "data" / "MNIST" / "raw" / "t10k-labels-idx1-ubyte").exists()
+    out(f"\n4. The paper's Figure 1 end to end: run.py +experiment=paper_fig1, {steps} steps"
+        + ("" if mnist else " (MNIST absent: on Fashion-MNIST, same sizes)"))
+    with tempfile.TemporaryDirectory(prefix="bnlab-bench-") as tmp:
+        cmd = [sys.executable, str(ROOT / "run.py"), "+experiment=paper_fig1",
+               f"hydra.sweep.dir={tmp}", "trainer.progress=false", f"trainer.steps={steps}",
+               f"data_dir={ROOT / 'data'}"]
+        if not mnist:
+            cmd.append("dataset=fashion_mnist")
+        start = time.perf_counter()
+        proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True)
+        seconds = time.perf_counter() - start
+    if proc.returncode != 0:
+        out("   failed: " + (proc.stderr.strip().splitlines() or ["?"])[-1])
+        return None, steps
+    out(f"   {seconds:.1f} s (set-up, compile, training, evaluation every 500 steps, records)")
+    return seconds, steps
+
+
+# ----------------------------------------------------------------------------- 5. gpu
+
+def bench_gpu(quick: bool, out, k: int = 100) -> Optional[float]:
+    out(f"\n5. GPU: K={k} replicas of the BN MLP, compiled step")
+    if not torch.cuda.is_available():
+        out("   skipped: no CUDA device")
+        return None
+    device = torch.device("cuda")
+    x = torch.rand(60000, 784, device=device)
+    y = torch.randint(0, 10, (60000,), device=device)
+    call = step_contender("bn", k, True, (x, y))
+    for _ in range(20):
+        call()
+    torch.cuda.synchronize()
+    steps = 50 if quick else 2000
+    start = time.perf_counter()
+    for _ in range(steps):
+        call()
+    torch.cuda.synchronize()
+    rate = k * steps / (time.perf_counter() - start)
+    out(f"   {torch.cuda.get_device_name()}: {rate:,.0f} model-steps/s")
+    return rate
+
+
+# ----------------------------------------------------------------------------- main
+
+def main(argv: Optional[list[str]] = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bnlab.bench", description=__doc__.split("\n")[0])
+    parser.add_argument("--quick", action="store_true", help="small budget: checks the script")
+    parser.add_argument("--threads", type=int, default=os.cpu_count(),
+                        help="torch threads (default: every core)")
+    parser.add_argument("--skip", nargs="*", default=[],
+                        choices=["layer", "step", "replicas", "fig1", "gpu"])
+    args = parser.parse_args(argv)
+
+    def out(line: str) -> None:
+        print(line, flush=True)
+
+    torch.set_num_threads(args.threads)
+    allocator = keep_freed_memory()
+    torch.manual_seed(0)
+    reason = compile_works()
+    out(f"bnlab bench: {os.cpu_count()} cores, {args.threads} torch threads, torch "
+        f"{torch.__version__}, Python {platform.python_version()}, "
+        f"{platform.processor() or platform.machine()}, "
+        f"cuda: {torch.cuda.get_device_name() if torch.cuda.is_available() else 'none'}")
+    out(f"allocator: freed memory kept in-process: {allocator}; torch.compile: "
+        + ("works" if reason is None else f"unavailable ({reason})"))
+    compiled = reason is None
+    data = (torch.rand(10000, 784), torch.randint(0, 10, (10000,)))
+    results: dict[str, object] = {}
+    if "layer" not in args.skip:
+        worst = bench_layers(args.quick, compiled, out)
+        for kind in ("large", "small"):
+            results[f"bn_layer_ratio_{kind}"] = worst[f"{kind}:bnlab eager"]
+            if compiled:
+                results[f"bn_layer_ratio_{kind}_compiled"] = worst[f"{kind}:bnlab compiled"]
+    if "step" not in args.skip:
+        ratios = bench_train_step(args.quick, compiled, data, out)
+        results["train_step_ratio"] = ratios["eager"]
+        if compiled:
+            results["train_step_ratio_compiled"] = ratios["compiled"]
+    if "replicas" not in args.skip:
+        results["replicas_speedup"] = bench_replicas(args.quick, compiled, data, out)
+    if "fig1" not in args.skip:
+        seconds, steps = bench_fig1(args.quick, out)
+        results["fig1_seconds"] = seconds
+        if steps != 50000:
+            results["fig1_steps"] = steps
+    if "gpu" not in args.skip:
+        rate = bench_gpu(args.quick, out)
+        if rate is not None:
+            results["gpu_model_steps_per_s"] = rate
+    out("bench: " + " ".join(f"{k}={_fmt(v)}" for k, v in results.items()))
+    return 0
+
+
+def _fmt(value: object) -> str:
+    if value is None:
+        return "failed"
+    if isinstance(value, float):
+        return f"{value:.3g}" if value < 100 else f"{value:.0f}"
+    return str(value)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,167 @@
+"""Probes of *why* BN helps (Santurkar et al. 2018, "How Does Batch Normalization Help
+Optimization?"): internal covariate shift and the smoothness of the loss along the gradient.
+
+Notation, per replica (seed), on one training batch (x, y): weights w, loss L, gradient
+g = grad L(w), learning rate lr. The layers are the hidden blocks 1..L and the output layer
+L+1; a layer's parameters are its linear map or convolution plus the BN after it.
+
+* **ICS of layer i** (their Definition 2.1), i = 2..L+1: G_i = dL/dW_i at w, and G'_i = dL/dW_i
+  at w', where w' applies the gradient step w_j - lr * g_j to the parameters of layers j < i
+  only. Recorded: ``ics_l2_layer<i>`` = ||G_i - G'_i||_2 and ``ics_cos_layer<i>`` =
+  <G_i, G'_i> / (||G_i|| ||G'_i||). (For layer 1 nothing precedes it: its ICS is 0 by
+  definition.) The step is plain SGD's, exact for the SGD runs the landscape experiment uses.
+* **Loss landscape along the gradient**: L(w - eta * g) for eta in lr * (0.5, 1.0, ..., 4.0);
+  ``loss_range`` = max - min over that grid.
+* **Gradient predictiveness**: d(eta) = ||grad L(w - eta * g) - g||_2 over the same grid;
+  ``grad_change`` = max_eta d(eta), and the effective beta-smoothness
+  ``beta_smoothness`` = max_eta d(eta) / ||eta * g||.
+
+Norms run over all of a replica's parameters (ICS: over W_i alone). The probes evaluate the
+model functionally on copies of its buffers (BN's running statistics stay untouched), with
+the random number generator reset to one state before each forward (every evaluation sees the
+same dropout masks or BN noise) and restored afterwards, and never touch ``.grad``: a run
+with probes trains exactly as the same run without them.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import re
+from typing import Callable, Iterator
+
+import torch
+from torch import Tensor, nn
+from torch.func import functional_call
+
+from bnlab.models import replica_cross_entropy
+
+ETA_MULTIPLES = (0.5, 1.0, 1.5, 2.0, 2.5, 3.0, 3.5, 4.0)
+
+
+def layer_of(name: str, num_blocks: int) -> int:
+    """1-based layer index of a parameter name: blocks.<i>.* is layer i+1, head.* is L+1."""
+    match = re.match(r"blocks\.(\d+)\.", name)
+    if match:
+        return int(match.group(1)) + 1
+    if name.startswith("head."):
+        return num_blocks + 1
+    raise ValueError(f"parameter {name!r} belongs to no layer")
+
+
+def layer_weight_names(model: nn.Module) -> list[str]:
+    """The weight W_i of each layer: the first parameter of each block, then the head's."""
+    names = [n for n, _ in model.named_parameters()]
+    weights = [next(n for n in names if n.startswith(f"blocks.{i}.")) for i in range(len(model.blocks))]
+    return weights + ["head.weight"]
+
+
+@contextlib.contextmanager
+def same_randomness(device: torch.device) -> Iterator:
+    """Yields ``reset()``, which puts the RNG back to its state on entry; restored on exit."""
+    cuda = device.type == "cuda"
+    cpu_state = torch.get_rng_state()
+    cuda_state = torch.cuda.get_rng_state(device) if cuda else None
+
+    def reset() -> None:
+        torch.set_rng_state(cpu_state)
+        if cuda:
+            torch.cuda.set_rng_state(cuda_state, device)
+
+    try:
+        yield reset
+    finally:
+        reset()
+
+
+def _norm(tensors: list[Tensor], k: int) -> Tensor:
+    """Per-replica l2 norm, (K,), of tensors whose leading dimension splits into K replicas."""
+    return torch.sqrt(sum((t.reshape(k, -1) ** 2).sum(1) for t in tensors))
+
+
+def _dot(a: Tensor, b: Tensor, k: int) -> Tensor:
+    return (a.reshape(k, -1) * b.reshape(k, -1)).sum(1)
+
+
+LossAndGrad = Callable[[dict[str, Tensor]], tuple[Tensor, dict[str, Tensor]]]
+
+
+def landscape_along_gradient(loss_and_grad: LossAndGrad, w: dict[str, Tensor], lr: float, k: int,
+                             eta_multiples=ETA_MULTIPLES) -> dict[str, Tensor]:
+    """``loss``, ``loss_range``, ``grad_change`` and ``beta_smoothness`` (each (K,)) at ``w``.
+
+    ``loss_and_grad(params)`` returns the K losses and the gradient of each parameter; the
+    parameters' leading dimension splits into the K replicas.
+    """
+    loss0, g = loss_and_grad(w)
+    g_norm = _norm(list(g.values()), k)
+    losses, changes, betas = [], [], []
+    for multiple in eta_multiples:
+        eta = multiple * lr
+        loss, g_eta = loss_and_grad({n: p - eta * g[n] for n, p in w.items()})
+        change = _norm([g_eta[n] - g[n] for n in g], k)
+        losses.append(loss)
+        changes.append(change)
+        betas.append(change / (eta * g_norm))
+    losses_t = torch.stack(losses)
+    return {"loss": loss0,
+            "loss_range": losses_t.max(0).values - losses_t.min(0).values,
+            "grad_change": torch.stack(changes).max(0).values,
+            "beta_smoothness": torch.stack(betas).max(0).values}
+
+
+class Probes:
+    """All probes of the module docstring for a replica-batched model (see :mod:`bnlab.models`).
+
+    ``probes(x, y, lr)`` returns ``{metric: (K,) tensor}`` for a training batch (x, y).
+    """
+
+    def __init__(self, model: nn.Module, eta_multiples=ETA_MULTIPLES):
+        self.model = model
+        self.k = model.replicas
+        self.names = [n for n, _ in model.named_parameters()]
+        blocks = len(model.blocks)
+        self.layer = {n: layer_of(n, blocks) for n in self.names}
+        self.weights = layer_weight_names(model)
+        self.eta_multiples = tuple(eta_multiples)
+
+    def _loss_and_grad(self, x: Tensor, y: Tensor, reset) -> LossAndGrad:
+        """params -> (losses (K,), gradients by name), on copies of the model's buffers."""
+
+        def loss_and_grad(params: dict[str, Tensor]) -> tuple[Tensor, dict[str, Tensor]]:
+            leaves = {n: p.detach().requires_grad_() for n, p in params.items()}
+            buffers = {n: b.clone() for n, b in self.model.named_buffers()}
+            reset()
+            with torch.enable_grad():
+                logits = functional_call(self.model, (leaves, buffers), (x,))
+                losses = replica_cross_entropy(logits, y)
+                grads = torch.autograd.grad(losses.sum(), list(leaves.values()))
+            return losses.detach(), dict(zip(leaves, grads))
+
+        return loss_and_grad
+
+    def _weights(self) -> dict[str, Tensor]:
+        return {n: p.detach() for n, p in self.model.named_parameters()}
+
+    @torch.no_grad()
+    def ics(self, x: Tensor, y: Tensor, lr: float) -> dict[str, Tensor]:
+        """``ics_l2_layer<i>`` and ``ics_cos_layer<i>`` for i = 2..L+1 (see the module doc)."""
+        k, w, out = self.k, self._weights(), {}
+        with same_randomness(x.device) as reset:
+            loss_and_grad = self._loss_and_grad(x, y, reset)
+            _, g = loss_and_grad(w)
+            for i, weight in enumerate(self.weights[1:], start=2):
+                stepped = {n: (p - lr * g[n]) if self.layer[n] < i else p for n, p in w.items()}
+                _, g_after = loss_and_grad(stepped)
+                a, b = g[weight], g_after[weight]
+                out[f"ics_l2_layer{i}"] = _norm([a - b], k)
+                out[f"ics_cos_layer{i}"] = _dot(a, b, k) / (_norm([a], k) * _norm([b], k))
+        return out
+
+    @torch.no_grad()
+    def landscape(self, x: Tensor, y: Tensor, lr: float) -> dict[str, Tensor]:
+        with same_randomness(x.device) as reset:
+            return landscape_along_gradient(self._loss_and_grad(x, y, reset), self._weights(),
+                                            lr, self.k, self.eta_multiples)
+
+    def __call__(self, x: Tensor, y: Tensor, lr: float) -> dict[str, Tensor]:
+        return {**self.ics(x, y, lr), **self.landscape(x, y, lr)}

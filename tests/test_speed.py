@@ -1,0 +1,80 @@
+"""The fast paths behind `make bench` compute what the plain paths compute, and the benchmark
+script itself runs and prints its machine-readable line (its ratios are not asserted here:
+timings on a shared machine are for `make bench` to print, not for tests to judge)."""
+
+import re
+import subprocess
+import sys
+
+import pandas as pd
+import pytest
+import torch
+
+from bnlab.batchnorm import BatchNorm
+from bnlab.models import MLP, NormSpec
+from bnlab.train import TrainStep, gather, train
+from conftest import ROOT, make_config
+
+
+def _step_pair(plain_sgd: bool):
+    model = MLP(20, 5, hidden=(12, 12), norm=NormSpec(kind="bn"), seeds=(0, 1))
+    step = TrainStep(model, torch.optim.SGD(model.parameters(), lr=0.3, foreach=True))
+    step.plain_sgd = plain_sgd
+    return model, step
+
+
+def test_plain_sgd_fast_path_equals_optim_sgd_bit_for_bit():
+    fast_model, fast = _step_pair(True)
+    ref_model, ref = _step_pair(False)
+    assert TrainStep(fast_model, torch.optim.SGD(fast_model.parameters(), lr=0.1)).plain_sgd
+    assert not TrainStep(fast_model, torch.optim.SGD(fast_model.parameters(), lr=0.1,
+                                                     momentum=0.9)).plain_sgd
+    gen = torch.Generator().manual_seed(0)
+    for _ in range(5):
+        x, y = torch.randn(2, 16, 20, generator=gen), torch.randint(0, 5, (2, 16), generator=gen)
+        assert torch.equal(fast(x, y), ref(x, y))
+    for a, b in zip(fast_model.state_dict().values(), ref_model.state_dict().values()):
+        assert torch.equal(a, b)
+
+
+def test_gather_equals_advanced_indexing():
+    data = torch.randn(50, 3, 4)
+    idx = torch.randint(0, 50, (2, 7))
+    assert torch.equal(gather(data, idx), data[idx])
+
+
+@pytest.mark.parametrize("replicas,shape", [(None, (4, 5)), (None, (4, 6, 2, 2)), (2, (3, 4, 6))])
+def test_batchnorm_refuses_an_input_of_the_wrong_shape(replicas, shape):
+    with pytest.raises(ValueError, match="expects"):
+        BatchNorm(3, replicas=replicas)(torch.randn(shape))
+
+
+def test_compiled_training_matches_eager(tmp_path, smoke_overrides):
+    """trainer.compile=true: the same run up to float rounding (a few seconds of compile)."""
+    eager = tmp_path / "eager"
+    compiled = tmp_path / "compiled"
+    train(make_config(*smoke_overrides, "trainer.replicas=2"), eager)
+    train(make_config(*smoke_overrides, "trainer.replicas=2", "trainer.compile=true"), compiled)
+    for seed in (0, 1):
+        a = pd.read_csv(eager / f"seed={seed}" / "metrics.csv")
+        b = pd.read_csv(compiled / f"seed={seed}" / "metrics.csv")
+        assert a[["step", "split", "metric"]].equals(b[["step", "split", "metric"]])
+        pd.testing.assert_series_equal(a.value, b.value, rtol=1e-3, atol=1e-4)
+
+
+def test_bench_quick_prints_every_comparison_and_the_machine_line():
+    proc = subprocess.run([sys.executable, "-m", "bnlab.bench", "--quick"], cwd=ROOT,
+                          capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    lines = proc.stdout.strip().splitlines()
+    assert lines[0].startswith("bnlab bench:") and "torch" in lines[0]
+    for shape in ("(256, 1024)", "(128, 64, 32, 32)", "(32, 256, 8, 8)", "(60, 100)"):
+        assert any(shape in line and "nn.BatchNorm" in line for line in lines)
+    assert "skipped: no CUDA device" in proc.stdout or torch.cuda.is_available()
+    last = lines[-1]
+    assert last.startswith("bench: ")
+    values = dict(re.findall(r"(\w+)=(\S+)", last))
+    for key in ("bn_layer_ratio_large", "bn_layer_ratio_small", "train_step_ratio",
+                "replicas_speedup", "fig1_seconds"):
+        assert float(values[key]) > 0, (key, last)
+    assert values["fig1_steps"] == "500"
