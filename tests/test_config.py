@@ -52,6 +52,8 @@ def test_defaults_are_the_paper_network_with_bn():
     ("target_accuracy=1.5", "target_accuracy"),
     ("device=tpu", "device"),
     ("optimizer.momentum=1.0", "optimizer.momentum"),
+    ("norm.noise=-1", "norm.noise"),
+    ("trainer.probe_every=-5", "trainer.probe_every"),
 ])
 def test_out_of_range_values_name_the_key(override, key):
     with pytest.raises(ConfigError) as err:
@@ -62,6 +64,12 @@ def test_out_of_range_values_name_the_key(override, key):
 
 def test_batch_size_one_is_fine_without_bn():
     assert make_config("norm=none", "trainer.batch_size=1").trainer.batch_size == 1
+
+
+def test_noise_needs_a_bn_layer():
+    assert make_config("norm=bn_noisy").norm.noise == 1.0
+    with pytest.raises(ConfigError, match="norm.noise=1.0 adds noise after BN"):
+        make_config("norm=none", "norm.noise=1.0")
 
 
 def test_population_stats_need_our_bn():

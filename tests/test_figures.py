@@ -134,3 +134,11 @@ def test_cnn_figure(tmp_path):
                      "model.channels=[4,8]", "trainer.replicas=1")
     _script("cnn_bn_vs_nobn").draw(df, tmp_path)
     _check_png(tmp_path / "cnn_bn_vs_nobn.png")
+
+
+def test_landscape_figure(tmp_path):
+    df = _mini_sweep(tmp_path, {"model": ["mlp", "cnn"], "norm": ["none", "bn", "bn_noisy"]},
+                     "model.channels=[4,8]", "trainer.probe_every=20")
+    assert set(df[df["split"] == "probe"]["model.name"]) == {"mlp", "cnn"}
+    _script("landscape").draw(df, tmp_path)
+    _check_png(tmp_path / "landscape.png", min_width=2000)

@@ -121,3 +121,29 @@ def test_capture_returns_unit0_preactivation_per_replica():
     cnn.capture = True
     cnn(torch.rand(4, 1, 8, 8))
     assert cnn.captured.shape == (3, 4 * 4 * 4)
+
+
+def test_noisy_bn_shifts_and_scales_per_unit_in_training_only():
+    torch.manual_seed(0)
+    model = MLP(20, 5, hidden=(12,), norm=NormSpec(kind="bn", noise=1.0), seeds=(0, 1))
+    plain = MLP(20, 5, hidden=(12,), norm=NormSpec(kind="bn"), seeds=(0, 1))
+    plain.load_state_dict(model.state_dict())
+    x = torch.randn(2, 30, 20)
+    model.eval()
+    plain.eval()
+    torch.testing.assert_close(model(x), plain(x))  # identity at inference
+    model.capture = plain.capture = True
+    model.train()
+    model(x)
+    noisy = model.captured  # (K, N) pre-activations of unit 0, after BN and noise
+    model(x)
+    assert not torch.equal(noisy, model.captured)  # new noise each step
+    plain.train()
+    plain(x)
+    # a <- s * a + m with one (s, m) per unit and replica: an exact affine map of the clean one
+    for r in range(2):
+        fit = torch.linalg.lstsq(torch.stack([plain.captured[r], torch.ones(30)], 1),
+                                 noisy[r].unsqueeze(1)).solution.squeeze()
+        scale, shift = fit.tolist()
+        assert 1 <= scale <= 2 and -1 <= shift <= 1
+        torch.testing.assert_close(scale * plain.captured[r] + shift, noisy[r], rtol=1e-4, atol=1e-4)

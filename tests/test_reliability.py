@@ -200,3 +200,16 @@ def test_a_diverging_job_does_not_stop_the_sweep(tmp_path):
     assert "optimizer.lr=1e+30" in [k for k, v in status.items() if v == "diverged"][0]
     table = pd.read_csv(sweep / "comparison.csv")
     assert table["diverged"].sum() == 1
+
+
+def test_a_key_added_to_the_schema_later_counts_at_its_default():
+    """Runs made before a key existed (say trainer.probe_every) are still found as finished."""
+    from bnlab.config import Config, config_dict
+    from bnlab.runfolder import config_differences
+
+    wanted = config_dict(Config())
+    old = config_dict(Config())
+    del old["trainer"]["probe_every"]
+    assert config_differences(old, wanted) == []
+    wanted["trainer"]["probe_every"] = 100
+    assert config_differences(old, wanted) == ["trainer.probe_every: 0 -> 100"]

@@ -78,3 +78,21 @@ def test_bench_quick_prints_every_comparison_and_the_machine_line():
                 "replicas_speedup", "fig1_seconds"):
         assert float(values[key]) > 0, (key, last)
     assert values["fig1_steps"] == "500"
+
+
+def test_a_failing_compile_falls_back_to_eager_with_a_warning(monkeypatch, caplog):
+    def broken_compile(fn, **kwargs):
+        def call(*args):
+            raise RuntimeError("InvalidCxxCompiler: No working C++ compiler found")
+        return call
+
+    monkeypatch.setattr(torch, "compile", broken_compile)
+    model = MLP(20, 5, hidden=(12,), norm=NormSpec(kind="bn"), seeds=(0,))
+    reference = MLP(20, 5, hidden=(12,), norm=NormSpec(kind="bn"), seeds=(0,))
+    step = TrainStep(model, torch.optim.SGD(model.parameters(), lr=0.1), compile=True)
+    eager = TrainStep(reference, torch.optim.SGD(reference.parameters(), lr=0.1))
+    x, y = torch.randn(1, 16, 20), torch.randint(0, 5, (1, 16))
+    with caplog.at_level("WARNING"):
+        for _ in range(2):
+            assert torch.equal(step(x, y), eager(x, y))
+    assert "torch.compile failed" in caplog.text and "C++ compiler" in caplog.text

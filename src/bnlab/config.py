@@ -89,6 +89,7 @@ class NormConfig:
     affine: bool = True
     placement: Placement = Placement.before
     stats: Stats = Stats.ema
+    noise: float = 0.0  # > 0: "noisy BN" (bnlab.models.BatchNoise) after each BN layer
 
 
 @dataclass
@@ -176,6 +177,7 @@ def validate(cfg: Config) -> None:
     checks = [
         (cfg.norm.eps > 0, "norm.eps", "must be > 0", cfg.norm.eps),
         (0 < cfg.norm.momentum <= 1, "norm.momentum", "must be in (0, 1]", cfg.norm.momentum),
+        (cfg.norm.noise >= 0, "norm.noise", "must be >= 0 (0: no noise)", cfg.norm.noise),
         (cfg.optimizer.lr > 0, "optimizer.lr", "must be > 0", cfg.optimizer.lr),
         (0 <= cfg.optimizer.momentum < 1, "optimizer.momentum", "must be in [0, 1)",
          cfg.optimizer.momentum),
@@ -231,6 +233,9 @@ def validate(cfg: Config) -> None:
     if cfg.norm.kind is not NormKind.none and cfg.trainer.batch_size < 2:
         raise ConfigError(f"trainer.batch_size must be >= 2 when BN trains on batch statistics "
                           f"(got {cfg.trainer.batch_size} with norm.kind={cfg.norm.kind.value})")
+    if cfg.norm.noise > 0 and cfg.norm.kind is NormKind.none:
+        raise ConfigError(f"norm.noise={cfg.norm.noise} adds noise after BN: it needs "
+                          f"norm.kind=bn or torch, not none")
     if cfg.trainer.eval_trainmode and cfg.norm.kind is NormKind.torch:
         raise ConfigError("trainer.eval_trainmode=true needs norm.kind=bn (or none, where it "
                           "records nothing): torch's nn.BatchNorm cannot evaluate with batch "

@@ -52,6 +52,7 @@ class NormSpec:
     affine: bool = True
     placement: str = "before"
     stats: str = "ema"
+    noise: float = 0.0
 
     @property
     def enabled(self) -> bool:
@@ -102,6 +103,39 @@ class ReplicaBatchNorm1d(nn.Module):
         k, n, c = x.shape
         flat = x.transpose(0, 1).reshape(n, k * c)
         return self.bn(flat).view(n, k, c).transpose(0, 1)
+
+
+class BatchNoise(nn.Module):
+    """Santurkar et al.'s "noisy BN": after BN, in training mode, a <- s * a + m, with a mean
+    m ~ U(-noise, noise) and a scale s ~ U(1, 1 + noise) drawn anew for every unit (channel)
+    of every replica at every step: the layer's input distribution keeps shifting (internal
+    covariate shift put back on purpose). Identity in eval mode. Draws from torch's global
+    generator, so a run stays reproducible and resumable.
+    """
+
+    def __init__(self, noise: float, shape: tuple[int, ...]):
+        super().__init__()
+        self.noise, self.shape = float(noise), shape
+
+    def extra_repr(self) -> str:
+        return f"noise={self.noise}"
+
+    def forward(self, a: Tensor) -> Tensor:
+        if not self.training:
+            return a
+        u = torch.rand((2, *self.shape), device=a.device, dtype=a.dtype)
+        mean = (2 * u[0] - 1) * self.noise
+        scale = 1 + u[1] * self.noise
+        return torch.addcmul(mean, a, scale)
+
+
+def norm_layers(spec: NormSpec, replicas: int, features: int, layout: str) -> list[nn.Module]:
+    """The normalization layer, followed by :class:`BatchNoise` when ``spec.noise`` > 0."""
+    layers = [make_norm(spec, replicas, features, layout)]
+    if spec.noise > 0:
+        shape = (replicas, 1, features) if layout == "mlp" else (1, replicas * features, 1, 1)
+        layers.append(BatchNoise(spec.noise, shape))
+    return layers
 
 
 def make_norm(spec: NormSpec, replicas: int, features: int, layout: str) -> nn.Module:
@@ -182,10 +216,10 @@ class MLP(_ReplicaModel):
             norm_after = norm.enabled and norm.placement == "after"
             layers = [BatchedLinear(k, width, h, bias=not norm_before)]
             if norm_before:
-                layers.append(make_norm(norm, k, h, "mlp"))
+                layers += norm_layers(norm, k, h, "mlp")
             layers.append(ACTIVATIONS[activation]())
             if norm_after:
-                layers.append(make_norm(norm, k, h, "mlp"))
+                layers += norm_layers(norm, k, h, "mlp")
             if dropout > 0:
                 layers.append(nn.Dropout(dropout))
             blocks.append(nn.Sequential(*layers))
@@ -224,10 +258,10 @@ class CNN(_ReplicaModel):
                 nn.init.zeros_(conv.bias)
             layers = [conv]
             if norm_before:
-                layers.append(make_norm(norm, k, c, "cnn"))
+                layers += norm_layers(norm, k, c, "cnn")
             layers.append(ACTIVATIONS[activation]())
             if norm_after:
-                layers.append(make_norm(norm, k, c, "cnn"))
+                layers += norm_layers(norm, k, c, "cnn")
             layers.append(nn.MaxPool2d(2))
             if dropout > 0:
                 layers.append(nn.Dropout(dropout))

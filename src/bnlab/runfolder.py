@@ -23,7 +23,7 @@ from typing import Any, Optional
 
 from omegaconf import OmegaConf
 
-from bnlab.config import flatten
+from bnlab.config import Config, config_dict, flatten
 from bnlab.errors import BnlabError
 
 FINISHED = ("completed", "diverged")
@@ -47,9 +47,17 @@ def seed_dirs(job_dir: Path, seeds: list[int]) -> list[Path]:
     return [job_dir / f"seed={s}" for s in seeds]
 
 
+def _schema_defaults() -> dict:
+    return flatten(config_dict(Config()))
+
+
 def config_differences(stored: dict, wanted: dict) -> list[str]:
-    """``key: stored -> wanted`` for every result-relevant key that differs."""
-    a, b = flatten(stored), flatten(wanted)
+    """``key: stored -> wanted`` for every result-relevant key that differs.
+
+    A key that the stored config lacks (added to the schema after that run was made) counts
+    as its default value, which is what that run used.
+    """
+    a, b = {**_schema_defaults(), **flatten(stored)}, flatten(wanted)
     keys = sorted((set(a) | set(b)) - NON_RESULT_KEYS)
     return [f"{k}: {a.get(k)!r} -> {b.get(k)!r}" for k in keys if a.get(k) != b.get(k)]
 

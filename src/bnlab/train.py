@@ -84,7 +84,7 @@ def load_data(cfg: Config, device: torch.device) -> Splits:
 def build_model(cfg: Config, splits: Splits, seeds: list[int]) -> nn.Module:
     n = cfg.norm
     spec = NormSpec(kind=n.kind.value, eps=n.eps, momentum=n.momentum, affine=n.affine,
-                    placement=n.placement.value, stats=n.stats.value)
+                    placement=n.placement.value, stats=n.stats.value, noise=n.noise)
     m = cfg.model
     if m.name is ModelName.mlp:
         return MLP(splits.input_shape[0], splits.num_classes, hidden=m.hidden,
@@ -154,12 +154,29 @@ class TrainStep:
     def __init__(self, model: nn.Module, optimizer: torch.optim.Optimizer, compile: bool = False):
         self.model, self.optimizer = model, optimizer
         self.losses = replica_losses
+        self.compiling = compile
         if compile:
             self.losses = torch.compile(replica_losses, dynamic=False)
         self.plain_sgd = _is_plain_sgd(optimizer)
 
+    def _first_compiled_losses(self, x: Tensor, y: Tensor) -> Tensor:
+        """Compile on the first call; where that fails (no C++ compiler, say), warn and go on
+        eager: the same run, a little slower."""
+        self.compiling = False
+        try:
+            return self.losses(self.model, x, y)
+        except Exception as exc:  # torch._dynamo raises many types; none of them is fatal here
+            reason = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else ""
+            log.warning("trainer.compile: torch.compile failed (%s: %s); training eagerly",
+                        type(exc).__name__, reason)
+            self.losses = replica_losses
+            return self.losses(self.model, x, y)
+
     def __call__(self, x: Tensor, y: Tensor) -> Tensor:
-        losses = self.losses(self.model, x, y)
+        if self.compiling:
+            losses = self._first_compiled_losses(x, y)
+        else:
+            losses = self.losses(self.model, x, y)
         self.optimizer.zero_grad(set_to_none=True)
         losses.sum().backward()
         if self.plain_sgd:
