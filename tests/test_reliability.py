@@ -18,6 +18,7 @@ from conftest import ROOT, run_cli
 SMOKE = ["+experiment=smoke", "dataset.synthetic_train=1500", "dataset.val_size=300",
          "dataset.synthetic_test=300", "trainer.steps=2400", "trainer.eval_every=200",
          "trainer.log_every=50", "trainer.checkpoint_every=100", "trainer.probe_size=200",
+         "trainer.probe_every=100",  # resumes must neither repeat nor skip a probe
          "trainer.progress=false"]
 JOB = "outputs/smoke/" + ",".join(  # the folder Hydra names from these overrides
     sorted(o for o in SMOKE if not o.startswith(("+experiment", "trainer.progress"))))

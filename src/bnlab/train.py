@@ -505,10 +505,15 @@ class Trainer:
                      _fmt([r.last["val/accuracy"] for r in live]),
                      _fmt([r.last["test/accuracy"] for r in live]))
 
-    def _probe(self, step: int, x: Tensor, y: Tensor) -> None:
+    def _probe(self, step: int) -> None:
         """Record the probes of :mod:`bnlab.probes` for the weights after ``step`` updates, on
-        the batch that the next update will use; the training run is left as it was."""
+        the batch that the next update uses; the training run is left as it was. (Recorded
+        before the step's checkpoint, so a resumed run neither repeats nor skips one.)"""
+        if self.probes is None:
+            return
         started = time.perf_counter()
+        idx = self.order.indices(step + 1)
+        x, y = gather(self.splits.x_train, idx), gather(self.splits.y_train, idx)
         values = self.probes(x, y, self.optimizer.param_groups[0]["lr"])
         names = list(values)
         rows = torch.stack([values[n] for n in names]).T.cpu().tolist()
@@ -544,14 +549,12 @@ class Trainer:
         model.train()
         if self.step == 0:
             self._evaluate_and_record(0)
+            self._probe(0)
         for step in range(self.step + 1, last + 1):
             if stop["signal"] is not None:
                 break
             idx = self.order.indices(step)
-            xb, yb = gather(x_train, idx), gather(y_train, idx)
-            if self.probes is not None and (step - 1) % t.probe_every == 0:
-                self._probe(step - 1, xb, yb)
-            self.window += train_step(xb, yb)
+            self.window += train_step(gather(x_train, idx), gather(y_train, idx))
             self.window_steps += 1
             self.step = step
             if step % t.log_every == 0 or step == last:
@@ -564,6 +567,8 @@ class Trainer:
                     break
             if step % t.eval_every == 0 or step == last:
                 self._evaluate_and_record(step)
+            if t.probe_every and step % t.probe_every == 0:
+                self._probe(step)
             if t.checkpoint_every and step % t.checkpoint_every == 0 and step < last:
                 self.checkpoint()
         bar.close()
