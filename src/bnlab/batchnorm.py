@@ -48,16 +48,18 @@ STATS_MODES = ("ema", "population", "batch")
 class BatchNormFunction(torch.autograd.Function):
     """Training-mode batch normalization with the closed-form backward in the module docstring.
 
-    Inputs: ``x``; ``weight`` (gamma) and ``bias`` (beta) already viewed so that they broadcast
-    against ``x`` (or None when the layer is not affine); ``eps``; the reduction ``dims``; m,
-    the number of values per feature.
-    Outputs: ``y`` and the batch statistics ``mean`` and biased ``var`` (not differentiable),
-    which the module uses to update its running statistics.
+    Inputs: ``x``; ``weight`` (gamma) and ``bias`` (beta) of shape ``shape`` (or None when the
+    layer is not affine); ``eps``; the reduction ``dims``; m, the number of values per feature;
+    ``view``, the shape in which parameters and statistics broadcast against ``x``.
+    Outputs: ``y`` and the batch statistics ``mean`` and biased ``var`` of shape ``shape`` (not
+    differentiable), which the module uses to update its running statistics. (Viewing inside
+    the Function keeps view nodes out of the autograd graph: this layer is overhead-bound at
+    the paper's sizes.)
     """
 
     @staticmethod
     def forward(ctx, x: Tensor, weight: Optional[Tensor], bias: Optional[Tensor], eps: float,
-                dims: tuple[int, ...], m: int):
+                dims: tuple[int, ...], m: int, view: tuple[int, ...], shape: tuple[int, ...]):
         # Two passes (mean, then the mean of squared deviations): as exact as var_mean, and
         # far faster on CPU, where var_mean over a non-innermost dimension is slow. Full-size
         # buffers are reused in place: an allocation costs as much as a pass over the data.
@@ -70,10 +72,12 @@ class BatchNormFunction(torch.autograd.Function):
         if weight is None:
             y, scale = x_hat, invstd
         else:
-            y, scale = torch.addcmul(bias, x_hat, weight, out=buffer), invstd * weight
+            gamma = weight.view(view)
+            y, scale = torch.addcmul(bias.view(view), x_hat, gamma, out=buffer), invstd * gamma
         ctx.save_for_backward(x_hat, scale)
-        ctx.dims, ctx.m = dims, m
+        ctx.dims, ctx.m, ctx.shape = dims, m, shape
         ctx.affine = weight is not None
+        mean, var = mean.view(shape), var.view(shape)
         ctx.mark_non_differentiable(mean, var)
         return y, mean, var
 
@@ -90,8 +94,8 @@ class BatchNormFunction(torch.autograd.Function):
         dx.sub_(dbeta * scale, alpha=1.0 / m)
         dx.addcmul_(x_hat, dgamma * scale, value=-1.0 / m)
         if not ctx.affine:
-            return dx, None, None, None, None, None
-        return dx, dgamma, dbeta, None, None, None
+            return dx, None, None, None, None, None, None, None
+        return dx, dgamma.view(ctx.shape), dbeta.view(ctx.shape), None, None, None, None, None
 
 
 class BatchNorm(nn.Module):
@@ -161,8 +165,6 @@ class BatchNorm(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         dims, view = self._layout(x)
-        weight = self.weight.view(view) if self.affine else None
-        bias = self.bias.view(view) if self.affine else None
         if self.training or self.stats == "batch":
             m = x.numel() // self.running_mean.numel()
             if m < 2:
@@ -170,10 +172,13 @@ class BatchNorm(nn.Module):
                     "BatchNorm needs more than one value per feature to compute batch statistics "
                     f"(got input of shape {tuple(x.shape)}); use a batch size of at least 2"
                 )
-            y, mean, var = BatchNormFunction.apply(x, weight, bias, self.eps, dims, m)
+            y, mean, var = BatchNormFunction.apply(x, self.weight, self.bias, self.eps, dims, m,
+                                                   view, self.running_mean.shape)
             if self.training:
-                self._track(mean.view(self.running_mean.shape), var.view(self.running_var.shape), m)
+                self._track(mean, var, m)
             return y
+        weight = self.weight.view(view) if self.affine else None
+        bias = self.bias.view(view) if self.affine else None
         mean, var = (self.running_mean, self.running_var)
         if self.stats == "population":
             if not bool(self.population_ready):

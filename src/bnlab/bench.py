@@ -135,7 +135,7 @@ def step_contender(norm: str, replicas: int, compiled: bool, data: tuple[torch.T
     """One training step of the paper's MLP with ``replicas`` seeds, over fixed data."""
     x_train, y_train = data
     seeds = list(range(replicas))
-    model = MLP(784, 10, norm=NormSpec(kind=norm), seeds=seeds)
+    model = MLP(784, 10, norm=NormSpec(kind=norm), seeds=seeds).to(x_train.device)
     optimizer = torch.optim.SGD(model.parameters(), lr=0.1, foreach=True)
     step_fn = TrainStep(model, optimizer, compile=compiled)
     order = BatchOrder(len(x_train), 60, seeds, x_train.device)
