@@ -49,12 +49,19 @@ def test_batchnorm_refuses_an_input_of_the_wrong_shape(replicas, shape):
         BatchNorm(3, replicas=replicas)(torch.randn(shape))
 
 
-def test_compiled_training_matches_eager(tmp_path, smoke_overrides):
-    """trainer.compile=true: the same run up to float rounding (a few seconds of compile)."""
+def test_compiled_training_matches_eager(tmp_path, smoke_overrides, caplog):
+    """trainer.compile=true: the same run up to float rounding (a few seconds of compile),
+    compiled once per job, also for a second job in the same process."""
     eager = tmp_path / "eager"
     compiled = tmp_path / "compiled"
     train(make_config(*smoke_overrides, "trainer.replicas=2"), eager)
-    train(make_config(*smoke_overrides, "trainer.replicas=2", "trainer.compile=true"), compiled)
+    with torch._dynamo.config.patch(error_on_recompile=True):  # one graph for the whole run
+        train(make_config(*smoke_overrides, "trainer.replicas=2", "trainer.compile=true"),
+              compiled)
+        # a second job in the same process (a sweep under the basic launcher) starts afresh
+        train(make_config(*smoke_overrides, "trainer.replicas=3", "trainer.compile=true"),
+              tmp_path / "second")
+    assert "torch.compile failed" not in caplog.text  # no recompile error made it fall back
     for seed in (0, 1):
         a = pd.read_csv(eager / f"seed={seed}" / "metrics.csv")
         b = pd.read_csv(compiled / f"seed={seed}" / "metrics.csv")

@@ -156,6 +156,10 @@ class TrainStep:
         self.losses = replica_losses
         self.compiling = compile
         if compile:
+            # One job per process is not guaranteed (Hydra's basic launcher runs a sweep's jobs
+            # one after another in one process): start each job from an empty compile cache,
+            # so that its graph is compiled once and never counts against the recompile limit.
+            torch._dynamo.reset()
             self.losses = torch.compile(replica_losses, dynamic=False)
         self.plain_sgd = _is_plain_sgd(optimizer)
 
