@@ -84,7 +84,8 @@ class BatchNormFunction(torch.autograd.Function):
     @staticmethod
     def backward(ctx, dy: Tensor, _dmean, _dvar):
         # dx = gamma * invstd / m * (m * dy - dbeta - x_hat * dgamma)
-        #    = scale * dy - (scale * dbeta / m) - x_hat * (scale * dgamma / m),  scale = gamma*invstd
+        #    = scale * dy - (scale * dbeta / m) - x_hat * (scale * dgamma / m),
+        # with scale = gamma * invstd
         x_hat, scale = ctx.saved_tensors
         dims, m = ctx.dims, ctx.m
         dbeta = dy.sum(dims, keepdim=True)

@@ -234,7 +234,8 @@ def bench_gpu(quick: bool, out, k: int = 100) -> Optional[float]:
 # ----------------------------------------------------------------------------- main
 
 def main(argv: Optional[list[str]] = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m bnlab.bench", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m bnlab.bench",
+                                     description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="small budget: checks the script")
     parser.add_argument("--threads", type=int, default=os.cpu_count(),
                         help="torch threads (default: every core)")

@@ -51,7 +51,8 @@ def layer_of(name: str, num_blocks: int) -> int:
 def layer_weight_names(model: nn.Module) -> list[str]:
     """The weight W_i of each layer: the first parameter of each block, then the head's."""
     names = [n for n, _ in model.named_parameters()]
-    weights = [next(n for n in names if n.startswith(f"blocks.{i}.")) for i in range(len(model.blocks))]
+    weights = [next(n for n in names if n.startswith(f"blocks.{i}."))
+               for i in range(len(model.blocks))]
     return weights + ["head.weight"]
 
 

@@ -14,7 +14,10 @@ The loop, for step s = 1 .. trainer.steps:
   * every ``eval_every`` steps, at step 0 and at the end: full-batch validation and test loss and
     accuracy under ``torch.no_grad()`` in eval mode (BN uses its inference statistics), and the
     15/50/85th percentiles of the input of unit 0 of the last hidden layer's nonlinearity over a
-    fixed probe batch (the paper's Figure 1b/c).
+    fixed probe batch (the paper's Figure 1b/c);
+  * every ``probe_every`` steps and at step 0, when > 0: the internal-covariate-shift and
+    loss-landscape probes of :mod:`bnlab.probes` on the next step's batch, which leave the run
+    exactly as it would be without them.
 
 Replica r is seed ``seed + r`` and is recorded as its own run (see :mod:`bnlab.recorder`).
 
@@ -146,9 +149,9 @@ class TrainStep:
     """One optimizer step on a (K, N, ...) batch; returns the K batch losses (detached).
 
     The replicas share no parameter, so back-propagating the sum of their losses gives each
-    exactly its own gradient. With ``compile=True`` the forward and backward run as one
-    ``torch.compile``d graph (static shapes; compiled on the first call, a few seconds on CPU)
-    and the optimizer step stays eager; the result equals eager up to float rounding.
+    exactly its own gradient. With ``compile=True`` the forward (model and loss) and its
+    backward are compiled by ``torch.compile`` (static shapes; on the first call, a few seconds
+    on CPU) and the optimizer step stays eager; the result equals eager up to float rounding.
     """
 
     def __init__(self, model: nn.Module, optimizer: torch.optim.Optimizer, compile: bool = False):
