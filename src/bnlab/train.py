@@ -163,6 +163,9 @@ class TrainStep:
             # one after another in one process): start each job from an empty compile cache,
             # so that its graph is compiled once and never counts against the recompile limit.
             torch._dynamo.reset()
+            # inductor imports cpp_extension, which warns "No CUDA runtime is found" on every
+            # CPU-only machine: noise in a run's output, not news
+            logging.getLogger("torch.utils.cpp_extension").setLevel(logging.ERROR)
             self.losses = torch.compile(replica_losses, dynamic=False)
         self.plain_sgd = _is_plain_sgd(optimizer)
 
