@@ -71,10 +71,10 @@ def test_gradcheck_float64(shape, dims, affine):
         gamma = (torch.rand(view, dtype=torch.float64) + 0.5).requires_grad_()
         beta = torch.randn(view, dtype=torch.float64, requires_grad=True)
         inputs = (x, gamma, beta)
-        fn = lambda x, g, b: BatchNormFunction.apply(x, g, b, 1e-5, dims, m, view, view)[0]  # noqa: E731
+        fn = lambda x, g, b: BatchNormFunction.apply(x, g, b, 1e-5, dims, m, view, view)  # noqa: E731
     else:
         inputs = (x,)
-        fn = lambda x: BatchNormFunction.apply(x, None, None, 1e-5, dims, m, view, view)[0]  # noqa: E731
+        fn = lambda x: BatchNormFunction.apply(x, None, None, 1e-5, dims, m, view, view)  # noqa: E731
     assert torch.autograd.gradcheck(fn, inputs, eps=1e-6, atol=1e-5)
 
 
@@ -82,15 +82,15 @@ def test_gradcheck_catches_a_wrong_backward(monkeypatch):
     """The gradcheck above can fail: drop one term of the closed form and it does."""
     original = BatchNormFunction.backward
 
-    def broken(ctx, dy, dm, dv):
-        dx, dgamma, dbeta, *rest = original(ctx, dy, dm, dv)
+    def broken(ctx, dy):
+        dx, dgamma, dbeta, *rest = original(ctx, dy)
         return dx * 1.01, dgamma, dbeta, *rest
 
     monkeypatch.setattr(BatchNormFunction, "backward", staticmethod(broken))
     x = torch.randn(5, 3, dtype=torch.float64, requires_grad=True)
     g = torch.ones(1, 3, dtype=torch.float64, requires_grad=True)
     b = torch.zeros(1, 3, dtype=torch.float64, requires_grad=True)
-    fn = lambda x, g, b: BatchNormFunction.apply(x, g, b, 1e-5, (0,), 5, (1, 3), (1, 3))[0]  # noqa: E731
+    fn = lambda x, g, b: BatchNormFunction.apply(x, g, b, 1e-5, (0,), 5, (1, 3), (1, 3))  # noqa: E731
     assert not torch.autograd.gradcheck(fn, (x, g, b), raise_exception=False)
 
 

@@ -37,7 +37,7 @@ replica is normalized over its own N values, exactly as K separate layers would.
 from __future__ import annotations
 
 import contextlib
-from typing import Iterator, Optional
+from typing import Callable, Iterator, Optional
 
 import torch
 from torch import Tensor, nn
@@ -50,16 +50,17 @@ class BatchNormFunction(torch.autograd.Function):
 
     Inputs: ``x``; ``weight`` (gamma) and ``bias`` (beta) of shape ``shape`` (or None when the
     layer is not affine); ``eps``; the reduction ``dims``; m, the number of values per feature;
-    ``view``, the shape in which parameters and statistics broadcast against ``x``.
-    Outputs: ``y`` and the batch statistics ``mean`` and biased ``var`` of shape ``shape`` (not
-    differentiable), which the module uses to update its running statistics. (Viewing inside
-    the Function keeps view nodes out of the autograd graph: this layer is overhead-bound at
-    the paper's sizes.)
+    ``view``, the shape in which parameters and statistics broadcast against ``x``; ``track``,
+    None or a function called with the batch's ``mean`` and biased ``var`` (shape ``shape``)
+    and m, which the module uses to update its running statistics. Output: ``y``.
+    (Viewing and tracking inside the Function keeps views and extra outputs out of the
+    autograd graph: at the paper's sizes this layer is bound by per-call overhead.)
     """
 
     @staticmethod
     def forward(ctx, x: Tensor, weight: Optional[Tensor], bias: Optional[Tensor], eps: float,
-                dims: tuple[int, ...], m: int, view: tuple[int, ...], shape: tuple[int, ...]):
+                dims: tuple[int, ...], m: int, view: tuple[int, ...], shape: tuple[int, ...],
+                track: Optional[Callable[[Tensor, Tensor, int], None]] = None):
         # Two passes (mean, then the mean of squared deviations): as exact as var_mean, and
         # far faster on CPU, where var_mean over a non-innermost dimension is slow. Full-size
         # buffers are reused in place: an allocation costs as much as a pass over the data.
@@ -74,15 +75,15 @@ class BatchNormFunction(torch.autograd.Function):
         else:
             gamma = weight.view(view)
             y, scale = torch.addcmul(bias.view(view), x_hat, gamma, out=buffer), invstd * gamma
+        if track is not None:
+            track(mean.view(shape), var.view(shape), m)
         ctx.save_for_backward(x_hat, scale)
         ctx.dims, ctx.m, ctx.shape = dims, m, shape
         ctx.affine = weight is not None
-        mean, var = mean.view(shape), var.view(shape)
-        ctx.mark_non_differentiable(mean, var)
-        return y, mean, var
+        return y
 
     @staticmethod
-    def backward(ctx, dy: Tensor, _dmean, _dvar):
+    def backward(ctx, dy: Tensor):
         # dx = gamma * invstd / m * (m * dy - dbeta - x_hat * dgamma)
         #    = scale * dy - (scale * dbeta / m) - x_hat * (scale * dgamma / m),
         # with scale = gamma * invstd
@@ -95,8 +96,8 @@ class BatchNormFunction(torch.autograd.Function):
         dx.sub_(dbeta * scale, alpha=1.0 / m)
         dx.addcmul_(x_hat, dgamma * scale, value=-1.0 / m)
         if not ctx.affine:
-            return dx, None, None, None, None, None, None, None
-        return dx, dgamma.view(ctx.shape), dbeta.view(ctx.shape), None, None, None, None, None
+            return dx, None, None, None, None, None, None, None, None
+        return dx, dgamma.view(ctx.shape), dbeta.view(ctx.shape), *[None] * 6
 
 
 class BatchNorm(nn.Module):
@@ -173,11 +174,9 @@ class BatchNorm(nn.Module):
                     "BatchNorm needs more than one value per feature to compute batch statistics "
                     f"(got input of shape {tuple(x.shape)}); use a batch size of at least 2"
                 )
-            y, mean, var = BatchNormFunction.apply(x, self.weight, self.bias, self.eps, dims, m,
-                                                   view, self.running_mean.shape)
-            if self.training:
-                self._track(mean, var, m)
-            return y
+            return BatchNormFunction.apply(x, self.weight, self.bias, self.eps, dims, m, view,
+                                           self.running_mean.shape,
+                                           self._track if self.training else None)
         weight = self.weight.view(view) if self.affine else None
         bias = self.bias.view(view) if self.affine else None
         mean, var = (self.running_mean, self.running_var)
@@ -195,8 +194,8 @@ class BatchNorm(nn.Module):
         b = -mean.view(view) * a if bias is None else bias - mean.view(view) * a
         return torch.addcmul(b, x, a)
 
-    @torch.no_grad()
     def _track(self, mean: Tensor, var: Tensor, m: int) -> None:
+        """Fold a training batch's statistics in (called inside the Function: no grad)."""
         if self._population_sums is not None:
             self._population_sums[0] += mean
             self._population_sums[1] += var
