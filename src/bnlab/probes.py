@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import contextlib
 import re
-from typing import Callable, Iterator
+from typing import Callable, Iterator, Optional
 
 import torch
 from torch import Tensor, nn
@@ -87,13 +87,16 @@ LossAndGrad = Callable[[dict[str, Tensor]], tuple[Tensor, dict[str, Tensor]]]
 
 
 def landscape_along_gradient(loss_and_grad: LossAndGrad, w: dict[str, Tensor], lr: float, k: int,
-                             eta_multiples=ETA_MULTIPLES) -> dict[str, Tensor]:
+                             eta_multiples=ETA_MULTIPLES,
+                             at_w: Optional[tuple[Tensor, dict[str, Tensor]]] = None
+                             ) -> dict[str, Tensor]:
     """``loss``, ``loss_range``, ``grad_change`` and ``beta_smoothness`` (each (K,)) at ``w``.
 
     ``loss_and_grad(params)`` returns the K losses and the gradient of each parameter; the
-    parameters' leading dimension splits into the K replicas.
+    parameters' leading dimension splits into the K replicas. ``at_w``: its result at ``w``,
+    when the caller has it already.
     """
-    loss0, g = loss_and_grad(w)
+    loss0, g = at_w if at_w is not None else loss_and_grad(w)
     g_norm = _norm(list(g.values()), k)
     losses, changes, betas = [], [], []
     for multiple in eta_multiples:
@@ -143,20 +146,24 @@ class Probes:
     def _weights(self) -> dict[str, Tensor]:
         return {n: p.detach() for n, p in self.model.named_parameters()}
 
+    def _ics(self, loss_and_grad: LossAndGrad, w: dict[str, Tensor], g: dict[str, Tensor],
+             lr: float) -> dict[str, Tensor]:
+        k, out = self.k, {}
+        for i, weight in enumerate(self.weights[1:], start=2):
+            stepped = {n: (p - lr * g[n]) if self.layer[n] < i else p for n, p in w.items()}
+            _, g_after = loss_and_grad(stepped)
+            a, b = g[weight], g_after[weight]
+            out[f"ics_l2_layer{i}"] = _norm([a - b], k)
+            out[f"ics_cos_layer{i}"] = _dot(a, b, k) / (_norm([a], k) * _norm([b], k))
+        return out
+
     @torch.no_grad()
     def ics(self, x: Tensor, y: Tensor, lr: float) -> dict[str, Tensor]:
         """``ics_l2_layer<i>`` and ``ics_cos_layer<i>`` for i = 2..L+1 (see the module doc)."""
-        k, w, out = self.k, self._weights(), {}
+        w = self._weights()
         with same_randomness(x.device) as reset:
             loss_and_grad = self._loss_and_grad(x, y, reset)
-            _, g = loss_and_grad(w)
-            for i, weight in enumerate(self.weights[1:], start=2):
-                stepped = {n: (p - lr * g[n]) if self.layer[n] < i else p for n, p in w.items()}
-                _, g_after = loss_and_grad(stepped)
-                a, b = g[weight], g_after[weight]
-                out[f"ics_l2_layer{i}"] = _norm([a - b], k)
-                out[f"ics_cos_layer{i}"] = _dot(a, b, k) / (_norm([a], k) * _norm([b], k))
-        return out
+            return self._ics(loss_and_grad, w, loss_and_grad(w)[1], lr)
 
     @torch.no_grad()
     def landscape(self, x: Tensor, y: Tensor, lr: float) -> dict[str, Tensor]:
@@ -164,5 +171,13 @@ class Probes:
             return landscape_along_gradient(self._loss_and_grad(x, y, reset), self._weights(),
                                             lr, self.k, self.eta_multiples)
 
+    @torch.no_grad()
     def __call__(self, x: Tensor, y: Tensor, lr: float) -> dict[str, Tensor]:
-        return {**self.ics(x, y, lr), **self.landscape(x, y, lr)}
+        """Both, sharing the gradient at the current weights."""
+        w = self._weights()
+        with same_randomness(x.device) as reset:
+            loss_and_grad = self._loss_and_grad(x, y, reset)
+            at_w = loss_and_grad(w)
+            return {**self._ics(loss_and_grad, w, at_w[1], lr),
+                    **landscape_along_gradient(loss_and_grad, w, lr, self.k,
+                                               self.eta_multiples, at_w=at_w)}
