@@ -16,11 +16,11 @@ from omegaconf import DictConfig, OmegaConf
 
 from bnlab.config import register_configs
 from bnlab.errors import BnlabError
+from bnlab.runfolder import folder_name
 
 log = logging.getLogger("bnlab")
 register_configs()
-OmegaConf.register_new_resolver("bnlab.dirname", lambda overrides: overrides or "default",
-                                replace=True)
+OmegaConf.register_new_resolver("bnlab.dirname", folder_name, replace=True)
 
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="config")

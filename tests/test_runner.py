@@ -255,3 +255,33 @@ def test_sweeps_run_through_the_scale_out_launchers(tmp_path, launcher):
     if launcher == "joblib":  # n_jobs=-1, one job per core: one torch thread each
         assert {s["threads"] for s in summaries} == {1}
     assert (tmp_path / "outputs" / "smoke" / "comparison.csv").exists()
+
+
+def test_folder_names_from_long_overrides_are_cut_with_a_hash():
+    from bnlab.runfolder import MAX_FOLDER_NAME, folder_name
+
+    assert folder_name("") == "default"
+    assert folder_name("norm.kind=bn,seed=1") == "norm.kind=bn,seed=1"
+    long = "model.hidden=[" + ",".join(["8"] * 140) + "]"
+    other = long.replace("[8,", "[9,")
+    name = folder_name(long)
+    assert len(name.encode()) <= MAX_FOLDER_NAME and name.startswith("model.hidden=[8,8")
+    assert folder_name(long) == name  # the same command finds the same folder
+    assert folder_name(other) != name and len(folder_name(other)) == len(name)
+    wide = "é" * 300  # cut on a character boundary, not inside a UTF-8 sequence
+    assert len(folder_name(wide).encode()) <= MAX_FOLDER_NAME
+
+
+def test_a_run_with_very_long_overrides_gets_a_folder(tmp_path, smoke_overrides):
+    """Overrides longer than a file name may be (255 bytes) still make one folder per job."""
+    hidden = "[" + ",".join(["8"] * 140) + "]"
+    args = [*smoke_overrides, f"model.hidden={hidden}", "trainer.steps=20",
+            "trainer.eval_every=20", "trainer.log_every=10"]
+    proc = run_cli(*args, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    (folder,) = [p for p in (tmp_path / "outputs" / "smoke").iterdir() if p.is_dir()]
+    assert "~" in folder.name
+    status = json.loads((folder / "summary.json").read_text())["status"]
+    assert status in ("completed", "diverged")  # a 140-layer net: either is a finished run
+    again = run_cli(*args, cwd=tmp_path)  # the same command finds its finished run
+    assert again.returncode == 0 and "nothing to train" in again.stderr + again.stdout

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import errno
 import fcntl
+import hashlib
 import json
 import os
 from pathlib import Path
@@ -30,6 +31,25 @@ FINISHED = ("completed", "diverged")
 # Keys that do not change results: a run may be re-used when only these differ.
 NON_RESULT_KEYS = {"trainer.progress", "trainer.threads", "trainer.compile", "data_dir",
                    "device"}
+# Longest folder name, in bytes, made from overrides (file systems allow 255; room to spare).
+MAX_FOLDER_NAME = 200
+
+
+def folder_name(overrides: str) -> str:
+    """A job's folder name from its overrides (Hydra's ``override_dirname``).
+
+    The overrides themselves, or ``default`` when there are none. A name longer than
+    ``MAX_FOLDER_NAME`` bytes (a long list value, many overrides) is cut there and ends with
+    ``~`` and a hash of the whole name, so it stays unique and the same command finds the same
+    folder again; the full overrides are in the folder's ``.hydra/overrides.yaml``.
+    """
+    name = overrides or "default"
+    encoded = name.encode()
+    if len(encoded) <= MAX_FOLDER_NAME:
+        return name
+    digest = hashlib.sha1(encoded).hexdigest()[:12]
+    head = encoded[:MAX_FOLDER_NAME - len(digest) - 1].decode(errors="ignore")
+    return f"{head}~{digest}"
 
 
 class RunFolderError(BnlabError):
