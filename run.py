@@ -16,7 +16,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from bnlab.config import register_configs
 from bnlab.errors import BnlabError
-from bnlab.runfolder import folder_name
+from bnlab.runfolder import discard_if_unused, folder_name
 
 log = logging.getLogger("bnlab")
 register_configs()
@@ -42,6 +42,8 @@ def main(cfg: DictConfig) -> None:
             return
         _fail(str(exc))
     except BnlabError as exc:
+        logging.shutdown()  # close run.log, so that an unused folder can go
+        discard_if_unused(job_dir)
         _fail(str(exc))
     except RunInterrupted as exc:
         log.warning("interrupted: %s", exc)

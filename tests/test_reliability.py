@@ -180,12 +180,30 @@ def test_two_identical_sweeps_at_once_share_the_work_and_never_collide(tmp_path)
         assert sorted(metrics[metrics.split == "val"].step.unique()) == [0, 100, 200, 300, 400]
 
 
-def test_bad_config_writes_nothing_outside_its_run_folder(tmp_path):
-    proc = run_cli("norm.eps=-1", "trainer.progress=false", cwd=tmp_path)
-    assert proc.returncode == 2
-    written = [p.relative_to(tmp_path) for p in tmp_path.rglob("*") if p.is_file()]
-    assert written and all(str(p).startswith("outputs/run/norm.eps=-1/") for p in written)
-    assert not any(p.name in ("metrics.csv", "summary.json") for p in written)
+def test_bad_config_or_missing_data_leaves_no_folder(tmp_path):
+    (tmp_path / "outputs" / "run" / "other").mkdir(parents=True)  # another run's folder stays
+    for args in (["norm.eps=-1"], ["dataset=mnist", f"data_dir={tmp_path / 'nothing'}"]):
+        proc = run_cli(*args, "trainer.progress=false", cwd=tmp_path)
+        assert proc.returncode == 2 and proc.stderr.startswith("bnlab: error:"), proc.stderr
+        assert "Traceback" not in proc.stderr
+    outputs = tmp_path / "outputs"
+    assert [p.relative_to(outputs) for p in outputs.rglob("*")] == [Path("run"), Path("run/other")]
+
+
+def test_a_refused_job_keeps_a_folder_with_results(tmp_path, smoke_overrides):
+    """A finished run whose config changed since (an edited default, say) is refused, and its
+    folder and results stay as they were."""
+    from omegaconf import OmegaConf
+
+    assert run_cli(*smoke_overrides, cwd=tmp_path).returncode == 0
+    (job,) = (tmp_path / "outputs" / "smoke").iterdir()
+    stored = OmegaConf.load(job / "config.yaml")
+    stored.optimizer.lr = 0.125
+    OmegaConf.save(stored, job / "config.yaml")
+    before = sorted(p.relative_to(job) for p in job.rglob("*"))
+    proc = run_cli(*smoke_overrides, cwd=tmp_path)
+    assert proc.returncode == 2 and "optimizer.lr: 0.125" in proc.stderr, proc.stderr
+    assert sorted(p.relative_to(job) for p in job.rglob("*")) == before
 
 
 def test_a_diverging_job_does_not_stop_the_sweep(tmp_path):

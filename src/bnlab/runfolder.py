@@ -14,11 +14,13 @@ writing one folder at the same time.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import fcntl
 import hashlib
 import json
 import os
+import shutil
 from pathlib import Path
 from typing import Any, Optional
 
@@ -31,6 +33,8 @@ FINISHED = ("completed", "diverged")
 # Keys that do not change results: a run may be re-used when only these differ.
 NON_RESULT_KEYS = {"trainer.progress", "trainer.threads", "trainer.compile", "data_dir",
                    "device"}
+# What a job's folder holds before training writes anything (Hydra's files, our lock).
+HYDRA_ONLY = {".hydra", "run.log", ".lock"}
 # Longest folder name, in bytes, made from overrides (file systems allow 255; room to spare).
 MAX_FOLDER_NAME = 200
 
@@ -50,6 +54,20 @@ def folder_name(overrides: str) -> str:
     digest = hashlib.sha1(encoded).hexdigest()[:12]
     head = encoded[:MAX_FOLDER_NAME - len(digest) - 1].decode(errors="ignore")
     return f"{head}~{digest}"
+
+
+def discard_if_unused(job_dir: Path) -> bool:
+    """Remove ``job_dir`` when it holds nothing but what is there before training writes
+    anything (Hydra's ``.hydra/`` and ``run.log``, the lock): a job refused for a bad value or
+    missing data leaves no folder behind. Its parent goes too when that leaves it empty.
+    Returns whether the folder was removed."""
+    job_dir = Path(job_dir)
+    if not job_dir.is_dir() or any(p.name not in HYDRA_ONLY for p in job_dir.iterdir()):
+        return False
+    shutil.rmtree(job_dir)
+    with contextlib.suppress(OSError):  # not empty (other runs): keep it
+        job_dir.parent.rmdir()
+    return True
 
 
 class RunFolderError(BnlabError):
