@@ -13,6 +13,7 @@ import pytest
 import torch
 
 from bnlab.checkpoint import load_checkpoint, save_checkpoint
+from bnlab.runfolder import folder_name
 from conftest import ROOT, run_cli
 
 SMOKE = ["+experiment=smoke", "dataset.synthetic_train=1500", "dataset.val_size=300",
@@ -20,8 +21,8 @@ SMOKE = ["+experiment=smoke", "dataset.synthetic_train=1500", "dataset.val_size=
          "trainer.log_every=50", "trainer.checkpoint_every=100", "trainer.probe_size=200",
          "trainer.probe_every=100",  # resumes must neither repeat nor skip a probe
          "trainer.progress=false"]
-JOB = "outputs/smoke/" + ",".join(  # the folder Hydra names from these overrides
-    sorted(o for o in SMOKE if not o.startswith(("+experiment", "trainer.progress"))))
+JOB = "outputs/smoke/" + folder_name(",".join(  # the folder Hydra names from these overrides
+    sorted(o for o in SMOKE if not o.startswith(("+experiment", "trainer.progress")))))
 
 
 def _start(cwd: Path, *extra: str) -> subprocess.Popen:

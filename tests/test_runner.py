@@ -262,6 +262,8 @@ def test_folder_names_from_long_overrides_are_cut_with_a_hash():
 
     assert folder_name("") == "default"
     assert folder_name("norm.kind=bn,seed=1") == "norm.kind=bn,seed=1"
+    fits = "a=" + "1" * (MAX_FOLDER_NAME - 2)  # a name that fits stays (earlier runs' folders)
+    assert folder_name(fits) == fits
     long = "model.hidden=[" + ",".join(["8"] * 140) + "]"
     other = long.replace("[8,", "[9,")
     name = folder_name(long)

@@ -35,8 +35,9 @@ NON_RESULT_KEYS = {"trainer.progress", "trainer.threads", "trainer.compile", "da
                    "device"}
 # What a job's folder holds before training writes anything (Hydra's files, our lock).
 HYDRA_ONLY = {".hydra", "run.log", ".lock"}
-# Longest folder name, in bytes, made from overrides (file systems allow 255; room to spare).
-MAX_FOLDER_NAME = 200
+# Longest folder name, in bytes (NAME_MAX of ext4, xfs, btrfs, tmpfs...): a name that fits is
+# kept as it is, so folders of earlier runs are found again.
+MAX_FOLDER_NAME = 255
 
 
 def folder_name(overrides: str) -> str:
