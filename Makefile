@@ -7,7 +7,7 @@ DATA_DIR ?= data
 FASHION_MNIST := $(DATA_DIR)/FashionMNIST/raw/t10k-labels-idx1-ubyte
 PYTEST_ARGS ?=
 
-.PHONY: setup data run test figures tensorboard bench clean
+.PHONY: setup data run test figures tensorboard bench gpu-check gpu-wheels clean
 
 ## setup: virtual environment with bnlab and its dev extras, plus the default dataset
 setup: $(STAMP) $(FASHION_MNIST)
@@ -47,3 +47,17 @@ clean:
 ## bench: speed ratios side by side (BN layer, training step, replicas, Figure 1 run, GPU)
 bench: setup
 	$(PY) -m bnlab.bench
+
+## gpu-check: the CUDA tests and bench section on this machine's GPU (scripts/gpu_check.sh)
+gpu-check: $(STAMP)
+	PYTHON=$(PY) scripts/gpu_check.sh
+
+## gpu-wheels: Hydra & co. as wheels in .whl/, for scripts/gpu_check.sh on a GPU machine
+## without PyPI (pure Python; GPU_PYTHON is that machine's Python version)
+GPU_PYTHON ?= 3.12
+gpu-wheels: $(STAMP)
+	$(PY) -m pip download --quiet --no-deps --only-binary=:all: --python-version $(GPU_PYTHON) \
+		--implementation py --abi none --platform any -d .whl \
+		$$($(PY) -m pip list --format=freeze 2>/dev/null | grep -iE '^(hydra-core|omegaconf|hydra-joblib-launcher|hydra-submitit-launcher|submitit)==')
+	$(PY) -m pip wheel --quiet --no-deps -w .whl \
+		$$($(PY) -m pip list --format=freeze 2>/dev/null | grep -iE '^antlr4-python3-runtime==')

@@ -10,7 +10,8 @@ rounds, and a ratio of medians. Sections:
    this project's BN vs ``nn.BatchNorm1d``, each in the same execution mode;
 3. replicas: K=10 seeds as one batched model vs one seed at a time (model-steps per second);
 4. fig1: the paper's Figure 1 run end to end (``run.py +experiment=paper_fig1``), wall time;
-5. gpu: K=100 replicas on CUDA, when a CUDA device is present.
+5. gpu: on CUDA, when a CUDA device is present: one seed eager and compiled, K=100 replicas
+   compiled (steps per second).
 
 The last line is machine-readable:
 ``bench: bn_layer_ratio_large=... bn_layer_ratio_small=... train_step_ratio=...
@@ -209,26 +210,34 @@ def bench_fig1(quick: bool, out) -> tuple[Optional[float], int]:
 
 # ----------------------------------------------------------------------------- 5. gpu
 
-def bench_gpu(quick: bool, out, k: int = 100) -> Optional[float]:
-    out(f"\n5. GPU: K={k} replicas of the BN MLP, compiled step")
+def bench_gpu(quick: bool, out, k: int = 100) -> dict[str, float]:
+    """Steps per second on CUDA: one seed eager and compiled, then K seeds compiled."""
+    out(f"\n5. GPU: the BN MLP, one seed (eager, compiled) and K={k} replicas (compiled)")
     if not torch.cuda.is_available():
         out("   skipped: no CUDA device")
-        return None
+        return {}
     device = torch.device("cuda")
     x = torch.rand(60000, 784, device=device)
     y = torch.randint(0, 10, (60000,), device=device)
-    call = step_contender("bn", k, True, (x, y))
-    for _ in range(20):
-        call()
-    torch.cuda.synchronize()
     steps = 50 if quick else 2000
-    start = time.perf_counter()
-    for _ in range(steps):
-        call()
-    torch.cuda.synchronize()
-    rate = k * steps / (time.perf_counter() - start)
-    out(f"   {torch.cuda.get_device_name()}: {rate:,.0f} model-steps/s")
-    return rate
+    rates = {}
+    for label, replicas, compiled in (("K=1 eager", 1, False), ("K=1 compiled", 1, True),
+                                      (f"K={k} compiled", k, True)):
+        call = step_contender("bn", replicas, compiled, (x, y))
+        for _ in range(20):
+            call()
+        torch.cuda.synchronize()
+        start = time.perf_counter()
+        for _ in range(steps):
+            call()
+        torch.cuda.synchronize()
+        per_second = steps / (time.perf_counter() - start)
+        rates[label] = per_second * replicas
+        out(f"   {label:14s} {per_second:9,.0f} steps/s  {per_second * replicas:11,.0f} "
+            f"model-steps/s")
+    out(f"   card: {torch.cuda.get_device_name()}")
+    return {"gpu_steps_per_s_k1": rates["K=1 compiled"],
+            "gpu_model_steps_per_s": rates[f"K={k} compiled"]}
 
 
 # ----------------------------------------------------------------------------- main
@@ -278,9 +287,7 @@ def main(argv: Optional[list[str]] = None) -> int:
         if steps != 50000:
             results["fig1_steps"] = steps
     if "gpu" not in args.skip:
-        rate = bench_gpu(args.quick, out)
-        if rate is not None:
-            results["gpu_model_steps_per_s"] = rate
+        results.update(bench_gpu(args.quick, out))
     out("bench: " + " ".join(f"{k}={_fmt(v)}" for k, v in results.items()))
     return 0
 

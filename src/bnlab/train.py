@@ -31,6 +31,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import math
+import os
 import platform
 import random
 import signal
@@ -373,8 +374,10 @@ class Trainer:
         if cfg.trainer.threads:
             torch.set_num_threads(cfg.trainer.threads)
         keep_freed_memory()
-        torch.use_deterministic_algorithms(True, warn_only=True)
         self.device = resolve_device(cfg.device)
+        if self.device.type == "cuda":  # cuBLAS is deterministic with a fixed workspace; it
+            os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")  # reads this once
+        torch.use_deterministic_algorithms(True, warn_only=True)
         torch.manual_seed(cfg.seed)  # dropout masks; weights and batches have their own seeds
         np.random.seed(cfg.seed)
         random.seed(cfg.seed)

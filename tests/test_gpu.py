@@ -1,0 +1,84 @@
+"""The same code path on CUDA (issue 7, target 5). Skipped where there is no CUDA device (CI has
+none); on a GPU machine run `make gpu-check`, or scripts/gpu_check.sh on a bare one."""
+
+import json
+import signal
+
+import pandas as pd
+import pytest
+import torch
+from torch import nn
+
+from bnlab.batchnorm import BatchNorm
+from bnlab.train import train
+from conftest import make_config
+from test_reliability import JOB, _job, _same_results, _start, _wait_for
+
+pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")
+
+
+@pytest.mark.parametrize("shape", [(60, 100), (16, 8, 6, 6)])
+def test_batchnorm_on_cuda_matches_native_cuda_and_cpu(shape):
+    gen = torch.Generator().manual_seed(0)
+    x_cpu, dy_cpu = torch.randn(shape, generator=gen) * 3 + 1, torch.randn(shape, generator=gen)
+    results = {}
+    for name, device in (("ours", "cuda"), ("native", "cuda"), ("cpu", "cpu")):
+        layer = (nn.BatchNorm1d if len(shape) == 2 else nn.BatchNorm2d)(shape[1]) \
+            if name == "native" else BatchNorm(shape[1])
+        layer = layer.to(device)
+        x = x_cpu.to(device).requires_grad_()
+        y = layer(x)
+        y.backward(dy_cpu.to(device))
+        results[name] = [t.detach().cpu() for t in (y, x.grad, layer.weight.grad,
+                                                     layer.bias.grad, layer.running_var)]
+    for ours, native, cpu in zip(results["ours"], results["native"], results["cpu"]):
+        torch.testing.assert_close(ours, native, rtol=1e-4, atol=1e-5)
+        torch.testing.assert_close(ours, cpu, rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("compile", [False, True])
+def test_training_on_cuda_matches_cpu(tmp_path, smoke_overrides, compile):
+    """The same job on CUDA and on CPU: every seed recorded, and the same curves up to float
+    rounding (same initial weights, same batches)."""
+    args = [*smoke_overrides, "trainer.replicas=2", f"trainer.compile={compile}"]
+    gpu = train(make_config(*args, "device=cuda"), tmp_path / "cuda")
+    cpu = train(make_config(*args, "device=cpu"), tmp_path / "cpu")
+    assert [s["status"] for s in gpu] == ["completed", "completed"]
+    assert all(s["device"].startswith("cuda") for s in gpu)
+    for seed in (0, 1):
+        on_gpu = pd.read_csv(tmp_path / "cuda" / f"seed={seed}" / "metrics.csv")
+        on_cpu = pd.read_csv(tmp_path / "cpu" / f"seed={seed}" / "metrics.csv")
+        assert on_gpu[["step", "split", "metric"]].equals(on_cpu[["step", "split", "metric"]])
+        pd.testing.assert_series_equal(on_gpu.value, on_cpu.value, rtol=1e-3, atol=1e-3)
+    summary = json.loads((tmp_path / "cuda" / "seed=0" / "summary.json").read_text())
+    assert summary["steps_per_second"] > 0
+
+
+def test_replicas_on_cuda_equal_separate_runs(tmp_path, smoke_overrides):
+    args = [*smoke_overrides, "device=cuda"]
+    train(make_config(*args, "trainer.replicas=2", "seed=3"), tmp_path / "batched")
+    for seed in (3, 4):
+        train(make_config(*args, f"seed={seed}"), tmp_path / f"s{seed}")
+        together = pd.read_csv(tmp_path / "batched" / f"seed={seed}" / "metrics.csv")
+        alone = pd.read_csv(tmp_path / f"s{seed}" / "metrics.csv")
+        pd.testing.assert_series_equal(together.value, alone.value, rtol=1e-4, atol=1e-5)
+
+
+def test_sigterm_on_cuda_then_rerun_resumes_to_identical_metrics(tmp_path):
+    """Kill/resume on CUDA, against an uninterrupted CUDA run of the same command."""
+    reference = tmp_path / "reference"
+    reference.mkdir()
+    proc = _start(reference, "device=cuda")
+    _, err = proc.communicate(timeout=600)
+    assert proc.returncode == 0, err[-2000:]
+    interrupted = tmp_path / "interrupted"
+    interrupted.mkdir()
+    proc = _start(interrupted, "device=cuda")
+    _wait_for(interrupted / JOB / "checkpoint.pt", proc)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 128 + signal.SIGTERM, err[-2000:]
+    proc = _start(interrupted, "device=cuda")
+    _, err = proc.communicate(timeout=600)
+    assert proc.returncode == 0, err[-2000:]
+    _same_results(_job(interrupted), _job(reference))
