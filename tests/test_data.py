@@ -1,10 +1,12 @@
 """Datasets: splits, synthetic data, Fashion-MNIST from Debian's files, and clear data errors."""
 
+import subprocess
+import sys
 
 import pytest
 import torch
 
-from bnlab.data import DEBIAN_FASHION_MNIST, load_splits, prepare_fashion_mnist
+from bnlab.data import DEBIAN_FASHION_MNIST, load_splits, prepare_fashion_mnist, read_idx
 from bnlab.errors import DataError
 
 needs_fashion = pytest.mark.skipif(
@@ -66,6 +68,37 @@ def test_fashion_mnist_from_debian_files(tmp_path):
     assert torch.bincount(s.y_test).tolist() == [1000] * 10
     pixels = torch.cat([s.x_train, s.x_val])
     assert pixels.mean().item() == pytest.approx(0.2860, abs=5e-4)
+
+
+def test_read_idx_reads_the_format_and_refuses_broken_files(tmp_path):
+    values = torch.arange(12, dtype=torch.uint8).reshape(3, 2, 2)
+    header = bytes([0, 0, 0x08, 3]) + b"".join(n.to_bytes(4, "big") for n in (3, 2, 2))
+    path = tmp_path / "images-idx3-ubyte"
+    path.write_bytes(header + values.numpy().tobytes())
+    assert torch.equal(read_idx(path), values)
+    path.write_bytes(header + values.numpy().tobytes()[:-1])
+    with pytest.raises(ValueError, match="has 27 bytes where its header says 28"):
+        read_idx(path)
+    path.write_bytes(bytes([0, 0, 0x0D, 1]) + (4).to_bytes(4, "big") + bytes(16))  # floats
+    with pytest.raises(ValueError, match="not an IDX file of unsigned bytes"):
+        read_idx(path)
+
+
+@needs_fashion
+def test_fashion_mnist_is_read_as_torchvision_reads_it_without_importing_it(tmp_path):
+    import torchvision
+
+    assert prepare_fashion_mnist(tmp_path)
+    for train in (True, False):
+        ref = torchvision.datasets.FashionMNIST(str(tmp_path), train=train, download=False)
+        kind = "train" if train else "t10k"
+        raw = tmp_path / "FashionMNIST" / "raw"
+        assert torch.equal(read_idx(raw / f"{kind}-images-idx3-ubyte"), ref.data)
+        assert torch.equal(read_idx(raw / f"{kind}-labels-idx1-ubyte"), ref.targets)
+    code = ("import sys; from bnlab.data import load_splits; "
+            f"load_splits('fashion_mnist', {str(tmp_path)!r}); print('torchvision' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert out.stdout.strip() == "False", out.stderr[-2000:]
 
 
 @needs_fashion
