@@ -27,10 +27,19 @@ def make_config(*overrides: str) -> Config:
     return to_config(compose_cfg("trainer.progress=false", *overrides))
 
 
-def run_cli(*args: str, cwd: Path, timeout: float = 300) -> subprocess.CompletedProcess:
-    """Run `python run.py <args>` in ``cwd`` (results land in cwd/outputs)."""
-    env = dict(os.environ, PYTHONUNBUFFERED="1", HYDRA_FULL_ERROR="0")
-    env.pop("HYDRA_FULL_ERROR")
+# Proxy settings under which any download fails at once, with or without internet.
+OFFLINE = {var: "http://127.0.0.1:9" for var in ("http_proxy", "https_proxy", "HTTP_PROXY",
+                                                   "HTTPS_PROXY")}
+
+
+def run_cli(*args: str, cwd: Path, timeout: float = 300,
+            env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    """Run `python run.py <args>` in ``cwd`` (results land in cwd/outputs), with ``env`` added
+    to this process's environment."""
+    env = dict(os.environ, PYTHONUNBUFFERED="1", **(env or {}))
+    env.pop("HYDRA_FULL_ERROR", None)
+    env.pop("no_proxy", None)
+    env.pop("NO_PROXY", None)
     return subprocess.run([sys.executable, str(ROOT / "run.py"), *args], cwd=cwd, env=env,
                           capture_output=True, text=True, timeout=timeout)
 

@@ -8,6 +8,7 @@ import torch
 
 from bnlab.data import DEBIAN_FASHION_MNIST, load_splits, prepare_fashion_mnist, read_idx
 from bnlab.errors import DataError
+from conftest import OFFLINE
 
 needs_fashion = pytest.mark.skipif(
     not DEBIAN_FASHION_MNIST.is_dir() and not (
@@ -111,13 +112,12 @@ def test_truncated_file_gives_a_clear_error(tmp_path):
 
 
 def test_offline_without_files_names_dataset_folder_and_remedy(tmp_path, monkeypatch):
-    import torchvision
-
-    def offline(self):
-        raise OSError("network is unreachable")
-
-    monkeypatch.setattr(torchvision.datasets.MNIST, "download", offline)
+    for var in OFFLINE:  # torchvision's real download, against a proxy that refuses at once
+        monkeypatch.setenv(var, OFFLINE[var])
+    monkeypatch.delenv("no_proxy", raising=False)
+    monkeypatch.delenv("NO_PROXY", raising=False)
     with pytest.raises(DataError) as err:
         load_splits("mnist", tmp_path / "nowhere")
     message = str(err.value)
     assert "MNIST" in message and str(tmp_path / "nowhere") in message and "Remedy" in message
+    assert not (tmp_path / "nowhere").exists()  # the failed download leaves no empty folders

@@ -14,7 +14,7 @@ import torch
 
 from bnlab.checkpoint import load_checkpoint, save_checkpoint
 from bnlab.runfolder import folder_name
-from conftest import ROOT, run_cli
+from conftest import OFFLINE, ROOT, run_cli
 
 SMOKE = ["+experiment=smoke", "dataset.synthetic_train=1500", "dataset.val_size=300",
          "dataset.synthetic_test=300", "trainer.steps=2400", "trainer.eval_every=200",
@@ -184,11 +184,12 @@ def test_two_identical_sweeps_at_once_share_the_work_and_never_collide(tmp_path)
 def test_bad_config_or_missing_data_leaves_no_folder(tmp_path):
     (tmp_path / "outputs" / "run" / "other").mkdir(parents=True)  # another run's folder stays
     for args in (["norm.eps=-1"], ["dataset=mnist", f"data_dir={tmp_path / 'nothing'}"]):
-        proc = run_cli(*args, "trainer.progress=false", cwd=tmp_path)
+        proc = run_cli(*args, "trainer.progress=false", cwd=tmp_path, env=OFFLINE)
         assert proc.returncode == 2 and proc.stderr.startswith("bnlab: error:"), proc.stderr
         assert "Traceback" not in proc.stderr
     outputs = tmp_path / "outputs"
     assert [p.relative_to(outputs) for p in outputs.rglob("*")] == [Path("run"), Path("run/other")]
+    assert not (tmp_path / "nothing").exists()  # nor data folders from the failed download
 
 
 def test_a_refused_job_keeps_a_folder_with_results(tmp_path, smoke_overrides):

@@ -213,9 +213,12 @@ def _construct(cls, root: Path, train: bool):
     except RuntimeError as exc:
         if "not found" not in str(exc).lower():
             raise
+    made = _first_missing(root / cls.__name__ / "raw")
     try:
         return cls(root=str(root), train=train, download=True)
     except Exception as exc:
+        if made is not None and not any(p.is_file() for p in made.rglob("*")):
+            shutil.rmtree(made, ignore_errors=True)  # the folders the failed download made
         raise DataError(
             f"{cls.__name__} is not in {root.resolve()} and could not be downloaded "
             f"({type(exc).__name__}). Remedy: put the dataset's files under "
@@ -224,6 +227,16 @@ def _construct(cls, root: Path, train: bool):
             + ("; for Fashion-MNIST on Debian: `apt-get install dataset-fashion-mnist` then "
                "`make data`" if cls.__name__ == "FashionMNIST" else "")
         ) from None
+
+
+def _first_missing(path: Path) -> Optional[Path]:
+    """The outermost folder on the way to ``path`` that does not exist yet (None: all do)."""
+    missing = None
+    for folder in (path, *path.parents):
+        if folder.exists():
+            break
+        missing = folder
+    return missing
 
 
 def prepare_fashion_mnist(root: Path, quiet: bool = False, install: bool = False) -> bool:
