@@ -172,9 +172,10 @@ def _load_files(name: str, root: Path) -> tuple[Tensor, Tensor, Tensor, Tensor, 
     """
     if name == "fashion_mnist":
         prepare_fashion_mnist(root, quiet=True)
-    raw = root / {"fashion_mnist": "FashionMNIST", "mnist": "MNIST"}.get(name, "-") / "raw"
+    folder = {"fashion_mnist": "FashionMNIST", "mnist": "MNIST"}.get(name)  # torchvision's
+    raw = root / folder / "raw" if folder else None
     try:
-        if all((raw / f).exists() for f in MNIST_FILES):
+        if raw is not None and all((raw / f).exists() for f in MNIST_FILES):
             x, y, x_test, y_test = (read_idx(raw / f) for f in MNIST_FILES)
             return (x.unsqueeze(1).float() / 255, y.long(), x_test.unsqueeze(1).float() / 255,
                     y_test.long(), 10)

@@ -34,7 +34,7 @@ FINISHED = ("completed", "diverged")
 NON_RESULT_KEYS = {"trainer.progress", "trainer.threads", "trainer.compile", "data_dir",
                    "device"}
 # What a job's folder holds before training writes anything (Hydra's files, our lock).
-HYDRA_ONLY = {".hydra", "run.log", ".lock"}
+NOT_RESULTS = {".hydra", "run.log", ".lock"}
 # Longest folder name, in bytes (NAME_MAX of ext4, xfs, btrfs, tmpfs...): a name that fits is
 # kept as it is, so folders of earlier runs are found again.
 MAX_FOLDER_NAME = 255
@@ -63,7 +63,7 @@ def discard_if_unused(job_dir: Path) -> bool:
     missing data leaves no folder behind. Its parent goes too when that leaves it empty.
     Returns whether the folder was removed."""
     job_dir = Path(job_dir)
-    if not job_dir.is_dir() or any(p.name not in HYDRA_ONLY for p in job_dir.iterdir()):
+    if not job_dir.is_dir() or any(p.name not in NOT_RESULTS for p in job_dir.iterdir()):
         return False
     shutil.rmtree(job_dir)
     with contextlib.suppress(OSError):  # not empty (other runs): keep it
