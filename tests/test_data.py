@@ -111,13 +111,16 @@ def test_truncated_file_gives_a_clear_error(tmp_path):
         load_splits("fashion_mnist", tmp_path)
 
 
-def test_offline_without_files_names_dataset_folder_and_remedy(tmp_path, monkeypatch):
+@pytest.mark.parametrize("name, folder", [("mnist", "MNIST/raw"),
+                                          ("cifar10", "cifar-10-batches-py")])
+def test_offline_without_files_names_dataset_folder_and_remedy(tmp_path, monkeypatch, name,
+                                                               folder):
     for var in OFFLINE:  # torchvision's real download, against a proxy that refuses at once
         monkeypatch.setenv(var, OFFLINE[var])
     monkeypatch.delenv("no_proxy", raising=False)
     monkeypatch.delenv("NO_PROXY", raising=False)
     with pytest.raises(DataError) as err:
-        load_splits("mnist", tmp_path / "nowhere")
+        load_splits(name, tmp_path / "nowhere")
     message = str(err.value)
-    assert "MNIST" in message and str(tmp_path / "nowhere") in message and "Remedy" in message
+    assert f"Remedy: put the dataset's files under {tmp_path / 'nowhere' / folder} " in message
     assert not (tmp_path / "nowhere").exists()  # the failed download leaves no empty folders

@@ -220,11 +220,15 @@ def _construct(cls, root: Path, train: bool):
     except Exception as exc:
         if made is not None and not any(p.is_file() for p in made.rglob("*")):
             shutil.rmtree(made, ignore_errors=True)  # the folders the failed download made
+        if cls.__name__ == "CIFAR10":
+            where = f"{root}/cifar-10-batches-py (or cifar-10-python.tar.gz in {root})"
+        else:
+            where = f"{root}/{cls.__name__}/raw"
         raise DataError(
-            f"{cls.__name__} is not in {root.resolve()} and could not be downloaded "
-            f"({type(exc).__name__}). Remedy: put the dataset's files under "
-            f"{root.resolve()}/{cls.__name__}/raw (torchvision's layout) on a machine without "
-            f"internet, or run on one with internet so torchvision can download it"
+            f"{cls.__name__} is not in {root} and could not be downloaded "
+            f"({type(exc).__name__}). Remedy: put the dataset's files under {where} "
+            f"(torchvision's layout) on a machine without internet, or run on one with "
+            f"internet so torchvision can download it"
             + ("; for Fashion-MNIST on Debian: `apt-get install dataset-fashion-mnist` then "
                "`make data`" if cls.__name__ == "FashionMNIST" else "")
         ) from None
