@@ -39,6 +39,9 @@ def test_smoke_run_writes_every_file(tmp_path, smoke_overrides, norm):
     for key in ("steps_per_second", "wall_time_s", "git_commit", "git_dirty", "torch_version",
                 "device"):
         assert key in on_disk
+    assert 0 < on_disk["eval_seconds"] < on_disk["wall_time_s"]  # 4 evaluations, timed
+    assert on_disk["eval_time_share"] == pytest.approx(
+        on_disk["eval_seconds"] / on_disk["wall_time_s"], rel=0.05)  # both rounded to 1 ms
     assert "seed: 0" in (run / "config.yaml").read_text()
     assert EXPECTED_SCALARS <= _scalar_tags(run)
     assert summary == on_disk

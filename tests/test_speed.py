@@ -85,6 +85,8 @@ def test_bench_quick_prints_every_comparison_and_the_machine_line():
                 "replicas_speedup", "fig1_seconds"):
         assert float(values[key]) > 0, (key, last)
     assert values["fig1_steps"] == "500"
+    jobs = [line for line in lines if "s in the trainer" in line]  # from each job's summary
+    assert len(jobs) == 2 and all("evaluation" in line for line in jobs)
 
 
 def test_a_failing_compile_falls_back_to_eager_with_a_warning(monkeypatch, caplog):

@@ -22,6 +22,7 @@ replicas_speedup=... fig1_seconds=...``. ``--quick`` runs every section on a sma
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import platform
 import statistics
@@ -204,11 +205,16 @@ def bench_fig1(quick: bool, out) -> tuple[Optional[float], int]:
         start = time.perf_counter()
         proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, env=env)
         seconds = time.perf_counter() - start
+        jobs = {p.parent.parent.name: json.loads(p.read_text())
+                for p in sorted(Path(tmp).glob("*/seed=0/summary.json"))}
     if proc.returncode != 0:
         out("   failed: " + (proc.stderr.strip().splitlines() or ["?"])[-1])
         return None, steps
     out(f"   {seconds:.1f} s (set-up, compile from an empty cache, training, evaluation every "
         f"500 steps, records)")
+    for name, job in jobs.items():  # each job's own account, from its summary.json
+        out(f"   {name}: {job['wall_time_s']:.1f} s in the trainer, {job['steps_per_second']:.0f} "
+            f"steps/s, evaluation {job['eval_seconds']:.1f} s ({100 * job['eval_time_share']:.0f}%)")
     return seconds, steps
 
 

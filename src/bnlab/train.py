@@ -393,6 +393,7 @@ class Trainer:
         self.step, self.elapsed, self.resumes = 0, 0.0, 0
         self.probes = Probes(self.model) if cfg.trainer.probe_every else None
         self.probe_seconds = 0.0
+        self.eval_seconds = 0.0
         self.window = torch.zeros(len(seeds), device=self.device)
         self.window_steps = 0
         if checkpoint is not None:
@@ -412,6 +413,7 @@ class Trainer:
         self.window = ckpt["window"].to(self.device)
         self.window_steps = int(ckpt["window_steps"])
         self.probe_seconds = float(ckpt.get("probe_seconds", 0.0))
+        self.eval_seconds = float(ckpt.get("eval_seconds", 0.0))
         for rep, saved in zip(self.replicas, ckpt["replicas"]):
             rep.status, rep.diverged_step = saved["status"], saved["diverged_step"]
             rep.last = dict(saved["last"])
@@ -428,6 +430,7 @@ class Trainer:
             "replicas": [rep.as_dict() for rep in self.replicas],
             "elapsed": self.elapsed + time.perf_counter() - self._started,
             "resumes": self.resumes, "probe_seconds": self.probe_seconds,
+            "eval_seconds": self.eval_seconds,
             "config": config_dict(self.cfg)})
 
     # -- the job
@@ -466,10 +469,11 @@ class Trainer:
         if outcome == "completed":
             self.checkpoint()  # the trained model stays available
             (self.job_dir / "checkpoint.prev.pt").unlink(missing_ok=True)
-        probe_cost = {}
+        cost = {"eval_seconds": round(self.eval_seconds, 3),
+                "eval_time_share": round(self.eval_seconds / wall, 4) if wall else None}
         if self.probes is not None:
-            probe_cost = {"probe_seconds": round(self.probe_seconds, 3),
-                          "probe_time_share": round(self.probe_seconds / wall, 4) if wall else None}
+            cost.update(probe_seconds=round(self.probe_seconds, 3),
+                        probe_time_share=round(self.probe_seconds / wall, 4) if wall else None)
         for rep in self.replicas:
             if rep.status == "running":
                 rep.status = outcome
@@ -479,10 +483,18 @@ class Trainer:
                 final=rep.last, wall_time_s=round(wall, 3),
                 steps_per_second=round(self.step / wall, 2) if wall > 0 else None,
                 model_steps_per_second=(round(self.step * len(self.replicas) / wall, 2)
-                                        if wall > 0 else None), **probe_cost, **extra)
+                                        if wall > 0 else None), **cost, **extra)
             rep.recorder.close({k: v for k, v in rep.last.items() if math.isfinite(v)})
 
     def _evaluate_and_record(self, step: int) -> None:
+        """Evaluate (see the module docstring) and record; its time goes to eval_seconds."""
+        started = time.perf_counter()
+        try:
+            self._record_evaluation(step)
+        finally:
+            self.eval_seconds += time.perf_counter() - started
+
+    def _record_evaluation(self, step: int) -> None:
         t, splits, model = self.cfg.trainer, self.splits, self.model
         if self.uses_population:
             population_statistics(model, population_batches(self.order, splits.x_train))
