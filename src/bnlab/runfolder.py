@@ -14,7 +14,6 @@ writing one folder at the same time.
 
 from __future__ import annotations
 
-import contextlib
 import errno
 import fcntl
 import hashlib
@@ -60,14 +59,11 @@ def folder_name(overrides: str) -> str:
 def discard_if_unused(job_dir: Path) -> bool:
     """Remove ``job_dir`` when it holds nothing but what is there before training writes
     anything (Hydra's ``.hydra/`` and ``run.log``, the lock): a job refused for a bad value or
-    missing data leaves no folder behind. Its parent goes too when that leaves it empty.
-    Returns whether the folder was removed."""
+    missing data leaves no folder behind. Returns whether the folder was removed."""
     job_dir = Path(job_dir)
     if not job_dir.is_dir() or any(p.name not in NOT_RESULTS for p in job_dir.iterdir()):
         return False
     shutil.rmtree(job_dir)
-    with contextlib.suppress(OSError):  # not empty (other runs): keep it
-        job_dir.parent.rmdir()
     return True
 
 
