@@ -162,6 +162,10 @@ def read_idx(path: Path) -> Tensor:
     return torch.from_numpy(np.frombuffer(data, np.uint8, offset=header).reshape(shape).copy())
 
 
+# torchvision's folder for each dataset stored as IDX files (under root/<folder>/raw)
+IDX_FOLDERS = {"fashion_mnist": "FashionMNIST", "mnist": "MNIST"}
+
+
 @functools.lru_cache(maxsize=2)
 def _load_files(name: str, root: Path) -> tuple[Tensor, Tensor, Tensor, Tensor, int]:
     """Read dataset ``name`` from ``root``; download (torchvision) only if its files are not
@@ -172,14 +176,15 @@ def _load_files(name: str, root: Path) -> tuple[Tensor, Tensor, Tensor, Tensor, 
     """
     if name == "fashion_mnist":
         prepare_fashion_mnist(root, quiet=True)
-    folder = {"fashion_mnist": "FashionMNIST", "mnist": "MNIST"}.get(name)  # torchvision's
-    raw = root / folder / "raw" if folder else None
     try:
-        if raw is not None and all((raw / f).exists() for f in MNIST_FILES):
-            x, y, x_test, y_test = (read_idx(raw / f) for f in MNIST_FILES)
-            return (x.unsqueeze(1).float() / 255, y.long(), x_test.unsqueeze(1).float() / 255,
-                    y_test.long(), 10)
-        return _load_torchvision(name, root)
+        if name not in IDX_FOLDERS:
+            return _load_cifar10(root)
+        raw = root / IDX_FOLDERS[name] / "raw"
+        if not all((raw / f).exists() for f in MNIST_FILES):
+            _torchvision_download(name, root)  # writes the IDX files into raw
+        x, y, x_test, y_test = (read_idx(raw / f) for f in MNIST_FILES)
+        return (x.unsqueeze(1).float() / 255, y.long(), x_test.unsqueeze(1).float() / 255,
+                y_test.long(), 10)
     except DataError:
         raise
     except Exception as exc:  # torchvision raises assorted errors on broken files
@@ -188,23 +193,25 @@ def _load_files(name: str, root: Path) -> tuple[Tensor, Tensor, Tensor, Tensor, 
                         f"`make data` (or fetch them again)") from None
 
 
-def _load_torchvision(name: str, root: Path) -> tuple[Tensor, Tensor, Tensor, Tensor, int]:
-    """Read (or download) a dataset with torchvision: CIFAR-10, or MNIST whose files are
-    missing."""
+def _torchvision_download(name: str, root: Path) -> None:
+    """Let torchvision fetch MNIST or Fashion-MNIST into ``root`` (DataError when it can't)."""
     import torchvision
 
     cls = {"fashion_mnist": torchvision.datasets.FashionMNIST,
-           "mnist": torchvision.datasets.MNIST,
-           "cifar10": torchvision.datasets.CIFAR10}[name]
-    train = _construct(cls, root, train=True)
-    test = _construct(cls, root, train=False)
-    if name == "cifar10":
-        x = torch.from_numpy(np.asarray(train.data)).permute(0, 3, 1, 2).float() / 255
-        x_test = torch.from_numpy(np.asarray(test.data)).permute(0, 3, 1, 2).float() / 255
-        y, y_test = torch.as_tensor(train.targets), torch.as_tensor(test.targets)
-    else:
-        x, x_test = train.data.unsqueeze(1).float() / 255, test.data.unsqueeze(1).float() / 255
-        y, y_test = train.targets.long(), test.targets.long()
+           "mnist": torchvision.datasets.MNIST}[name]
+    for train in (True, False):
+        _construct(cls, root, train=train)
+
+
+def _load_cifar10(root: Path) -> tuple[Tensor, Tensor, Tensor, Tensor, int]:
+    """CIFAR-10 through torchvision (read, or downloaded when its files are not there)."""
+    import torchvision
+
+    train = _construct(torchvision.datasets.CIFAR10, root, train=True)
+    test = _construct(torchvision.datasets.CIFAR10, root, train=False)
+    x = torch.from_numpy(np.asarray(train.data)).permute(0, 3, 1, 2).float() / 255
+    x_test = torch.from_numpy(np.asarray(test.data)).permute(0, 3, 1, 2).float() / 255
+    y, y_test = torch.as_tensor(train.targets), torch.as_tensor(test.targets)
     return x, y, x_test, y_test, 10
 
 
