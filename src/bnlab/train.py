@@ -489,12 +489,6 @@ class Trainer:
     def _evaluate_and_record(self, step: int) -> None:
         """Evaluate (see the module docstring) and record; its time goes to eval_seconds."""
         started = time.perf_counter()
-        try:
-            self._record_evaluation(step)
-        finally:
-            self.eval_seconds += time.perf_counter() - started
-
-    def _record_evaluation(self, step: int) -> None:
         t, splits, model = self.cfg.trainer, self.splits, self.model
         if self.uses_population:
             population_statistics(model, population_batches(self.order, splits.x_train))
@@ -529,6 +523,7 @@ class Trainer:
             log.info("step %d/%d  val/accuracy %s  test/accuracy %s", step, self.total_steps,
                      _fmt([r.last["val/accuracy"] for r in live]),
                      _fmt([r.last["test/accuracy"] for r in live]))
+        self.eval_seconds += time.perf_counter() - started
 
     def _probe(self, step: int) -> None:
         """Record the probes of :mod:`bnlab.probes` for the weights after ``step`` updates, on
