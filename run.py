@@ -51,10 +51,15 @@ def main(cfg: DictConfig) -> None:
         sys.exit(128 + exc.signum)
     for summary in summaries:
         final = summary.get("final", {})
-        log.info("seed %s: %s at step %s, val/accuracy %.4f, test/accuracy %.4f -> %s",
-                 summary["seed"], summary["status"], summary["step"],
-                 final.get("val/accuracy", float("nan")), final.get("test/accuracy", float("nan")),
-                 job_dir)
+        log.info(
+            "seed %s: %s at step %s, val/accuracy %.4f, test/accuracy %.4f -> %s",
+            summary["seed"],
+            summary["status"],
+            summary["step"],
+            final.get("val/accuracy", float("nan")),
+            final.get("test/accuracy", float("nan")),
+            job_dir,
+        )
 
 
 def threads_per_job(hydra_cfg) -> int | None:

@@ -21,19 +21,30 @@ def draw(df, out):
     trainmode["variant"] = "bn_train"
     table = pd.concat([evalmode, trainmode], ignore_index=True)
     fig, ax = plt.subplots(figsize=(6.5, 4.5), layout="constrained")
-    final_lines(ax, table, "trainer.batch_size", "variant", {
-        "none": ("No BN", "tab:blue"),
-        "bn_eval": ("BN, eval mode (running statistics)", "tab:red"),
-        "bn_train": ("BN, batch statistics at test time", "tab:orange")})
+    final_lines(
+        ax,
+        table,
+        "trainer.batch_size",
+        "variant",
+        {
+            "none": ("No BN", "tab:blue"),
+            "bn_eval": ("BN, eval mode (running statistics)", "tab:red"),
+            "bn_train": ("BN, batch statistics at test time", "tab:orange"),
+        },
+    )
     batch_size_axis(ax, table["trainer.batch_size"].unique())
     ax.set_xlabel("batch size")
     ax.set_ylabel("final validation accuracy")
     ax.legend(fontsize=8)
     epochs = df["trainer.epochs"].iloc[0]
-    budget = (f"{epochs:g} epochs" if pd.notna(epochs)
-              else f"{int(df['trainer.steps'].max()):,} steps")
-    ax.set_title(f"BN and the batch size (Fashion-MNIST, paper MLP, {budget}, "
-                 f"lr {df['optimizer.lr'].iloc[0]:g}, {df['seed'].nunique()} seeds)", fontsize=9)
+    budget = (
+        f"{epochs:g} epochs" if pd.notna(epochs) else f"{int(df['trainer.steps'].max()):,} steps"
+    )
+    ax.set_title(
+        f"BN and the batch size (Fashion-MNIST, paper MLP, {budget}, "
+        f"lr {df['optimizer.lr'].iloc[0]:g}, {df['seed'].nunique()} seeds)",
+        fontsize=9,
+    )
     save(fig, out / "batch_size_sweep.png")
 
 

@@ -8,13 +8,18 @@ FAST = ["trainer.steps=600", "trainer.eval_every=100"]
 
 
 def draw(df, out):
-    variants = [(*label_and_colour(kind), "-", df[df["norm.kind"] == kind])
-                for kind in ("none", "bn")]
+    variants = [
+        (*label_and_colour(kind), "-", df[df["norm.kind"] == kind]) for kind in ("none", "bn")
+    ]
     channels = df["model.channels"].iloc[0]
-    loss_and_accuracy(variants, f"CNN {channels} channels, per-channel BN vs none "
-                      f"({df['dataset.name'].iloc[0]}, lr {df['optimizer.lr'].iloc[0]:g}, "
-                      f"{df['seed'].nunique()} seeds)", out / "cnn_bn_vs_nobn.png",
-                      accuracy_ylim=(0.6, 0.95))
+    loss_and_accuracy(
+        variants,
+        f"CNN {channels} channels, per-channel BN vs none "
+        f"({df['dataset.name'].iloc[0]}, lr {df['optimizer.lr'].iloc[0]:g}, "
+        f"{df['seed'].nunique()} seeds)",
+        out / "cnn_bn_vs_nobn.png",
+        accuracy_ylim=(0.6, 0.95),
+    )
 
 
 def main(argv=None) -> int:

@@ -18,8 +18,14 @@ FAST = ["trainer.steps=3000", "trainer.eval_every=250", "trainer.log_every=50"]
 
 def convergence(df, out: Path) -> Path:
     kinds = [k for k in ("none", "bn") if k in set(df["norm.kind"])]
-    fig, axes = plt.subplots(1, len(kinds), figsize=(5.2 * len(kinds), 4.2), sharey=True,
-                             squeeze=False, layout="constrained")
+    fig, axes = plt.subplots(
+        1,
+        len(kinds),
+        figsize=(5.2 * len(kinds), 4.2),
+        sharey=True,
+        squeeze=False,
+        layout="constrained",
+    )
     for ax, kind in zip(axes[0], kinds):
         sub = df[df["norm.kind"] == kind]
         seeds = sub["seed"].nunique()
@@ -47,14 +53,33 @@ def summary(df, out: Path) -> Path:
             values = finals.reindex(members.index).to_numpy()
             diverged = (members["status"] == "diverged").to_numpy()
             jitter = np.linspace(-0.08, 0.08, len(values)) if len(values) > 1 else np.zeros(1)
-            ax.scatter(i + jitter[~diverged], values[~diverged], color=colour, alpha=0.6,
-                       zorder=3, label="one seed" if i == 0 else None)
+            ax.scatter(
+                i + jitter[~diverged],
+                values[~diverged],
+                color=colour,
+                alpha=0.6,
+                zorder=3,
+                label="one seed" if i == 0 else None,
+            )
             if diverged.any():
-                ax.scatter(i + jitter[diverged], values[diverged], marker="x", color="black",
-                           zorder=4, label="diverged (last value before it)")
+                ax.scatter(
+                    i + jitter[diverged],
+                    values[diverged],
+                    marker="x",
+                    color="black",
+                    zorder=4,
+                    label="diverged (last value before it)",
+                )
             mean, half, _ = mean_interval(values[~diverged])
-            ax.errorbar(i + 0.25, mean, yerr=None if np.isnan(half) else half, fmt="D",
-                        color="black", capsize=5, label="mean, 95% interval" if i == 0 else None)
+            ax.errorbar(
+                i + 0.25,
+                mean,
+                yerr=None if np.isnan(half) else half,
+                fmt="D",
+                color="black",
+                capsize=5,
+                label="mean, 95% interval" if i == 0 else None,
+            )
             ax.annotate(f"{mean:.4f}", (i + 0.32, mean), va="center")
         ax.set_xticks(range(len(kinds)), [label_and_colour(k)[0] for k in kinds])
         ax.set_xlim(-0.5, len(kinds) - 0.2)

@@ -19,17 +19,26 @@ def draw(df, out):
     batch["variant"] = "batch"
     table = pd.concat([fixed, batch], ignore_index=True)
     fig, ax = plt.subplots(figsize=(6.5, 4.5), layout="constrained")
-    final_lines(ax, table, "trainer.batch_size", "variant", {
-        "ema": ("EMA running statistics (PyTorch)", "tab:red"),
-        "population": ("population statistics (Algorithm 2)", "tab:green"),
-        "batch": ("each test batch's own statistics", "tab:orange")})
+    final_lines(
+        ax,
+        table,
+        "trainer.batch_size",
+        "variant",
+        {
+            "ema": ("EMA running statistics (PyTorch)", "tab:red"),
+            "population": ("population statistics (Algorithm 2)", "tab:green"),
+            "batch": ("each test batch's own statistics", "tab:orange"),
+        },
+    )
     batch_size_axis(ax, table["trainer.batch_size"].unique())
     ax.set_xlabel("batch size (training, and test batches for batch statistics)")
     ax.set_ylabel("final validation accuracy")
     ax.legend(fontsize=8)
-    ax.set_title(f"BN's inference statistics (Fashion-MNIST, paper MLP, "
-                 f"{int(df['trainer.steps'].max()):,} steps, {df['seed'].nunique()} seeds)",
-                 fontsize=9)
+    ax.set_title(
+        f"BN's inference statistics (Fashion-MNIST, paper MLP, "
+        f"{int(df['trainer.steps'].max()):,} steps, {df['seed'].nunique()} seeds)",
+        fontsize=9,
+    )
     save(fig, out / "inference_stats.png")
 
 

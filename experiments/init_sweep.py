@@ -17,8 +17,15 @@ FAST = ["trainer.eval_every=20"]
 def draw(df, out):
     stds = sorted(df["model.init_std"].unique(), reverse=True)
     rows = (len(stds) + 3) // 4
-    fig, axes = plt.subplots(rows, 4, figsize=(13, 3 * rows), sharex=True, sharey=True,
-                             squeeze=False, layout="constrained")
+    fig, axes = plt.subplots(
+        rows,
+        4,
+        figsize=(13, 3 * rows),
+        sharex=True,
+        sharey=True,
+        squeeze=False,
+        layout="constrained",
+    )
     steps_per_epoch = 1000 // int(df["trainer.batch_size"].iloc[0])
     runs = runs_table(df)
     for ax, std in zip(axes.flat, stds):
@@ -36,22 +43,32 @@ def draw(df, out):
                 c["step"] = c["step"] / steps_per_epoch
                 band(ax, c, label, colour, style)
         for i, (text, colour) in enumerate(notes):
-            ax.text(0.97, 0.05 + 0.1 * i, text, transform=ax.transAxes, ha="right",
-                    color=colour, fontsize=9)
+            ax.text(
+                0.97,
+                0.05 + 0.1 * i,
+                text,
+                transform=ax.transAxes,
+                ha="right",
+                color=colour,
+                fontsize=9,
+            )
         ax.set_title(f"init std {std:.3g}", fontsize=10)
         ax.set_ylim(0, 1)
         ax.grid(alpha=0.3)
-    for ax in axes.flat[len(stds):]:
+    for ax in axes.flat[len(stds) :]:
         ax.axis("off")
     handles = {h.get_label(): h for ax in axes.flat for h in ax.get_lines()}
-    axes[0][0].legend([handles[k] for k in sorted(handles)], sorted(handles), fontsize=8,
-                      loc="upper left")
+    axes[0][0].legend(
+        [handles[k] for k in sorted(handles)], sorted(handles), fontsize=8, loc="upper left"
+    )
     for ax in axes[-1]:
         ax.set_xlabel("epoch")
     for ax in axes[:, 0]:
         ax.set_ylabel("training accuracy")
-    fig.suptitle("BN vs no BN over 16 weight-init scales (Saito ch. 6 on Fashion-MNIST: "
-                 f"5 x 100 ReLU, 1,000 images, SGD 0.01, {df['seed'].nunique()} seeds)")
+    fig.suptitle(
+        "BN vs no BN over 16 weight-init scales (Saito ch. 6 on Fashion-MNIST: "
+        f"5 x 100 ReLU, 1,000 images, SGD 0.01, {df['seed'].nunique()} seeds)"
+    )
     save(fig, out / "init_sweep.png")
 
 

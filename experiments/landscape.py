@@ -9,15 +9,21 @@ import re
 
 from bnlab.figures import band, figure_script, plt, save
 
-FAST = ["trainer.steps=300", "trainer.eval_every=150", "trainer.probe_every=50",
-        "model.channels=[8,16]"]
+FAST = [
+    "trainer.steps=300",
+    "trainer.eval_every=150",
+    "trainer.probe_every=50",
+    "model.channels=[8,16]",
+]
 VARIANTS = [("No BN", "tab:blue"), ("BN", "tab:red"), ("Noisy BN", "tab:orange")]
 LAYER_STYLES = ["-", "--", ":", "-."]
-PANELS = [("ics_l2", "ICS: ||G - G'||  (per layer)", True),
-          ("ics_cos", "ICS: cos(G, G')  (per layer)", False),
-          ("loss_range", "loss range along the gradient", True),
-          ("grad_change", "max ||grad(w - eta g) - g||", True),
-          ("beta_smoothness", "effective beta-smoothness", True)]
+PANELS = [
+    ("ics_l2", "ICS: ||G - G'||  (per layer)", True),
+    ("ics_cos", "ICS: cos(G, G')  (per layer)", False),
+    ("loss_range", "loss range along the gradient", True),
+    ("grad_change", "max ||grad(w - eta g) - g||", True),
+    ("beta_smoothness", "effective beta-smoothness", True),
+]
 
 
 def variant_name(kind: str, noise: float) -> str:
@@ -35,25 +41,42 @@ def seed_range(runs, metric: str):
 def draw(df, out):
     from bnlab.analysis import curves
 
-    df = df.assign(variant=[variant_name(k, n) for k, n in
-                            zip(df["norm.kind"], df.get("norm.noise", 0.0))])
+    df = df.assign(
+        variant=[variant_name(k, n) for k, n in zip(df["norm.kind"], df.get("norm.noise", 0.0))]
+    )
     probes = df[df["split"] == "probe"]
     models = [m for m in ("mlp", "cnn") if m in set(probes["model.name"])]
-    fig, axes = plt.subplots(len(models), len(PANELS), figsize=(4.4 * len(PANELS),
-                             3.6 * len(models)), layout="constrained", squeeze=False)
+    fig, axes = plt.subplots(
+        len(models),
+        len(PANELS),
+        figsize=(4.4 * len(PANELS), 3.6 * len(models)),
+        layout="constrained",
+        squeeze=False,
+    )
     for row, model in zip(axes, models):
         sub = probes[(probes["model.name"] == model) & (probes["status"] != "diverged")]
         for ax, (metric, title, log) in zip(row, PANELS):
             if metric.startswith("ics"):
-                layers = sorted({int(re.search(r"layer(\d+)", m).group(1))
-                                 for m in sub["metric"] if m.startswith(metric + "_layer")})
+                layers = sorted(
+                    {
+                        int(re.search(r"layer(\d+)", m).group(1))
+                        for m in sub["metric"]
+                        if m.startswith(metric + "_layer")
+                    }
+                )
                 for label, colour in VARIANTS:
                     runs = sub[sub["variant"] == label]
                     for layer, style in zip(layers, LAYER_STYLES):  # means only: 9 bands blur
                         c = curves(runs, "probe", f"{metric}_layer{layer}")
                         if not c.empty:
-                            ax.plot(c["step"], c["mean"], style, color=colour, lw=1.4,
-                                    label=f"{label}, layer {layer}")
+                            ax.plot(
+                                c["step"],
+                                c["mean"],
+                                style,
+                                color=colour,
+                                lw=1.4,
+                                label=f"{label}, layer {layer}",
+                            )
             else:  # log scale: a t interval of 3 seeds dips below 0, so min-max over seeds
                 for label, colour in VARIANTS:
                     c = seed_range(sub[sub["variant"] == label], metric)
@@ -69,9 +92,11 @@ def draw(df, out):
         row[0].legend(fontsize=6, ncol=1)
         row[2].legend(fontsize=7)
     seeds = df["seed"].nunique()
-    fig.suptitle(f"Internal covariate shift and loss-landscape smoothness, no BN vs BN vs noisy "
-                 f"BN ({df['dataset.name'].iloc[0]}, SGD lr {df['optimizer.lr'].iloc[0]:g}, "
-                 f"{seeds} seeds; lines: mean over seeds, bands: min-max over seeds)")
+    fig.suptitle(
+        f"Internal covariate shift and loss-landscape smoothness, no BN vs BN vs noisy "
+        f"BN ({df['dataset.name'].iloc[0]}, SGD lr {df['optimizer.lr'].iloc[0]:g}, "
+        f"{seeds} seeds; lines: mean over seeds, bands: min-max over seeds)"
+    )
     save(fig, out / "landscape.png")
 
 

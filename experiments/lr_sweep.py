@@ -18,8 +18,9 @@ def draw(df, out):
     table = final_table(df, "val", "accuracy")
     table["multiplier"] = table["optimizer.lr"] / BASE_LR
     fig, (ax, ax2) = plt.subplots(1, 2, figsize=(11, 4.3), layout="constrained")
-    final_lines(ax, table, "multiplier", "norm.kind",
-                {k: label_and_colour(k) for k in ("none", "bn")})
+    final_lines(
+        ax, table, "multiplier", "norm.kind", {k: label_and_colour(k) for k in ("none", "bn")}
+    )
     ax.set_xscale("log")
     ticks = sorted(table["multiplier"].unique())
     ax.set_xticks(ticks, [f"x{m:g}" for m in ticks])
@@ -42,8 +43,10 @@ def draw(df, out):
     if ax2.get_lines():
         ax2.legend(fontsize=8)
     steps = int(df["trainer.steps"].max())
-    fig.suptitle(f"BN and the learning rate (Fashion-MNIST, paper MLP, SGD, {steps:,} steps, "
-                 f"{df['seed'].nunique()} seeds)")
+    fig.suptitle(
+        f"BN and the learning rate (Fashion-MNIST, paper MLP, SGD, {steps:,} steps, "
+        f"{df['seed'].nunique()} seeds)"
+    )
     save(fig, out / "lr_sweep.png")
 
 

@@ -28,14 +28,24 @@ def draw(df: pd.DataFrame, out: Path) -> Path:
     for kind in ("none", "bn"):
         label, colour = label_and_colour(kind)
         sub = df[df["norm.kind"] == kind]
-        band(ax, curves(sub, "test", "accuracy"), f"{label} (bnlab, {sub['seed'].nunique()} seeds)",
-             colour)
+        band(
+            ax,
+            curves(sub, "test", "accuracy"),
+            f"{label} (bnlab, {sub['seed'].nunique()} seeds)",
+            colour,
+        )
     if dataset == "mnist":
         ref = pd.read_csv(REFERENCE, comment="#")
         for kind, variant in (("none", "no_bn"), ("bn", "bn")):
             rows = ref[ref["variant"] == variant]
-            ax.plot(rows["step"], rows["test_accuracy"], "o:", color=label_and_colour(kind)[1],
-                    ms=4, label=f"{label_and_colour(kind)[0]} (paper, read off its figure)")
+            ax.plot(
+                rows["step"],
+                rows["test_accuracy"],
+                "o:",
+                color=label_and_colour(kind)[1],
+                ms=4,
+                label=f"{label_and_colour(kind)[0]} (paper, read off its figure)",
+            )
     ax.set_ylim(0.7 if dataset == "mnist" else 0.6, 1.0)
     ax.set_xlabel("training step")
     ax.set_ylabel("test accuracy (eval mode)")
@@ -46,8 +56,13 @@ def draw(df: pd.DataFrame, out: Path) -> Path:
     for ax, kind, letter in ((axes[1], "none", "b"), (axes[2], "bn", "c")):
         sub = df[df["norm.kind"] == kind]
         for pct, style in (("p15", "--"), ("p50", "-"), ("p85", "--")):
-            band(ax, curves(sub, act, pct), f"{pct[1:]}th percentile",
-                 label_and_colour(kind)[1], style)
+            band(
+                ax,
+                curves(sub, act, pct),
+                f"{pct[1:]}th percentile",
+                label_and_colour(kind)[1],
+                style,
+            )
         ax.set_title(f"({letter}) {act.replace('_', ' ')}, {label_and_colour(kind)[0]}")
         ax.set_xlabel("training step")
         ax.grid(alpha=0.3)
@@ -64,8 +79,9 @@ def draw(df: pd.DataFrame, out: Path) -> Path:
 
 
 def main(argv=None) -> int:
-    return figure_script(argv, __doc__.split("\n")[0], "paper_fig1", FAST, draw,
-                         fallback="bn_vs_nobn")
+    return figure_script(
+        argv, __doc__.split("\n")[0], "paper_fig1", FAST, draw, fallback="bn_vs_nobn"
+    )
 
 
 if __name__ == "__main__":

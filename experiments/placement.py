@@ -13,20 +13,43 @@ FAST = ["trainer.steps=2000"]
 
 def draw(df, out):
     acts = [a for a in ("sigmoid", "relu") if a in set(df["model.activation"])]
-    fig, axes = plt.subplots(1, len(acts), figsize=(5.5 * len(acts), 4.2), sharey=True,
-                             squeeze=False, layout="constrained")
+    fig, axes = plt.subplots(
+        1,
+        len(acts),
+        figsize=(5.5 * len(acts), 4.2),
+        sharey=True,
+        squeeze=False,
+        layout="constrained",
+    )
     for ax, act in zip(axes[0], acts):
         sub = df[df["model.activation"] == act]
-        variant_curves(ax, [
-            ("BN before the nonlinearity", "tab:red", "-", sub[sub["norm.placement"] == "before"]),
-            ("BN after the nonlinearity", "tab:purple", "--",
-             sub[sub["norm.placement"] == "after"])], "val", "accuracy")
+        variant_curves(
+            ax,
+            [
+                (
+                    "BN before the nonlinearity",
+                    "tab:red",
+                    "-",
+                    sub[sub["norm.placement"] == "before"],
+                ),
+                (
+                    "BN after the nonlinearity",
+                    "tab:purple",
+                    "--",
+                    sub[sub["norm.placement"] == "after"],
+                ),
+            ],
+            "val",
+            "accuracy",
+        )
         ax.set_title(act)
         ax.legend(fontsize=8, loc="lower right")
     axes[0][0].set_ylabel("validation accuracy (eval mode)")
     axes[0][0].set_ylim(0.6, 0.92)
-    fig.suptitle(f"Where BN goes (Fashion-MNIST, 3 x 100 MLP, lr {df['optimizer.lr'].iloc[0]:g}, "
-                 f"{df['seed'].nunique()} seeds)")
+    fig.suptitle(
+        f"Where BN goes (Fashion-MNIST, 3 x 100 MLP, lr {df['optimizer.lr'].iloc[0]:g}, "
+        f"{df['seed'].nunique()} seeds)"
+    )
     save(fig, out / "placement.png")
 
 

@@ -21,28 +21,38 @@ def draw(df, out):
     val = val[val["status"] != "diverged"]
     cells = [(d, w) for d in (0.0, 0.3) for w in (0.0, 0.0005)]
     fig, axes = plt.subplots(1, 2, figsize=(12, 4.3), layout="constrained")
-    for ax, column, ylabel in ((axes[0], "gap", "validation loss - training loss"),
-                               (axes[1], "accuracy", "final validation accuracy")):
+    for ax, column, ylabel in (
+        (axes[0], "gap", "validation loss - training loss"),
+        (axes[1], "accuracy", "final validation accuracy"),
+    ):
         for k, kind in enumerate(("none", "bn")):
             label, colour = label_and_colour(kind)
             for c, (dropout, wd) in enumerate(cells):
                 x = c + 0.2 * (2 * k - 1)
-                rows = val[(val["norm.kind"] == kind) & (val["model.dropout"] == dropout)
-                           & (val["optimizer.weight_decay"] == wd)]
+                rows = val[
+                    (val["norm.kind"] == kind)
+                    & (val["model.dropout"] == dropout)
+                    & (val["optimizer.weight_decay"] == wd)
+                ]
                 mean, half, _ = mean_interval(rows[column])
-                ax.bar(x, mean, width=0.35, color=colour, alpha=0.5,
-                       label=label if c == 0 else None)
-                ax.errorbar(x, mean, yerr=None if np.isnan(half) else half, color="black",
-                            capsize=3)
+                ax.bar(
+                    x, mean, width=0.35, color=colour, alpha=0.5, label=label if c == 0 else None
+                )
+                ax.errorbar(
+                    x, mean, yerr=None if np.isnan(half) else half, color="black", capsize=3
+                )
                 ax.scatter(np.full(len(rows), x), rows[column], color=colour, s=12, zorder=3)
-        ax.set_xticks(range(len(cells)), [f"dropout {d:g}\nweight decay {w:g}" for d, w in cells],
-                      fontsize=8)
+        ax.set_xticks(
+            range(len(cells)), [f"dropout {d:g}\nweight decay {w:g}" for d, w in cells], fontsize=8
+        )
         ax.set_ylabel(ylabel)
         ax.grid(alpha=0.3, axis="y")
     axes[0].legend()
     axes[1].set_ylim(max(0.0, val["accuracy"].min() - 0.03), val["accuracy"].max() + 0.01)
-    fig.suptitle(f"BN, dropout and weight decay (5,000 Fashion-MNIST images, paper MLP, "
-                 f"{int(df['trainer.steps'].max()):,} steps, {df['seed'].nunique()} seeds)")
+    fig.suptitle(
+        f"BN, dropout and weight decay (5,000 Fashion-MNIST images, paper MLP, "
+        f"{int(df['trainer.steps'].max()):,} steps, {df['seed'].nunique()} seeds)"
+    )
     save(fig, out / "regularization.png")
 
 

@@ -10,13 +10,25 @@ FAST = ["trainer.steps=2000"]
 def draw(df, out):
     variants = [
         ("no normalization", "tab:blue", "-", df[df["norm.kind"] == "none"]),
-        ("standardize only (affine=false)", "tab:green", "--",
-         df[(df["norm.kind"] == "bn") & (df["norm.affine"] == False)]),  # noqa: E712
-        ("BN (with gamma, beta)", "tab:red", "-",
-         df[(df["norm.kind"] == "bn") & (df["norm.affine"] == True)])]  # noqa: E712
-    loss_and_accuracy(variants, f"Standardizing vs BN (Fashion-MNIST, paper MLP, sigmoid, lr "
-                      f"{df['optimizer.lr'].iloc[0]:g}, {df['seed'].nunique()} seeds)",
-                      out / "whitening_vs_bn.png")
+        (
+            "standardize only (affine=false)",
+            "tab:green",
+            "--",
+            df[(df["norm.kind"] == "bn") & (df["norm.affine"] == False)],
+        ),  # noqa: E712
+        (
+            "BN (with gamma, beta)",
+            "tab:red",
+            "-",
+            df[(df["norm.kind"] == "bn") & (df["norm.affine"] == True)],
+        ),
+    ]  # noqa: E712
+    loss_and_accuracy(
+        variants,
+        f"Standardizing vs BN (Fashion-MNIST, paper MLP, sigmoid, lr "
+        f"{df['optimizer.lr'].iloc[0]:g}, {df['seed'].nunique()} seeds)",
+        out / "whitening_vs_bn.png",
+    )
 
 
 def main(argv=None) -> int:

@@ -28,28 +28,44 @@ def make_config(*overrides: str) -> Config:
 
 
 # Proxy settings under which any download fails at once, with or without internet.
-OFFLINE = {var: "http://127.0.0.1:9" for var in ("http_proxy", "https_proxy", "HTTP_PROXY",
-                                                   "HTTPS_PROXY")}
+OFFLINE = {
+    var: "http://127.0.0.1:9" for var in ("http_proxy", "https_proxy", "HTTP_PROXY", "HTTPS_PROXY")
+}
 
 
-def run_cli(*args: str, cwd: Path, timeout: float = 300,
-            env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+def run_cli(
+    *args: str, cwd: Path, timeout: float = 300, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess:
     """Run `python run.py <args>` in ``cwd`` (results land in cwd/outputs), with ``env`` added
     to this process's environment."""
     env = dict(os.environ, PYTHONUNBUFFERED="1", **(env or {}))
     env.pop("HYDRA_FULL_ERROR", None)
     env.pop("no_proxy", None)
     env.pop("NO_PROXY", None)
-    return subprocess.run([sys.executable, str(ROOT / "run.py"), *args], cwd=cwd, env=env,
-                          capture_output=True, text=True, timeout=timeout)
+    return subprocess.run(
+        [sys.executable, str(ROOT / "run.py"), *args],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
 
 
 @pytest.fixture
 def smoke_overrides(tmp_path):
     """Overrides for a tiny synthetic run whose data folder is private to the test."""
-    return ["+experiment=smoke", f"data_dir={tmp_path / 'data'}", "dataset.synthetic_train=1500",
-            "dataset.val_size=500", "dataset.synthetic_test=500", "trainer.steps=120",
-            "trainer.eval_every=40", "trainer.log_every=20", "trainer.probe_size=200"]
+    return [
+        "+experiment=smoke",
+        f"data_dir={tmp_path / 'data'}",
+        "dataset.synthetic_train=1500",
+        "dataset.val_size=500",
+        "dataset.synthetic_test=500",
+        "trainer.steps=120",
+        "trainer.eval_every=40",
+        "trainer.log_every=20",
+        "trainer.probe_size=200",
+    ]
 
 
 @pytest.fixture(scope="session")
@@ -61,10 +77,18 @@ def smoke_sweep(tmp_path_factory):
     data = root.parent / "data"
     for kind in ("none", "bn"):
         for seed in (0, 1):
-            cfg = make_config("+experiment=smoke", f"data_dir={data}", f"norm.kind={kind}",
-                              f"seed={seed}", "dataset.synthetic_train=1500",
-                              "dataset.val_size=500", "dataset.synthetic_test=500",
-                              "trainer.steps=120", "trainer.eval_every=40",
-                              "trainer.log_every=20", "trainer.probe_size=200")
+            cfg = make_config(
+                "+experiment=smoke",
+                f"data_dir={data}",
+                f"norm.kind={kind}",
+                f"seed={seed}",
+                "dataset.synthetic_train=1500",
+                "dataset.val_size=500",
+                "dataset.synthetic_test=500",
+                "trainer.steps=120",
+                "trainer.eval_every=40",
+                "trainer.log_every=20",
+                "trainer.probe_size=200",
+            )
             train(cfg, root / f"norm.kind={kind},seed={seed}")
     return root

@@ -8,18 +8,30 @@ import pandas as pd
 import pytest
 from scipy import stats
 
-from bnlab.analysis import (compare, curves, final_values, load_runs, mean_interval, runs_table,
-                            steps_to_reach, varying_keys)
+from bnlab.analysis import (
+    compare,
+    curves,
+    final_values,
+    load_runs,
+    mean_interval,
+    runs_table,
+    steps_to_reach,
+    varying_keys,
+)
 
 
 def _fake_run(folder, kind, seed, accs, status="completed"):
     folder.mkdir(parents=True)
     (folder / "config.yaml").write_text(
-        f"seed: {seed}\nnorm:\n  kind: {kind}\n  eps: 1.0e-05\nmodel:\n  hidden: [4, 4]\n")
+        f"seed: {seed}\nnorm:\n  kind: {kind}\n  eps: 1.0e-05\nmodel:\n  hidden: [4, 4]\n"
+    )
     rows = ["step,split,metric,value"]
     for step, acc in zip((0, 10, 20), accs):
-        rows += [f"{step},val,accuracy,{acc}", f"{step},val,loss,{1 - acc}",
-                 f"{step},test,accuracy,{acc - 0.01}"]
+        rows += [
+            f"{step},val,accuracy,{acc}",
+            f"{step},val,loss,{1 - acc}",
+            f"{step},test,accuracy,{acc - 0.01}",
+        ]
     (folder / "metrics.csv").write_text("\n".join(rows) + "\n")
     (folder / "summary.json").write_text(json.dumps({"status": status}))
 
@@ -44,7 +56,8 @@ def test_load_runs_joins_config_and_status(fake_sweep):
 
 def test_curves_mean_and_t_interval(fake_sweep):
     c = curves(load_runs(fake_sweep), "val", "accuracy", by=["norm.kind"]).set_index(
-        ["norm.kind", "step"])
+        ["norm.kind", "step"]
+    )
     row = c.loc[("bn", 20)]
     assert row["mean"] == pytest.approx(0.88) and row["n"] == 2
     half = stats.t.ppf(0.975, 1) * np.std([0.90, 0.86], ddof=1) / math.sqrt(2)
@@ -69,7 +82,7 @@ def test_compare_per_variant(fake_sweep):
 
 
 def test_mean_interval_edge_cases():
-    assert mean_interval([]) [2] == 0
+    assert mean_interval([])[2] == 0
     mean, half, n = mean_interval([2.0])
     assert mean == 2.0 and math.isnan(half) and n == 1
 
@@ -79,10 +92,12 @@ def test_real_smoke_sweep_aggregates_the_raw_files(smoke_sweep):
     assert set(runs_table(df)["status"]) == {"completed"}
     c = curves(df, "val", "loss", by=["norm.kind"]).set_index(["norm.kind", "step"])
     for kind in ("none", "bn"):
-        raw = [pd.read_csv(smoke_sweep / f"norm.kind={kind},seed={s}" / "metrics.csv")
-               for s in (0, 1)]
-        values = [r[(r.split == "val") & (r.metric == "loss") & (r.step == 120)].value.item()
-                  for r in raw]
+        raw = [
+            pd.read_csv(smoke_sweep / f"norm.kind={kind},seed={s}" / "metrics.csv") for s in (0, 1)
+        ]
+        values = [
+            r[(r.split == "val") & (r.metric == "loss") & (r.step == 120)].value.item() for r in raw
+        ]
         assert c.loc[(kind, 120), "mean"] == pytest.approx(np.mean(values))
 
 

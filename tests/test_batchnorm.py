@@ -57,7 +57,9 @@ def test_running_stats_and_eval_match_torch(shape, momentum):
     torch.testing.assert_close(ours(x), ref(x), rtol=1e-5, atol=1e-5)
 
 
-@pytest.mark.parametrize("shape,dims", [((6, 4), (0,)), ((3, 2, 3, 4), (0, 2, 3)), ((2, 5, 3), (1,))])
+@pytest.mark.parametrize(
+    "shape,dims", [((6, 4), (0,)), ((3, 2, 3, 4), (0, 2, 3)), ((2, 5, 3), (1,))]
+)
 @pytest.mark.parametrize("affine", [True, False])
 def test_gradcheck_float64(shape, dims, affine):
     torch.manual_seed(0)
@@ -175,8 +177,10 @@ def test_single_image_with_spatial_extent_is_fine():
     BatchNorm(3)(torch.randn(1, 3, 2, 2))  # m = 4 values per channel
 
 
-@pytest.mark.parametrize("kwargs,match", [({"eps": 0.0}, "eps"), ({"momentum": 0.0}, "momentum"),
-                                          ({"stats": "median"}, "stats")])
+@pytest.mark.parametrize(
+    "kwargs,match",
+    [({"eps": 0.0}, "eps"), ({"momentum": 0.0}, "momentum"), ({"stats": "median"}, "stats")],
+)
 def test_bad_arguments_raise(kwargs, match):
     with pytest.raises(ValueError, match=match):
         BatchNorm(3, **kwargs)

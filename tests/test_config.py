@@ -1,12 +1,12 @@
 """Every experiment composes; bad values fail with one line naming the key (and the choices)."""
 
 import pytest
+from conftest import EXPERIMENTS, compose_cfg, make_config, run_cli
 from hydra.errors import ConfigCompositionException
 from omegaconf.errors import ValidationError
 
 from bnlab.config import NormKind
 from bnlab.errors import ConfigError
-from conftest import EXPERIMENTS, compose_cfg, make_config, run_cli
 
 
 @pytest.mark.parametrize("experiment", EXPERIMENTS)
@@ -34,27 +34,30 @@ def test_defaults_are_the_paper_network_with_bn():
     assert cfg.norm.eps == 1e-5 and cfg.model.hidden == [100, 100, 100]
 
 
-@pytest.mark.parametrize("override,key", [
-    ("norm.eps=0", "norm.eps"),
-    ("norm.eps=-1e-5", "norm.eps"),
-    ("norm.momentum=0", "norm.momentum"),
-    ("norm.momentum=1.5", "norm.momentum"),
-    ("optimizer.lr=0", "optimizer.lr"),
-    ("optimizer.lr=-0.1", "optimizer.lr"),
-    ("trainer.batch_size=1", "trainer.batch_size"),
-    ("trainer.steps=0", "trainer.steps"),
-    ("trainer.eval_every=0", "trainer.eval_every"),
-    ("trainer.replicas=0", "trainer.replicas"),
-    ("model.dropout=1.0", "model.dropout"),
-    ("model.init_std=0", "model.init_std"),
-    ("model.hidden=[]", "model.hidden"),
-    ("dataset.val_size=0", "dataset.val_size"),
-    ("target_accuracy=1.5", "target_accuracy"),
-    ("device=tpu", "device"),
-    ("optimizer.momentum=1.0", "optimizer.momentum"),
-    ("norm.noise=-1", "norm.noise"),
-    ("trainer.probe_every=-5", "trainer.probe_every"),
-])
+@pytest.mark.parametrize(
+    "override,key",
+    [
+        ("norm.eps=0", "norm.eps"),
+        ("norm.eps=-1e-5", "norm.eps"),
+        ("norm.momentum=0", "norm.momentum"),
+        ("norm.momentum=1.5", "norm.momentum"),
+        ("optimizer.lr=0", "optimizer.lr"),
+        ("optimizer.lr=-0.1", "optimizer.lr"),
+        ("trainer.batch_size=1", "trainer.batch_size"),
+        ("trainer.steps=0", "trainer.steps"),
+        ("trainer.eval_every=0", "trainer.eval_every"),
+        ("trainer.replicas=0", "trainer.replicas"),
+        ("model.dropout=1.0", "model.dropout"),
+        ("model.init_std=0", "model.init_std"),
+        ("model.hidden=[]", "model.hidden"),
+        ("dataset.val_size=0", "dataset.val_size"),
+        ("target_accuracy=1.5", "target_accuracy"),
+        ("device=tpu", "device"),
+        ("optimizer.momentum=1.0", "optimizer.momentum"),
+        ("norm.noise=-1", "norm.noise"),
+        ("trainer.probe_every=-5", "trainer.probe_every"),
+    ],
+)
 def test_out_of_range_values_name_the_key(override, key):
     with pytest.raises(ConfigError) as err:
         make_config(override)
@@ -77,15 +80,18 @@ def test_population_stats_need_our_bn():
         make_config("norm=torch", "norm.stats=population")
 
 
-@pytest.mark.parametrize("override,allowed", [
-    ("norm.kind=layer", "none, bn, torch"),
-    ("model.activation=gelu", "sigmoid, relu, tanh"),
-    ("norm.placement=middle", "before, after"),
-    ("norm.stats=median", "ema, population, batch"),
-    ("optimizer.name=lbfgs", "sgd, momentum, adam"),
-    ("dataset.name=imagenet", "fashion_mnist, mnist, cifar10, synthetic"),
-    ("model.name=resnet", "mlp, cnn"),
-])
+@pytest.mark.parametrize(
+    "override,allowed",
+    [
+        ("norm.kind=layer", "none, bn, torch"),
+        ("model.activation=gelu", "sigmoid, relu, tanh"),
+        ("norm.placement=middle", "before, after"),
+        ("norm.stats=median", "ema, population, batch"),
+        ("optimizer.name=lbfgs", "sgd, momentum, adam"),
+        ("dataset.name=imagenet", "fashion_mnist, mnist, cifar10, synthetic"),
+        ("model.name=resnet", "mlp, cnn"),
+    ],
+)
 def test_unknown_choices_list_the_allowed_values(override, allowed):
     with pytest.raises((ConfigCompositionException, ValidationError)) as err:
         compose_cfg(override)
@@ -99,11 +105,14 @@ def test_wrong_types_and_unknown_keys_fail_at_composition(override):
         compose_cfg(override)
 
 
-@pytest.mark.parametrize("args,code,needle", [
-    (["norm.eps=-1"], 2, "bnlab: error: norm.eps must be > 0 (got -1.0)"),
-    (["norm.kind=layer"], 1, "Invalid value 'layer', expected one of [none, bn, torch]"),
-    (["trainer.steps=abc"], 1, "trainer.steps"),
-])
+@pytest.mark.parametrize(
+    "args,code,needle",
+    [
+        (["norm.eps=-1"], 2, "bnlab: error: norm.eps must be > 0 (got -1.0)"),
+        (["norm.kind=layer"], 1, "Invalid value 'layer', expected one of [none, bn, torch]"),
+        (["trainer.steps=abc"], 1, "trainer.steps"),
+    ],
+)
 def test_cli_reports_bad_values_without_a_traceback(tmp_path, args, code, needle):
     proc = run_cli(*args, "trainer.progress=false", cwd=tmp_path)
     assert proc.returncode == code

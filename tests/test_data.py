@@ -5,14 +5,14 @@ import sys
 
 import pytest
 import torch
+from conftest import OFFLINE
 
 from bnlab.data import DEBIAN_FASHION_MNIST, load_splits, prepare_fashion_mnist, read_idx
 from bnlab.errors import DataError
-from conftest import OFFLINE
 
 needs_fashion = pytest.mark.skipif(
-    not DEBIAN_FASHION_MNIST.is_dir() and not (
-        __import__("pathlib").Path("data/FashionMNIST/raw/train-images-idx3-ubyte").is_file()),
+    not DEBIAN_FASHION_MNIST.is_dir()
+    and not (__import__("pathlib").Path("data/FashionMNIST/raw/train-images-idx3-ubyte").is_file()),
     reason="Fashion-MNIST not installed: `make data` installs Debian's dataset-fashion-mnist",
 )
 
@@ -25,8 +25,9 @@ def test_synthetic_is_deterministic_and_shaped():
     assert torch.equal(a.x_train, b.x_train) and torch.equal(a.y_test, b.y_test)
     assert 0.0 <= a.x_train.min() and a.x_train.max() <= 1.0
     assert set(a.y_train.tolist()) == set(range(10))
-    c = load_splits("synthetic", split_seed=1, synthetic_train=1000, synthetic_test=200,
-                    val_size=0.1)
+    c = load_splits(
+        "synthetic", split_seed=1, synthetic_train=1000, synthetic_test=200, val_size=0.1
+    )
     assert not torch.equal(a.x_train, c.x_train)
 
 
@@ -40,11 +41,24 @@ def test_synthetic_is_learnable_but_not_trivial():
 
 
 def test_nchw_layout_standardize_and_subset():
-    s = load_splits("synthetic", val_size=100, flatten=False, standardize=True,
-                    train_subset=300, synthetic_train=1000, synthetic_test=50)
+    s = load_splits(
+        "synthetic",
+        val_size=100,
+        flatten=False,
+        standardize=True,
+        train_subset=300,
+        synthetic_train=1000,
+        synthetic_test=50,
+    )
     assert s.x_train.shape == (300, 1, 28, 28) and s.x_val.shape == (100, 1, 28, 28)
-    full = load_splits("synthetic", val_size=100, flatten=False, standardize=True,
-                       synthetic_train=1000, synthetic_test=50)
+    full = load_splits(
+        "synthetic",
+        val_size=100,
+        flatten=False,
+        standardize=True,
+        synthetic_train=1000,
+        synthetic_test=50,
+    )
     assert abs(full.x_train.mean().item()) < 1e-5
     assert full.x_train.std().item() == pytest.approx(1.0, rel=1e-4)
 
@@ -96,8 +110,10 @@ def test_fashion_mnist_is_read_as_torchvision_reads_it_without_importing_it(tmp_
         raw = tmp_path / "FashionMNIST" / "raw"
         assert torch.equal(read_idx(raw / f"{kind}-images-idx3-ubyte"), ref.data)
         assert torch.equal(read_idx(raw / f"{kind}-labels-idx1-ubyte"), ref.targets)
-    code = ("import sys; from bnlab.data import load_splits; "
-            f"load_splits('fashion_mnist', {str(tmp_path)!r}); print('torchvision' in sys.modules)")
+    code = (
+        "import sys; from bnlab.data import load_splits; "
+        f"load_splits('fashion_mnist', {str(tmp_path)!r}); print('torchvision' in sys.modules)"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert out.stdout.strip() == "False", out.stderr[-2000:]
 
@@ -111,10 +127,10 @@ def test_truncated_file_gives_a_clear_error(tmp_path):
         load_splits("fashion_mnist", tmp_path)
 
 
-@pytest.mark.parametrize("name, folder", [("mnist", "MNIST/raw"),
-                                          ("cifar10", "cifar-10-batches-py")])
-def test_offline_without_files_names_dataset_folder_and_remedy(tmp_path, monkeypatch, name,
-                                                               folder):
+@pytest.mark.parametrize(
+    "name, folder", [("mnist", "MNIST/raw"), ("cifar10", "cifar-10-batches-py")]
+)
+def test_offline_without_files_names_dataset_folder_and_remedy(tmp_path, monkeypatch, name, folder):
     for var in OFFLINE:  # torchvision's real download, against a proxy that refuses at once
         monkeypatch.setenv(var, OFFLINE[var])
     monkeypatch.delenv("no_proxy", raising=False)

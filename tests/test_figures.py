@@ -3,10 +3,10 @@
 import importlib.util
 
 import numpy as np
+from conftest import ROOT
 from PIL import Image
 
 from bnlab.analysis import load_runs
-from conftest import ROOT
 
 
 def _script(name):
@@ -45,7 +45,9 @@ def test_paper_fig1_overlays_the_paper_on_mnist(smoke_sweep, tmp_path, monkeypat
     df = load_runs(smoke_sweep).assign(**{"dataset.name": "mnist"})
     read = []
     original = module.pd.read_csv
-    monkeypatch.setattr(module.pd, "read_csv", lambda *a, **k: read.append(a[0]) or original(*a, **k))
+    monkeypatch.setattr(
+        module.pd, "read_csv", lambda *a, **k: read.append(a[0]) or original(*a, **k)
+    )
     _check_png(module.draw(df, tmp_path), min_width=1200)
     assert read == [module.REFERENCE]
 
@@ -54,46 +56,72 @@ def _mini_sweep(root, grid, *extra):
     """Train every combination of ``grid`` (key -> values) for a few steps on synthetic data."""
     import itertools
 
-    from bnlab.train import train
     from conftest import make_config
+
+    from bnlab.train import train
 
     keys = list(grid)
     for values in itertools.product(*grid.values()):
         overrides = [f"{k}={v}" for k, v in zip(keys, values)]
-        cfg = make_config("+experiment=smoke", f"data_dir={root / 'data'}",
-                          "dataset.synthetic_train=1200", "dataset.val_size=200",
-                          "dataset.synthetic_test=200", "trainer.steps=40",
-                          "trainer.eval_every=20", "trainer.log_every=20",
-                          "trainer.probe_size=100", "trainer.replicas=2", *extra, *overrides)
+        cfg = make_config(
+            "+experiment=smoke",
+            f"data_dir={root / 'data'}",
+            "dataset.synthetic_train=1200",
+            "dataset.val_size=200",
+            "dataset.synthetic_test=200",
+            "trainer.steps=40",
+            "trainer.eval_every=20",
+            "trainer.log_every=20",
+            "trainer.probe_size=100",
+            "trainer.replicas=2",
+            *extra,
+            *overrides,
+        )
         train(cfg, root / "sweep" / ",".join(overrides))
     return load_runs(root / "sweep")
 
 
 def test_eps_sweep_figure(tmp_path):
-    df = _mini_sweep(tmp_path, {"norm.eps": [1e-5, 1e-1], "trainer.batch_size": [4, 60],
-                                "dataset.input_scale": [1, 0.001]})
+    df = _mini_sweep(
+        tmp_path,
+        {
+            "norm.eps": [1e-5, 1e-1],
+            "trainer.batch_size": [4, 60],
+            "dataset.input_scale": [1, 0.001],
+        },
+    )
     _script("eps_sweep").draw(df, tmp_path)
     _check_png(tmp_path / "eps_sweep.png")
 
 
 def test_lr_sweep_figure_marks_diverged_runs(tmp_path):
-    df = _mini_sweep(tmp_path, {"norm.kind": ["none", "bn"], "optimizer.lr": [0.1, 3, 1e30]},
-                     "model.activation=relu")
+    df = _mini_sweep(
+        tmp_path,
+        {"norm.kind": ["none", "bn"], "optimizer.lr": [0.1, 3, 1e30]},
+        "model.activation=relu",
+    )
     assert "diverged" in set(df["status"])
     _script("lr_sweep").draw(df, tmp_path)
     _check_png(tmp_path / "lr_sweep.png")
 
 
 def test_init_sweep_figure(tmp_path):
-    df = _mini_sweep(tmp_path, {"norm.kind": ["none", "bn"], "model.init_std": [1.0, 0.01]},
-                     "trainer.eval_train=200", "trainer.batch_size=100")
+    df = _mini_sweep(
+        tmp_path,
+        {"norm.kind": ["none", "bn"], "model.init_std": [1.0, 0.01]},
+        "trainer.eval_train=200",
+        "trainer.batch_size=100",
+    )
     _script("init_sweep").draw(df, tmp_path)
     _check_png(tmp_path / "init_sweep.png")
 
 
 def test_batch_size_sweep_figure(tmp_path):
-    df = _mini_sweep(tmp_path, {"norm": ["none", "bn"], "trainer.batch_size": [4, 60]},
-                     "trainer.eval_trainmode=true")
+    df = _mini_sweep(
+        tmp_path,
+        {"norm": ["none", "bn"], "trainer.batch_size": [4, 60]},
+        "trainer.eval_trainmode=true",
+    )
     trainmode = df[df["metric"] == "accuracy_trainmode"]
     assert set(trainmode["norm.kind"]) == {"bn"}  # nothing to switch without BN
     _script("batch_size_sweep").draw(df, tmp_path)
@@ -101,44 +129,67 @@ def test_batch_size_sweep_figure(tmp_path):
 
 
 def test_placement_figure(tmp_path):
-    df = _mini_sweep(tmp_path, {"norm.placement": ["before", "after"],
-                                "model.activation": ["sigmoid", "relu"]})
+    df = _mini_sweep(
+        tmp_path, {"norm.placement": ["before", "after"], "model.activation": ["sigmoid", "relu"]}
+    )
     _script("placement").draw(df, tmp_path)
     _check_png(tmp_path / "placement.png")
 
 
 def test_whitening_vs_bn_figure(tmp_path):
     df = _mini_sweep(tmp_path, {"norm": ["none", "bn_no_affine", "bn"]})
-    assert set(zip(df["norm.kind"], df["norm.affine"])) == {("none", True), ("bn", False),
-                                                             ("bn", True)}
+    assert set(zip(df["norm.kind"], df["norm.affine"])) == {
+        ("none", True),
+        ("bn", False),
+        ("bn", True),
+    }
     _script("whitening_vs_bn").draw(df, tmp_path)
     _check_png(tmp_path / "whitening_vs_bn.png")
 
 
 def test_inference_stats_figure(tmp_path):
-    df = _mini_sweep(tmp_path, {"norm.stats": ["ema", "population"],
-                                "trainer.batch_size": [8, 60]}, "trainer.eval_trainmode=true")
+    df = _mini_sweep(
+        tmp_path,
+        {"norm.stats": ["ema", "population"], "trainer.batch_size": [8, 60]},
+        "trainer.eval_trainmode=true",
+    )
     _script("inference_stats").draw(df, tmp_path)
     _check_png(tmp_path / "inference_stats.png", min_width=700)
 
 
 def test_regularization_figure(tmp_path):
-    df = _mini_sweep(tmp_path, {"norm.kind": ["none", "bn"], "model.dropout": [0, 0.3],
-                                "optimizer.weight_decay": [0, 0.0005]}, "trainer.eval_train=300")
+    df = _mini_sweep(
+        tmp_path,
+        {
+            "norm.kind": ["none", "bn"],
+            "model.dropout": [0, 0.3],
+            "optimizer.weight_decay": [0, 0.0005],
+        },
+        "trainer.eval_train=300",
+    )
     _script("regularization").draw(df, tmp_path)
     _check_png(tmp_path / "regularization.png")
 
 
 def test_cnn_figure(tmp_path):
-    df = _mini_sweep(tmp_path, {"norm.kind": ["none", "bn"]}, "model=cnn",
-                     "model.channels=[4,8]", "trainer.replicas=1")
+    df = _mini_sweep(
+        tmp_path,
+        {"norm.kind": ["none", "bn"]},
+        "model=cnn",
+        "model.channels=[4,8]",
+        "trainer.replicas=1",
+    )
     _script("cnn_bn_vs_nobn").draw(df, tmp_path)
     _check_png(tmp_path / "cnn_bn_vs_nobn.png")
 
 
 def test_landscape_figure(tmp_path):
-    df = _mini_sweep(tmp_path, {"model": ["mlp", "cnn"], "norm": ["none", "bn", "bn_noisy"]},
-                     "model.channels=[4,8]", "trainer.probe_every=20")
+    df = _mini_sweep(
+        tmp_path,
+        {"model": ["mlp", "cnn"], "norm": ["none", "bn", "bn_noisy"]},
+        "model.channels=[4,8]",
+        "trainer.probe_every=20",
+    )
     assert set(df[df["split"] == "probe"]["model.name"]) == {"mlp", "cnn"}
     _script("landscape").draw(df, tmp_path)
     _check_png(tmp_path / "landscape.png", min_width=2000)

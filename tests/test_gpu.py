@@ -7,12 +7,12 @@ import signal
 import pandas as pd
 import pytest
 import torch
+from conftest import make_config
+from test_reliability import JOB, _job, _same_results, _start, _wait_for
 from torch import nn
 
 from bnlab.batchnorm import BatchNorm
 from bnlab.train import train
-from conftest import make_config
-from test_reliability import JOB, _job, _same_results, _start, _wait_for
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")
 
@@ -23,14 +23,19 @@ def test_batchnorm_on_cuda_matches_native_cuda_and_cpu(shape):
     x_cpu, dy_cpu = torch.randn(shape, generator=gen) * 3 + 1, torch.randn(shape, generator=gen)
     results = {}
     for name, device in (("ours", "cuda"), ("native", "cuda"), ("cpu", "cpu")):
-        layer = (nn.BatchNorm1d if len(shape) == 2 else nn.BatchNorm2d)(shape[1]) \
-            if name == "native" else BatchNorm(shape[1])
+        layer = (
+            (nn.BatchNorm1d if len(shape) == 2 else nn.BatchNorm2d)(shape[1])
+            if name == "native"
+            else BatchNorm(shape[1])
+        )
         layer = layer.to(device)
         x = x_cpu.to(device).requires_grad_()
         y = layer(x)
         y.backward(dy_cpu.to(device))
-        results[name] = [t.detach().cpu() for t in (y, x.grad, layer.weight.grad,
-                                                     layer.bias.grad, layer.running_var)]
+        results[name] = [
+            t.detach().cpu()
+            for t in (y, x.grad, layer.weight.grad, layer.bias.grad, layer.running_var)
+        ]
     for ours, native, cpu in zip(results["ours"], results["native"], results["cpu"]):
         torch.testing.assert_close(ours, native, rtol=1e-4, atol=1e-5)
         torch.testing.assert_close(ours, cpu, rtol=1e-4, atol=1e-5)

@@ -34,8 +34,14 @@ def test_mlp_output_shapes_shared_and_per_replica_inputs():
 
 @pytest.mark.parametrize("placement", ["before", "after"])
 def test_placement_order_and_dropped_bias(placement):
-    model = MLP(10, 3, hidden=(6, 6), activation="relu",
-                norm=NormSpec(kind="bn", placement=placement), dropout=0.1)
+    model = MLP(
+        10,
+        3,
+        hidden=(6, 6),
+        activation="relu",
+        norm=NormSpec(kind="bn", placement=placement),
+        dropout=0.1,
+    )
     for block in model.blocks:
         types = [type(layer) for layer in block]
         if placement == "before":
@@ -56,8 +62,9 @@ def test_no_bn_mlp_keeps_biases_and_has_no_norm():
 def test_same_seed_gives_same_weights_with_and_without_bn():
     bn = MLP(30, 4, hidden=(8, 8), norm=NormSpec(kind="bn"), seeds=(5,))
     plain = MLP(30, 4, hidden=(8, 8), norm=NormSpec(kind="none"), seeds=(5,))
-    for a, b in zip([blk[0] for blk in bn.blocks] + [bn.head],
-                    [blk[0] for blk in plain.blocks] + [plain.head]):
+    for a, b in zip(
+        [blk[0] for blk in bn.blocks] + [bn.head], [blk[0] for blk in plain.blocks] + [plain.head]
+    ):
         assert torch.equal(a.weight, b.weight)
     other = MLP(30, 4, hidden=(8, 8), seeds=(6,))
     assert not torch.equal(other.head.weight, bn.head.weight)
@@ -82,8 +89,12 @@ def test_mlp_replicas_equal_separate_models(kind):
         single_out = single(x[r])
         single_out.square().sum().backward()
         torch.testing.assert_close(out[r], single_out[0], rtol=1e-5, atol=1e-5)
-        torch.testing.assert_close(batched.blocks[0][0].weight.grad[r],
-                                   single.blocks[0][0].weight.grad[0], rtol=1e-4, atol=1e-5)
+        torch.testing.assert_close(
+            batched.blocks[0][0].weight.grad[r],
+            single.blocks[0][0].weight.grad[0],
+            rtol=1e-4,
+            atol=1e-5,
+        )
 
 
 @pytest.mark.parametrize("kind", ["none", "bn", "torch"])
@@ -142,8 +153,11 @@ def test_noisy_bn_shifts_and_scales_per_unit_in_training_only():
     plain(x)
     # a <- s * a + m with one (s, m) per unit and replica: an exact affine map of the clean one
     for r in range(2):
-        fit = torch.linalg.lstsq(torch.stack([plain.captured[r], torch.ones(30)], 1),
-                                 noisy[r].unsqueeze(1)).solution.squeeze()
+        fit = torch.linalg.lstsq(
+            torch.stack([plain.captured[r], torch.ones(30)], 1), noisy[r].unsqueeze(1)
+        ).solution.squeeze()
         scale, shift = fit.tolist()
         assert 1 <= scale <= 2 and -1 <= shift <= 1
-        torch.testing.assert_close(scale * plain.captured[r] + shift, noisy[r], rtol=1e-4, atol=1e-4)
+        torch.testing.assert_close(
+            scale * plain.captured[r] + shift, noisy[r], rtol=1e-4, atol=1e-4
+        )

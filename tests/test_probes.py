@@ -5,21 +5,24 @@ import json
 import pandas as pd
 import pytest
 import torch
+from conftest import make_config
 
 from bnlab.models import CNN, MLP, NormSpec
 from bnlab.probes import ETA_MULTIPLES, Probes, landscape_along_gradient, layer_of
 from bnlab.train import train
-from conftest import make_config
 
 
 def _batch(k=2, n=16, features=20, classes=5, seed=0):
     gen = torch.Generator().manual_seed(seed)
-    return torch.randn(k, n, features, generator=gen), torch.randint(0, classes, (k, n), generator=gen)
+    return torch.randn(k, n, features, generator=gen), torch.randint(
+        0, classes, (k, n), generator=gen
+    )
 
 
 def _mlp(kind="bn", k=2, dropout=0.0):
-    return MLP(20, 5, hidden=(12, 12, 12), norm=NormSpec(kind=kind), dropout=dropout,
-               seeds=range(k))
+    return MLP(
+        20, 5, hidden=(12, 12, 12), norm=NormSpec(kind=kind), dropout=dropout, seeds=range(k)
+    )
 
 
 @pytest.mark.parametrize("kind", ["bn", "none"])
@@ -129,11 +132,17 @@ def test_probes_do_not_change_the_training_run(tmp_path, smoke_overrides):
         a = pd.read_csv(off / f"seed={seed}" / "metrics.csv")
         b = pd.read_csv(on / f"seed={seed}" / "metrics.csv")
         probes = b[b["split"] == "probe"]
-        assert set(probes["metric"]) >= {"ics_l2_layer2", "ics_cos_layer4", "loss_range",
-                                         "grad_change", "beta_smoothness"}
+        assert set(probes["metric"]) >= {
+            "ics_l2_layer2",
+            "ics_cos_layer4",
+            "loss_range",
+            "grad_change",
+            "beta_smoothness",
+        }
         assert sorted(probes["step"].unique()) == [0, 50, 100]
         pd.testing.assert_frame_equal(a, b[b["split"] != "probe"].reset_index(drop=True))
         summary = json.loads((on / f"seed={seed}" / "summary.json").read_text())
         assert 0 < summary["probe_time_share"] < 1
         assert "probe_time_share" not in json.loads(
-            (off / f"seed={seed}" / "summary.json").read_text())
+            (off / f"seed={seed}" / "summary.json").read_text()
+        )

@@ -11,25 +11,41 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import torch
+from conftest import OFFLINE, ROOT, run_cli
 
 from bnlab.checkpoint import load_checkpoint, save_checkpoint
 from bnlab.runfolder import folder_name
-from conftest import OFFLINE, ROOT, run_cli
 
-SMOKE = ["+experiment=smoke", "dataset.synthetic_train=1500", "dataset.val_size=300",
-         "dataset.synthetic_test=300", "trainer.steps=2400", "trainer.eval_every=200",
-         "trainer.log_every=50", "trainer.checkpoint_every=100", "trainer.probe_size=200",
-         "trainer.probe_every=100",  # resumes must neither repeat nor skip a probe
-         "trainer.progress=false"]
-JOB = "outputs/smoke/" + folder_name(",".join(  # the folder Hydra names from these overrides
-    sorted(o for o in SMOKE if not o.startswith(("+experiment", "trainer.progress")))))
+SMOKE = [
+    "+experiment=smoke",
+    "dataset.synthetic_train=1500",
+    "dataset.val_size=300",
+    "dataset.synthetic_test=300",
+    "trainer.steps=2400",
+    "trainer.eval_every=200",
+    "trainer.log_every=50",
+    "trainer.checkpoint_every=100",
+    "trainer.probe_size=200",
+    "trainer.probe_every=100",  # resumes must neither repeat nor skip a probe
+    "trainer.progress=false",
+]
+JOB = "outputs/smoke/" + folder_name(
+    ",".join(  # the folder Hydra names from these overrides
+        sorted(o for o in SMOKE if not o.startswith(("+experiment", "trainer.progress")))
+    )
+)
 
 
 def _start(cwd: Path, *extra: str) -> subprocess.Popen:
     env = dict(os.environ, PYTHONUNBUFFERED="1")
-    return subprocess.Popen([sys.executable, str(ROOT / "run.py"), *SMOKE,
-                             f"data_dir={cwd / 'data'}", *extra], cwd=cwd, env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    return subprocess.Popen(
+        [sys.executable, str(ROOT / "run.py"), *SMOKE, f"data_dir={cwd / 'data'}", *extra],
+        cwd=cwd,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
 
 
 def _wait_for(path: Path, proc: subprocess.Popen, timeout: float = 120) -> None:
@@ -127,9 +143,18 @@ def test_corrupted_checkpoints_fall_back_and_never_crash(tmp_path, uninterrupted
 
 def test_load_checkpoint_prefers_current_then_previous(tmp_path):
     def state(step):
-        return {"step": step, "model": {}, "optimizer": {}, "replicas": [],
-                "rng_cpu": torch.get_rng_state(), "window": torch.zeros(1), "window_steps": 0,
-                "elapsed": 0.0, "resumes": 0, "config": {}}
+        return {
+            "step": step,
+            "model": {},
+            "optimizer": {},
+            "replicas": [],
+            "rng_cpu": torch.get_rng_state(),
+            "window": torch.zeros(1),
+            "window_steps": 0,
+            "elapsed": 0.0,
+            "resumes": 0,
+            "config": {},
+        }
 
     save_checkpoint(tmp_path, state(1))
     save_checkpoint(tmp_path, state(2))
@@ -141,9 +166,18 @@ def test_load_checkpoint_prefers_current_then_previous(tmp_path):
 
 
 def test_a_checkpoint_missing_what_resume_reads_falls_back(tmp_path):
-    base = {"step": 1, "model": {}, "optimizer": {}, "replicas": [], "window": torch.zeros(1),
-            "rng_cpu": torch.get_rng_state(), "window_steps": 0, "elapsed": 0.0, "resumes": 0,
-            "config": {}}
+    base = {
+        "step": 1,
+        "model": {},
+        "optimizer": {},
+        "replicas": [],
+        "window": torch.zeros(1),
+        "rng_cpu": torch.get_rng_state(),
+        "window_steps": 0,
+        "elapsed": 0.0,
+        "resumes": 0,
+        "config": {},
+    }
     save_checkpoint(tmp_path, base)
     save_checkpoint(tmp_path, {k: v for k, v in base.items() if k != "window"} | {"step": 2})
     assert load_checkpoint(tmp_path)["step"] == 1
@@ -161,13 +195,28 @@ def test_checkpoints_are_loaded_without_running_pickled_code(tmp_path):
 
 @pytest.mark.slow
 def test_two_identical_sweeps_at_once_share_the_work_and_never_collide(tmp_path):
-    args = ["-m", *SMOKE[:-4], "trainer.steps=400", "trainer.eval_every=100",
-            "trainer.log_every=50", "trainer.progress=false", "norm.kind=none,bn", "seed=0,1"]
+    args = [
+        "-m",
+        *SMOKE[:-4],
+        "trainer.steps=400",
+        "trainer.eval_every=100",
+        "trainer.log_every=50",
+        "trainer.progress=false",
+        "norm.kind=none,bn",
+        "seed=0,1",
+    ]
     env = dict(os.environ, PYTHONUNBUFFERED="1")
-    procs = [subprocess.Popen([sys.executable, str(ROOT / "run.py"), *args,
-                               f"data_dir={tmp_path / 'data'}"], cwd=tmp_path, env=env,
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-             for _ in range(2)]
+    procs = [
+        subprocess.Popen(
+            [sys.executable, str(ROOT / "run.py"), *args, f"data_dir={tmp_path / 'data'}"],
+            cwd=tmp_path,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(2)
+    ]
     for proc in procs:
         _, err = proc.communicate(timeout=300)
         assert proc.returncode == 0, err[-2000:]
@@ -209,14 +258,26 @@ def test_a_refused_job_keeps_a_folder_with_results(tmp_path, smoke_overrides):
 
 
 def test_a_diverging_job_does_not_stop_the_sweep(tmp_path):
-    proc = run_cli("-m", "+experiment=smoke", "norm=none", "optimizer.lr=1e30,0.5",
-                   "trainer.steps=100", "trainer.eval_every=50", "trainer.log_every=25",
-                   "dataset.synthetic_train=1200", "dataset.val_size=200",
-                   f"data_dir={tmp_path / 'data'}", cwd=tmp_path)
+    proc = run_cli(
+        "-m",
+        "+experiment=smoke",
+        "norm=none",
+        "optimizer.lr=1e30,0.5",
+        "trainer.steps=100",
+        "trainer.eval_every=50",
+        "trainer.log_every=25",
+        "dataset.synthetic_train=1200",
+        "dataset.val_size=200",
+        f"data_dir={tmp_path / 'data'}",
+        cwd=tmp_path,
+    )
     assert proc.returncode == 0, proc.stderr[-2000:]
     sweep = tmp_path / "outputs" / "smoke"
-    status = {p.name: json.loads((p / "summary.json").read_text())["status"]
-              for p in sweep.iterdir() if p.is_dir()}
+    status = {
+        p.name: json.loads((p / "summary.json").read_text())["status"]
+        for p in sweep.iterdir()
+        if p.is_dir()
+    }
     assert sorted(status.values()) == ["completed", "diverged"]
     assert "optimizer.lr=1e+30" in [k for k, v in status.items() if v == "diverged"][0]
     table = pd.read_csv(sweep / "comparison.csv")

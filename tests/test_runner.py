@@ -6,14 +6,22 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import torch
+from conftest import ROOT, make_config, run_cli
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from bnlab.data import DEBIAN_FASHION_MNIST
 from bnlab.train import train
-from conftest import ROOT, make_config, run_cli
 
-EXPECTED_SCALARS = {"train/loss", "val/loss", "val/accuracy", "test/loss", "test/accuracy",
-                    "sigmoid_input/p15", "sigmoid_input/p50", "sigmoid_input/p85"}
+EXPECTED_SCALARS = {
+    "train/loss",
+    "val/loss",
+    "val/accuracy",
+    "test/loss",
+    "test/accuracy",
+    "sigmoid_input/p15",
+    "sigmoid_input/p50",
+    "sigmoid_input/p85",
+}
 
 
 def _scalar_tags(run_dir: Path) -> set[str]:
@@ -34,14 +42,24 @@ def test_smoke_run_writes_every_file(tmp_path, smoke_overrides, norm):
     assert sorted(metrics[metrics.split == "train"].step) == [20, 40, 60, 80, 100, 120]
     on_disk = json.loads((run / "summary.json").read_text())
     assert on_disk["status"] == "completed" and on_disk["step"] == 120
-    assert on_disk["final"]["val/accuracy"] == pytest.approx(metrics.value[
-        (metrics.split == "val") & (metrics.metric == "accuracy") & (metrics.step == 120)].item())
-    for key in ("steps_per_second", "wall_time_s", "git_commit", "git_dirty", "torch_version",
-                "device"):
+    assert on_disk["final"]["val/accuracy"] == pytest.approx(
+        metrics.value[
+            (metrics.split == "val") & (metrics.metric == "accuracy") & (metrics.step == 120)
+        ].item()
+    )
+    for key in (
+        "steps_per_second",
+        "wall_time_s",
+        "git_commit",
+        "git_dirty",
+        "torch_version",
+        "device",
+    ):
         assert key in on_disk
     assert 0 < on_disk["eval_seconds"] < on_disk["wall_time_s"]  # 4 evaluations, timed
     assert on_disk["eval_time_share"] == pytest.approx(
-        on_disk["eval_seconds"] / on_disk["wall_time_s"], rel=0.05)  # both rounded to 1 ms
+        on_disk["eval_seconds"] / on_disk["wall_time_s"], rel=0.05
+    )  # both rounded to 1 ms
     assert "seed: 0" in (run / "config.yaml").read_text()
     assert EXPECTED_SCALARS <= _scalar_tags(run)
     assert summary == on_disk
@@ -90,8 +108,9 @@ def test_bn_and_no_bn_runs_are_paired_by_seed(tmp_path, smoke_overrides):
 
 
 def test_replicas_equal_separate_runs(tmp_path, smoke_overrides):
-    batched = train(make_config(*smoke_overrides, "trainer.replicas=2", "seed=5"),
-                    tmp_path / "batched")
+    batched = train(
+        make_config(*smoke_overrides, "trainer.replicas=2", "seed=5"), tmp_path / "batched"
+    )
     assert [s["seed"] for s in batched] == [5, 6]
     for seed in (5, 6):
         [single] = train(make_config(*smoke_overrides, f"seed={seed}"), tmp_path / f"s{seed}")
@@ -99,12 +118,18 @@ def test_replicas_equal_separate_runs(tmp_path, smoke_overrides):
         alone = pd.read_csv(tmp_path / f"s{seed}" / "metrics.csv")
         assert together[["step", "split", "metric"]].equals(alone[["step", "split", "metric"]])
         pd.testing.assert_series_equal(together.value, alone.value, rtol=1e-4, atol=1e-5)
-        assert "seed: %d" % seed in (tmp_path / "batched" / f"seed={seed}" /
-                                    "config.yaml").read_text()
+        assert (
+            "seed: %d" % seed in (tmp_path / "batched" / f"seed={seed}" / "config.yaml").read_text()
+        )
 
 
-@pytest.mark.parametrize("extra", [["model.activation=sigmoid"],  # huge but finite loss
-                                   ["model.activation=relu"]])  # NaN/inf loss
+@pytest.mark.parametrize(
+    "extra",
+    [
+        ["model.activation=sigmoid"],  # huge but finite loss
+        ["model.activation=relu"],
+    ],
+)  # NaN/inf loss
 def test_divergence_is_recorded_and_stops_the_run(tmp_path, smoke_overrides, extra):
     cfg = make_config(*smoke_overrides, "norm=none", "optimizer.lr=1e30", *extra)
     [summary] = train(cfg, tmp_path / "run")
@@ -119,22 +144,43 @@ def test_one_diverging_replica_leaves_the_others_training(tmp_path, smoke_overri
     cfg = make_config(*smoke_overrides, "norm=none", "optimizer.lr=30", "trainer.replicas=3")
     summaries = train(cfg, tmp_path / "run")
     statuses = [s["status"] for s in summaries]
-    alone = [train(make_config(*smoke_overrides, "norm=none", "optimizer.lr=30", f"seed={s}"),
-                   tmp_path / f"alone{s}")[0]["status"] for s in range(3)]
+    alone = [
+        train(
+            make_config(*smoke_overrides, "norm=none", "optimizer.lr=30", f"seed={s}"),
+            tmp_path / f"alone{s}",
+        )[0]["status"]
+        for s in range(3)
+    ]
     assert statuses == alone
 
 
 def test_multirun_names_folders_by_overrides_and_prints_the_comparison(tmp_path):
-    proc = run_cli("-m", "+experiment=smoke", "norm.kind=none,bn", "seed=0,1",
-                   "trainer.steps=60", "trainer.eval_every=30", "trainer.log_every=30",
-                   "dataset.synthetic_train=1200", "dataset.val_size=200",
-                   f"data_dir={tmp_path / 'data'}", cwd=tmp_path)
+    proc = run_cli(
+        "-m",
+        "+experiment=smoke",
+        "norm.kind=none,bn",
+        "seed=0,1",
+        "trainer.steps=60",
+        "trainer.eval_every=30",
+        "trainer.log_every=30",
+        "dataset.synthetic_train=1200",
+        "dataset.val_size=200",
+        f"data_dir={tmp_path / 'data'}",
+        cwd=tmp_path,
+    )
     assert proc.returncode == 0, proc.stderr[-2000:]
     sweep = tmp_path / "outputs" / "smoke"
     names = sorted(p.name for p in sweep.iterdir() if p.is_dir())
     assert len(names) == 4
-    for name, pair in zip(names, ["norm.kind=bn,seed=0", "norm.kind=bn,seed=1",
-                                  "norm.kind=none,seed=0", "norm.kind=none,seed=1"]):
+    for name, pair in zip(
+        names,
+        [
+            "norm.kind=bn,seed=0",
+            "norm.kind=bn,seed=1",
+            "norm.kind=none,seed=0",
+            "norm.kind=none,seed=1",
+        ],
+    ):
         assert pair in name and "trainer.steps=60" in name and "data_dir" not in name
     table = pd.read_csv(sweep / "comparison.csv")
     assert sorted(table["norm.kind"]) == ["bn", "none"]
@@ -144,15 +190,22 @@ def test_multirun_names_folders_by_overrides_and_prints_the_comparison(tmp_path)
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(not DEBIAN_FASHION_MNIST.is_dir() and not (ROOT / "data").is_dir(),
-                    reason="Fashion-MNIST not provided: run `make data`")
+@pytest.mark.skipif(
+    not DEBIAN_FASHION_MNIST.is_dir() and not (ROOT / "data").is_dir(),
+    reason="Fashion-MNIST not provided: run `make data`",
+)
 def test_bn_trains_faster_than_no_bn_on_fashion_mnist(tmp_path):
     """The paper's MLP, same seed, same lr (bn_vs_nobn's), 1,000 steps: BN's loss ends lower."""
     final = {}
     for norm in ("none", "bn"):
-        cfg = make_config("+experiment=bn_vs_nobn", f"norm.kind={norm}", "trainer.replicas=1",
-                          "trainer.steps=1000",
-                          "trainer.eval_every=1000", f"data_dir={ROOT / 'data'}")
+        cfg = make_config(
+            "+experiment=bn_vs_nobn",
+            f"norm.kind={norm}",
+            "trainer.replicas=1",
+            "trainer.steps=1000",
+            "trainer.eval_every=1000",
+            f"data_dir={ROOT / 'data'}",
+        )
         [summary] = train(cfg, tmp_path / norm)
         final[norm] = summary["final"]["train/loss"]
     assert final["bn"] < final["none"]
@@ -196,31 +249,42 @@ def test_a_folder_in_use_is_refused(tmp_path, smoke_overrides):
 
 def test_epochs_set_the_number_of_steps(tmp_path, smoke_overrides):
     """1,000 training examples, batch 100: 2.5 epochs = 25 steps."""
-    cfg = make_config(*smoke_overrides, "trainer.epochs=2.5", "trainer.batch_size=100",
-                      "dataset.synthetic_train=1500", "dataset.val_size=500")
+    cfg = make_config(
+        *smoke_overrides,
+        "trainer.epochs=2.5",
+        "trainer.batch_size=100",
+        "dataset.synthetic_train=1500",
+        "dataset.val_size=500",
+    )
     [summary] = train(cfg, tmp_path / "run")
     assert summary["steps_total"] == 25 and summary["step"] == 25
 
 
 def test_train_accuracy_and_trainmode_metrics(tmp_path, smoke_overrides):
-    cfg = make_config(*smoke_overrides, "trainer.eval_train=300", "trainer.eval_trainmode=true",
-                      "norm.stats=batch", "trainer.eval_batch_size=60")
+    cfg = make_config(
+        *smoke_overrides,
+        "trainer.eval_train=300",
+        "trainer.eval_trainmode=true",
+        "norm.stats=batch",
+        "trainer.eval_batch_size=60",
+    )
     train(cfg, tmp_path / "run")
     m = pd.read_csv(tmp_path / "run" / "metrics.csv")
-    acc = m[m.metric.str.startswith("accuracy")].pivot_table(index="step",
-                                                               columns=["split", "metric"],
-                                                               values="value")
+    acc = m[m.metric.str.startswith("accuracy")].pivot_table(
+        index="step", columns=["split", "metric"], values="value"
+    )
     assert list(acc.index) == [0, 40, 80, 120]
     assert acc[("train", "accuracy")].between(0, 1).all()
     # batch statistics at eval in batches of batch_size (60) = the train-mode evaluation
-    pd.testing.assert_series_equal(acc[("val", "accuracy")], acc[("val", "accuracy_trainmode")],
-                                   check_names=False)
+    pd.testing.assert_series_equal(
+        acc[("val", "accuracy")], acc[("val", "accuracy_trainmode")], check_names=False
+    )
 
 
 def test_trainmode_evaluation_leaves_the_model_unchanged(tmp_path, smoke_overrides):
     from bnlab.batchnorm import BatchNorm
-    from bnlab.train import batch_statistics, evaluate
     from bnlab.models import MLP, NormSpec
+    from bnlab.train import batch_statistics, evaluate
 
     model = MLP(784, 10, hidden=(16,), norm=NormSpec(kind="bn"))
     before = {k: v.clone() for k, v in model.state_dict().items()}
@@ -235,8 +299,9 @@ def test_input_scale_scales_every_split():
     from bnlab.data import load_splits
 
     a = load_splits("synthetic", val_size=100, synthetic_train=500, synthetic_test=50)
-    b = load_splits("synthetic", val_size=100, synthetic_train=500, synthetic_test=50,
-                    input_scale=1e-3)
+    b = load_splits(
+        "synthetic", val_size=100, synthetic_train=500, synthetic_test=50, input_scale=1e-3
+    )
     for name in ("x_train", "x_val", "x_test"):
         torch.testing.assert_close(getattr(b, name), getattr(a, name) * 1e-3)
 
@@ -244,13 +309,26 @@ def test_input_scale_scales_every_split():
 @pytest.mark.slow
 @pytest.mark.parametrize("launcher", ["joblib", "submitit_local"])
 def test_sweeps_run_through_the_scale_out_launchers(tmp_path, launcher):
-    proc = run_cli("-m", f"hydra/launcher={launcher}", "+experiment=smoke", "norm.kind=none,bn",
-                   "trainer.steps=40", "trainer.eval_every=20", "trainer.log_every=20",
-                   "dataset.synthetic_train=1200", "dataset.val_size=200",
-                   f"data_dir={tmp_path / 'data'}", cwd=tmp_path, timeout=600)
+    proc = run_cli(
+        "-m",
+        f"hydra/launcher={launcher}",
+        "+experiment=smoke",
+        "norm.kind=none,bn",
+        "trainer.steps=40",
+        "trainer.eval_every=20",
+        "trainer.log_every=20",
+        "dataset.synthetic_train=1200",
+        "dataset.val_size=200",
+        f"data_dir={tmp_path / 'data'}",
+        cwd=tmp_path,
+        timeout=600,
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
-    jobs = sorted(p for p in (tmp_path / "outputs" / "smoke").iterdir()
-                  if p.is_dir() and not p.name.startswith("."))
+    jobs = sorted(
+        p
+        for p in (tmp_path / "outputs" / "smoke").iterdir()
+        if p.is_dir() and not p.name.startswith(".")
+    )
     assert len(jobs) == 2 and "norm.kind=bn," in jobs[0].name and "norm.kind=none," in jobs[1].name
     assert not any("launcher" in p.name for p in jobs)
     summaries = [json.loads((p / "summary.json").read_text()) for p in jobs]
@@ -280,8 +358,13 @@ def test_folder_names_from_long_overrides_are_cut_with_a_hash():
 def test_a_run_with_very_long_overrides_gets_a_folder(tmp_path, smoke_overrides):
     """Overrides longer than a file name may be (255 bytes) still make one folder per job."""
     hidden = "[" + ",".join(["8"] * 140) + "]"
-    args = [*smoke_overrides, f"model.hidden={hidden}", "trainer.steps=20",
-            "trainer.eval_every=20", "trainer.log_every=10"]
+    args = [
+        *smoke_overrides,
+        f"model.hidden={hidden}",
+        "trainer.steps=20",
+        "trainer.eval_every=20",
+        "trainer.log_every=10",
+    ]
     proc = run_cli(*args, cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr[-2000:]
     (folder,) = [p for p in (tmp_path / "outputs" / "smoke").iterdir() if p.is_dir()]

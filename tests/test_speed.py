@@ -9,11 +9,11 @@ import sys
 import pandas as pd
 import pytest
 import torch
+from conftest import ROOT, make_config
 
 from bnlab.batchnorm import BatchNorm
 from bnlab.models import MLP, NormSpec
 from bnlab.train import TrainStep, gather, train
-from conftest import ROOT, make_config
 
 
 def _step_pair(plain_sgd: bool):
@@ -27,8 +27,9 @@ def test_plain_sgd_fast_path_equals_optim_sgd_bit_for_bit():
     fast_model, fast = _step_pair(True)
     ref_model, ref = _step_pair(False)
     assert TrainStep(fast_model, torch.optim.SGD(fast_model.parameters(), lr=0.1)).plain_sgd
-    assert not TrainStep(fast_model, torch.optim.SGD(fast_model.parameters(), lr=0.1,
-                                                     momentum=0.9)).plain_sgd
+    assert not TrainStep(
+        fast_model, torch.optim.SGD(fast_model.parameters(), lr=0.1, momentum=0.9)
+    ).plain_sgd
     gen = torch.Generator().manual_seed(0)
     for _ in range(5):
         x, y = torch.randn(2, 16, 20, generator=gen), torch.randint(0, 5, (2, 16), generator=gen)
@@ -56,11 +57,12 @@ def test_compiled_training_matches_eager(tmp_path, smoke_overrides, caplog):
     compiled = tmp_path / "compiled"
     train(make_config(*smoke_overrides, "trainer.replicas=2"), eager)
     with torch._dynamo.config.patch(error_on_recompile=True):  # one graph for the whole run
-        train(make_config(*smoke_overrides, "trainer.replicas=2", "trainer.compile=true"),
-              compiled)
+        train(make_config(*smoke_overrides, "trainer.replicas=2", "trainer.compile=true"), compiled)
         # a second job in the same process (a sweep under the basic launcher) starts afresh
-        train(make_config(*smoke_overrides, "trainer.replicas=3", "trainer.compile=true"),
-              tmp_path / "second")
+        train(
+            make_config(*smoke_overrides, "trainer.replicas=3", "trainer.compile=true"),
+            tmp_path / "second",
+        )
     assert "torch.compile failed" not in caplog.text  # no recompile error made it fall back
     for seed in (0, 1):
         a = pd.read_csv(eager / f"seed={seed}" / "metrics.csv")
@@ -70,8 +72,13 @@ def test_compiled_training_matches_eager(tmp_path, smoke_overrides, caplog):
 
 
 def test_bench_quick_prints_every_comparison_and_the_machine_line():
-    proc = subprocess.run([sys.executable, "-m", "bnlab.bench", "--quick"], cwd=ROOT,
-                          capture_output=True, text=True, timeout=600)
+    proc = subprocess.run(
+        [sys.executable, "-m", "bnlab.bench", "--quick"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert proc.returncode == 0, proc.stderr[-2000:]
     lines = proc.stdout.strip().splitlines()
     assert lines[0].startswith("bnlab bench:") and "torch" in lines[0]
@@ -81,8 +88,13 @@ def test_bench_quick_prints_every_comparison_and_the_machine_line():
     last = lines[-1]
     assert last.startswith("bench: ")
     values = dict(re.findall(r"(\w+)=(\S+)", last))
-    for key in ("bn_layer_ratio_large", "bn_layer_ratio_small", "train_step_ratio",
-                "replicas_speedup", "fig1_seconds"):
+    for key in (
+        "bn_layer_ratio_large",
+        "bn_layer_ratio_small",
+        "train_step_ratio",
+        "replicas_speedup",
+        "fig1_seconds",
+    ):
         assert float(values[key]) > 0, (key, last)
     assert values["fig1_steps"] == "500"
     jobs = [line for line in lines if "s in the trainer" in line]  # from each job's summary
@@ -93,6 +105,7 @@ def test_a_failing_compile_falls_back_to_eager_with_a_warning(monkeypatch, caplo
     def broken_compile(fn, **kwargs):
         def call(*args):
             raise RuntimeError("InvalidCxxCompiler: No working C++ compiler found")
+
         return call
 
     monkeypatch.setattr(torch, "compile", broken_compile)

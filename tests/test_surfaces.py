@@ -3,8 +3,16 @@
 import numpy as np
 import pytest
 
-from bnlab.surfaces import (BOOK_OPTIMIZERS, H1, H2, Quadratic, gradient_descent,
-                            measured_contraction, optimizer_path, steps_to_tolerance)
+from bnlab.surfaces import (
+    BOOK_OPTIMIZERS,
+    H1,
+    H2,
+    Quadratic,
+    gradient_descent,
+    measured_contraction,
+    optimizer_path,
+    steps_to_tolerance,
+)
 
 
 def test_condition_numbers_and_best_step_sizes():
@@ -20,9 +28,11 @@ def test_measured_contraction_equals_theory(k):
 
 def test_best_fixed_step_is_best():
     """Any other step size contracts h1 more slowly than lr* (measured over 60 steps)."""
+
     def rate(lr):
         path = gradient_descent(H1, lr, steps=60)
         return (np.linalg.norm(path[-1]) / np.linalg.norm(path[0])) ** (1 / 60)
+
     best = rate(H1.best_lr)
     for lr in (0.3, 0.6, 0.9, 0.99):
         assert rate(lr) > best - 1e-12

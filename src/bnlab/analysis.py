@@ -26,7 +26,9 @@ IGNORED_KEYS = NON_RESULT_KEYS | {"seed"}  # not swept knobs: seeds are what we 
 def find_runs(root: Path) -> list[Path]:
     """Every run folder under ``root`` (``root`` itself included), sorted."""
     root = Path(root)
-    return sorted(p.parent for p in root.rglob("metrics.csv") if (p.parent / "config.yaml").exists())
+    return sorted(
+        p.parent for p in root.rglob("metrics.csv") if (p.parent / "config.yaml").exists()
+    )
 
 
 def read_run(run_dir: Path) -> tuple[dict, dict]:
@@ -82,8 +84,14 @@ def final_table(df: pd.DataFrame, split: str, metric: str) -> pd.DataFrame:
     return runs.join(final_values(df, split, metric).rename("value")).reset_index()
 
 
-def pivot_final(df: pd.DataFrame, split: str, metric: str, index: str | Sequence[str],
-                columns: str | Sequence[str] | None = None, stat: str = "mean") -> pd.DataFrame:
+def pivot_final(
+    df: pd.DataFrame,
+    split: str,
+    metric: str,
+    index: str | Sequence[str],
+    columns: str | Sequence[str] | None = None,
+    stat: str = "mean",
+) -> pd.DataFrame:
     """A sweep's cells side by side: ``stat`` over seeds of the final ``split/metric``, with
     ``index`` (and ``columns``) among the swept keys; diverged runs left out, so a cell whose
     seeds all diverged is NaN. Sort a column to rank the cells."""
@@ -92,8 +100,9 @@ def pivot_final(df: pd.DataFrame, split: str, metric: str, index: str | Sequence
     return table.pivot_table(index=index, columns=columns, values="value", aggfunc=stat)
 
 
-def steps_to_reach(df: pd.DataFrame, target: float, split: str = "val",
-                   metric: str = "accuracy") -> pd.Series:
+def steps_to_reach(
+    df: pd.DataFrame, target: float, split: str = "val", metric: str = "accuracy"
+) -> pd.Series:
     """The first step at which each run's (split, metric) reached ``target`` (NaN if never)."""
     sel = df[(df["split"] == split) & (df["metric"] == metric)].sort_values("step")
     reached = sel[sel["value"] >= target].groupby("run")["step"].first()
@@ -117,8 +126,9 @@ def mean_interval(values, level: float = 0.95) -> tuple[float, float, int]:
     return float(v.mean()), float(half), len(v)
 
 
-def curves(df: pd.DataFrame, split: str, metric: str, by: Sequence[str] = (),
-           level: float = 0.95) -> pd.DataFrame:
+def curves(
+    df: pd.DataFrame, split: str, metric: str, by: Sequence[str] = (), level: float = 0.95
+) -> pd.DataFrame:
     """Per step (and per group of ``by``): mean over runs and its ``level`` interval.
 
     Columns: ``*by, step, mean, lo, hi, n``. Only runs that recorded the step count, so a
@@ -130,8 +140,9 @@ def curves(df: pd.DataFrame, split: str, metric: str, by: Sequence[str] = (),
     for key, group in sel.groupby(keys, sort=True):
         mean, half, n = mean_interval(group["value"], level)
         key = key if isinstance(key, tuple) else (key,)
-        rows.append({**dict(zip(keys, key)), "mean": mean, "lo": mean - half, "hi": mean + half,
-                     "n": n})
+        rows.append(
+            {**dict(zip(keys, key)), "mean": mean, "lo": mean - half, "hi": mean + half, "n": n}
+        )
     return pd.DataFrame(rows, columns=[*keys, "mean", "lo", "hi", "n"])
 
 
@@ -175,18 +186,28 @@ def format_comparison(table: pd.DataFrame, target: float) -> str:
     """The comparison as an aligned text table with mean +/- std cells."""
     if table.empty:
         return "(no runs)"
-    keys = [c for c in table.columns if not any(
-        c.startswith(p) for p in ("val_", "test_", "steps_", "seeds", "completed", "diverged",
-                                  "reached"))]
+    keys = [
+        c
+        for c in table.columns
+        if not any(
+            c.startswith(p)
+            for p in ("val_", "test_", "steps_", "seeds", "completed", "diverged", "reached")
+        )
+    ]
     out = table[keys].copy()
     out["seeds"] = table["seeds"]
-    for name, label, digits in (("val_loss", "val loss", 4), ("val_accuracy", "val acc", 4),
-                                ("test_accuracy", "test acc", 4)):
-        out[label] = [_pm(m, s, digits) for m, s in
-                      zip(table[f"{name}_mean"], table[f"{name}_std"])]
+    for name, label, digits in (
+        ("val_loss", "val loss", 4),
+        ("val_accuracy", "val acc", 4),
+        ("test_accuracy", "test acc", 4),
+    ):
+        out[label] = [
+            _pm(m, s, digits) for m, s in zip(table[f"{name}_mean"], table[f"{name}_std"])
+        ]
     out[f"steps to val acc {target:g}"] = [
         f"{m:.0f} ({r})" if np.isfinite(m) else f"never ({r})"
-        for m, r in zip(table["steps_to_target_mean"], table["reached_target"])]
+        for m, r in zip(table["steps_to_target_mean"], table["reached_target"])
+    ]
     if table["diverged"].any():
         out["diverged"] = table["diverged"]
     return out.to_string(index=False)

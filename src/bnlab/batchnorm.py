@@ -58,9 +58,18 @@ class BatchNormFunction(torch.autograd.Function):
     """
 
     @staticmethod
-    def forward(ctx, x: Tensor, weight: Optional[Tensor], bias: Optional[Tensor], eps: float,
-                dims: tuple[int, ...], m: int, view: tuple[int, ...], shape: tuple[int, ...],
-                track: Optional[Callable[[Tensor, Tensor, int], None]] = None):
+    def forward(
+        ctx,
+        x: Tensor,
+        weight: Optional[Tensor],
+        bias: Optional[Tensor],
+        eps: float,
+        dims: tuple[int, ...],
+        m: int,
+        view: tuple[int, ...],
+        shape: tuple[int, ...],
+        track: Optional[Callable[[Tensor, Tensor, int], None]] = None,
+    ):
         # Two passes (mean, then the mean of squared deviations): as exact as var_mean, and
         # far faster on CPU, where var_mean over a non-innermost dimension is slow. Full-size
         # buffers are reused in place: an allocation costs as much as a pass over the data.
@@ -115,8 +124,15 @@ class BatchNorm(nn.Module):
     Parameters and buffers have shape (C,), or (K, C) with replicas.
     """
 
-    def __init__(self, num_features: int, eps: float = 1e-5, momentum: float = 0.1,
-                 affine: bool = True, stats: str = "ema", replicas: Optional[int] = None):
+    def __init__(
+        self,
+        num_features: int,
+        eps: float = 1e-5,
+        momentum: float = 0.1,
+        affine: bool = True,
+        stats: str = "ema",
+        replicas: Optional[int] = None,
+    ):
         super().__init__()
         if stats not in STATS_MODES:
             raise ValueError(f"stats must be one of {', '.join(STATS_MODES)}, got {stats!r}")
@@ -147,8 +163,10 @@ class BatchNorm(nn.Module):
 
     def extra_repr(self) -> str:
         rep = f", replicas={self.replicas}" if self.replicas is not None else ""
-        return (f"{self.num_features}, eps={self.eps}, momentum={self.momentum}, "
-                f"affine={self.affine}, stats={self.stats}{rep}")
+        return (
+            f"{self.num_features}, eps={self.eps}, momentum={self.momentum}, "
+            f"affine={self.affine}, stats={self.stats}{rep}"
+        )
 
     def _layout(self, x: Tensor) -> tuple[tuple[int, ...], tuple[int, ...]]:
         """(reduction dims, parameter view shape) for ``x``; ValueError for a wrong shape."""
@@ -174,9 +192,17 @@ class BatchNorm(nn.Module):
                     "BatchNorm needs more than one value per feature to compute batch statistics "
                     f"(got input of shape {tuple(x.shape)}); use a batch size of at least 2"
                 )
-            return BatchNormFunction.apply(x, self.weight, self.bias, self.eps, dims, m, view,
-                                           self.running_mean.shape,
-                                           self._track if self.training else None)
+            return BatchNormFunction.apply(
+                x,
+                self.weight,
+                self.bias,
+                self.eps,
+                dims,
+                m,
+                view,
+                self.running_mean.shape,
+                self._track if self.training else None,
+            )
         weight = self.weight.view(view) if self.affine else None
         bias = self.bias.view(view) if self.affine else None
         mean, var = (self.running_mean, self.running_var)
@@ -202,8 +228,9 @@ class BatchNorm(nn.Module):
             self._population_sums[2] += 1
             self._population_sums[3] = m
             return
-        torch._foreach_lerp_([self.running_mean, self.running_var],
-                             [mean, var.mul(m / (m - 1))], self.momentum)
+        torch._foreach_lerp_(
+            [self.running_mean, self.running_var], [mean, var.mul(m / (m - 1))], self.momentum
+        )
         self.num_batches_tracked.add_(1)
 
     @contextlib.contextmanager
@@ -214,8 +241,12 @@ class BatchNorm(nn.Module):
         ``population_mean`` = mean of the batch means and ``population_var`` = m / (m - 1) * the
         mean of the batch variances, where m is the number of values per feature in one batch.
         """
-        self._population_sums = [torch.zeros_like(self.running_mean),
-                                 torch.zeros_like(self.running_var), 0, 0]
+        self._population_sums = [
+            torch.zeros_like(self.running_mean),
+            torch.zeros_like(self.running_var),
+            0,
+            0,
+        ]
         try:
             yield
             sum_mean, sum_var, batches, m = self._population_sums

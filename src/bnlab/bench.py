@@ -64,8 +64,9 @@ class Timing:
         return f"{self.median * scale:10.1f} {unit} ({lo:.1f}-{hi:.1f})"
 
 
-def interleaved(contenders: dict[str, Callable[[], object]], calls: int, rounds: int,
-                warmup: int = 3) -> dict[str, Timing]:
+def interleaved(
+    contenders: dict[str, Callable[[], object]], calls: int, rounds: int, warmup: int = 3
+) -> dict[str, Timing]:
     """Time each contender ``calls`` times per round, contenders alternating within a round."""
     for fn in contenders.values():
         for _ in range(warmup):
@@ -92,6 +93,7 @@ def compile_works() -> Optional[str]:
 
 # ----------------------------------------------------------------------------- 1. layer
 
+
 def layer_contenders(shape: tuple[int, ...], compiled: bool) -> dict[str, Callable[[], None]]:
     c = shape[1]
     x = torch.randn(shape, requires_grad=True)
@@ -105,6 +107,7 @@ def layer_contenders(shape: tuple[int, ...], compiled: bool) -> dict[str, Callab
         def call():
             layer(x).backward(dy)
             x.grad = None
+
         return call
 
     return {name: fwd_bwd(layer) for name, layer in layers.items()}
@@ -112,7 +115,7 @@ def layer_contenders(shape: tuple[int, ...], compiled: bool) -> dict[str, Callab
 
 def bench_layers(quick: bool, compiled: bool, out) -> dict[str, float]:
     """Ratios to nn.BatchNorm per shape; returns the worst large-shape and the small ratio."""
-    out(f"\n1. BatchNorm layer, forward + backward (median, min-max over rounds)")
+    out("\n1. BatchNorm layer, forward + backward (median, min-max over rounds)")
     worst: dict[str, float] = {}
     for shape in LARGE_SHAPES + [SMALL_SHAPE]:
         numel = torch.Size(shape).numel()
@@ -132,8 +135,10 @@ def bench_layers(quick: bool, compiled: bool, out) -> dict[str, float]:
 
 # ----------------------------------------------------------------------------- 2. and 3.
 
-def step_contender(norm: str, replicas: int, compiled: bool, data: tuple[torch.Tensor, ...]
-                   ) -> Callable[[], None]:
+
+def step_contender(
+    norm: str, replicas: int, compiled: bool, data: tuple[torch.Tensor, ...]
+) -> Callable[[], None]:
     """One training step of the paper's MLP with ``replicas`` seeds, over fixed data."""
     x_train, y_train = data
     seeds = list(range(replicas))
@@ -156,13 +161,17 @@ def bench_train_step(quick: bool, compiled: bool, data, out) -> dict[str, float]
     ratios = {}
     for mode in modes:
         label = "compiled" if mode else "eager"
-        contenders = {f"{norm} ({label})": step_contender(norm, 1, mode, data)
-                      for norm in ("torch", "bn", "none")}
+        contenders = {
+            f"{norm} ({label})": step_contender(norm, 1, mode, data)
+            for norm in ("torch", "bn", "none")
+        }
         timings = interleaved(contenders, 5 if quick else 200, 3 if quick else 9)
         native = timings[f"torch ({label})"].median
         for name, timing in timings.items():
-            out(f"   {name:18s} {timing.row()}  {1 / timing.median:8.0f} steps/s   "
-                f"x{timing.median / native:.2f} of nn.BatchNorm1d")
+            out(
+                f"   {name:18s} {timing.row()}  {1 / timing.median:8.0f} steps/s   "
+                f"x{timing.median / native:.2f} of nn.BatchNorm1d"
+            )
         ratios[label] = timings[f"bn ({label})"].median / native
     return ratios
 
@@ -173,13 +182,17 @@ def bench_replicas(quick: bool, compiled: bool, data, out, k: int = 10) -> float
     serial, batched = {}, {}
     for mode in [False] + ([True] if compiled else []):
         label = "compiled" if mode else "eager"
-        contenders = {f"K=1 ({label})": step_contender("bn", 1, mode, data),
-                      f"K={k} ({label})": step_contender("bn", k, mode, data)}
+        contenders = {
+            f"K=1 ({label})": step_contender("bn", 1, mode, data),
+            f"K={k} ({label})": step_contender("bn", k, mode, data),
+        }
         timings = interleaved(contenders, 5 if quick else 100, 3 if quick else 7)
         serial[label] = 1 / timings[f"K=1 ({label})"].median
         batched[label] = k / timings[f"K={k} ({label})"].median
-        out(f"   {label:9s} serial {serial[label]:8.0f} model-steps/s   batched "
-            f"{batched[label]:8.0f} model-steps/s   x{batched[label] / serial[label]:.2f}")
+        out(
+            f"   {label:9s} serial {serial[label]:8.0f} model-steps/s   batched "
+            f"{batched[label]:8.0f} model-steps/s   x{batched[label] / serial[label]:.2f}"
+        )
     speedup = max(batched.values()) / max(serial.values())
     out(f"   best batched / best serial: x{speedup:.2f}")
     return speedup
@@ -187,17 +200,28 @@ def bench_replicas(quick: bool, compiled: bool, data, out, k: int = 10) -> float
 
 # ----------------------------------------------------------------------------- 4. fig1
 
+
 def bench_fig1(quick: bool, out) -> tuple[Optional[float], int]:
     """Wall time of the Figure 1 experiment through run.py, in a temporary output folder."""
     steps = 500 if quick else 50000
     mnist = (ROOT / "data" / "MNIST" / "raw" / "t10k-labels-idx1-ubyte").exists()
-    out(f"\n4. The paper's Figure 1 end to end: run.py +experiment=paper_fig1, {steps} steps"
-        + ("" if mnist else " (MNIST absent: on Fashion-MNIST, same sizes)"))
-    with tempfile.TemporaryDirectory(prefix="bnlab-bench-") as tmp, \
-            tempfile.TemporaryDirectory(prefix="bnlab-bench-cache-") as cache:
-        cmd = [sys.executable, str(ROOT / "run.py"), "+experiment=paper_fig1",
-               f"hydra.sweep.dir={tmp}", "trainer.progress=false", f"trainer.steps={steps}",
-               f"data_dir={ROOT / 'data'}"]
+    out(
+        f"\n4. The paper's Figure 1 end to end: run.py +experiment=paper_fig1, {steps} steps"
+        + ("" if mnist else " (MNIST absent: on Fashion-MNIST, same sizes)")
+    )
+    with (
+        tempfile.TemporaryDirectory(prefix="bnlab-bench-") as tmp,
+        tempfile.TemporaryDirectory(prefix="bnlab-bench-cache-") as cache,
+    ):
+        cmd = [
+            sys.executable,
+            str(ROOT / "run.py"),
+            "+experiment=paper_fig1",
+            f"hydra.sweep.dir={tmp}",
+            "trainer.progress=false",
+            f"trainer.steps={steps}",
+            f"data_dir={ROOT / 'data'}",
+        ]
         if not mnist:
             cmd.append("dataset=fashion_mnist")
         # an empty compile cache, so compiling counts in full, as on a fresh machine
@@ -205,20 +229,27 @@ def bench_fig1(quick: bool, out) -> tuple[Optional[float], int]:
         start = time.perf_counter()
         proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, env=env)
         seconds = time.perf_counter() - start
-        jobs = {p.parent.parent.name: json.loads(p.read_text())
-                for p in sorted(Path(tmp).glob("*/seed=0/summary.json"))}
+        jobs = {
+            p.parent.parent.name: json.loads(p.read_text())
+            for p in sorted(Path(tmp).glob("*/seed=0/summary.json"))
+        }
     if proc.returncode != 0:
         out("   failed: " + (proc.stderr.strip().splitlines() or ["?"])[-1])
         return None, steps
-    out(f"   {seconds:.1f} s (set-up, compile from an empty cache, training, evaluation every "
-        f"500 steps, records)")
+    out(
+        f"   {seconds:.1f} s (set-up, compile from an empty cache, training, evaluation every "
+        f"500 steps, records)"
+    )
     for name, job in jobs.items():  # each job's own account, from its summary.json
-        out(f"   {name}: {job['wall_time_s']:.1f} s in the trainer, {job['steps_per_second']:.0f} "
-            f"steps/s, evaluation {job['eval_seconds']:.1f} s ({100 * job['eval_time_share']:.0f}%)")
+        out(
+            f"   {name}: {job['wall_time_s']:.1f} s in the trainer, {job['steps_per_second']:.0f} "
+            f"steps/s, evaluation {job['eval_seconds']:.1f} s ({100 * job['eval_time_share']:.0f}%)"
+        )
     return seconds, steps
 
 
 # ----------------------------------------------------------------------------- 5. gpu
+
 
 def bench_gpu(quick: bool, out, k: int = 100) -> dict[str, float]:
     """Steps per second on CUDA: one seed eager and compiled, then K seeds compiled."""
@@ -231,8 +262,11 @@ def bench_gpu(quick: bool, out, k: int = 100) -> dict[str, float]:
     y = torch.randint(0, 10, (60000,), device=device)
     steps = 50 if quick else 2000
     rates = {}
-    for label, replicas, compiled in (("K=1 eager", 1, False), ("K=1 compiled", 1, True),
-                                      (f"K={k} compiled", k, True)):
+    for label, replicas, compiled in (
+        ("K=1 eager", 1, False),
+        ("K=1 compiled", 1, True),
+        (f"K={k} compiled", k, True),
+    ):
         call = step_contender("bn", replicas, compiled, (x, y))
         for _ in range(20):
             call()
@@ -243,23 +277,31 @@ def bench_gpu(quick: bool, out, k: int = 100) -> dict[str, float]:
         torch.cuda.synchronize()
         per_second = steps / (time.perf_counter() - start)
         rates[label] = per_second * replicas
-        out(f"   {label:14s} {per_second:9,.0f} steps/s  {per_second * replicas:11,.0f} "
-            f"model-steps/s")
+        out(
+            f"   {label:14s} {per_second:9,.0f} steps/s  {per_second * replicas:11,.0f} "
+            f"model-steps/s"
+        )
     out(f"   card: {torch.cuda.get_device_name()}")
-    return {"gpu_steps_per_s_k1": rates["K=1 compiled"],
-            "gpu_model_steps_per_s": rates[f"K={k} compiled"]}
+    return {
+        "gpu_steps_per_s_k1": rates["K=1 compiled"],
+        "gpu_model_steps_per_s": rates[f"K={k} compiled"],
+    }
 
 
 # ----------------------------------------------------------------------------- main
 
+
 def main(argv: Optional[list[str]] = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m bnlab.bench",
-                                     description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m bnlab.bench", description=__doc__.split("\n")[0]
+    )
     parser.add_argument("--quick", action="store_true", help="small budget: checks the script")
-    parser.add_argument("--threads", type=int, default=os.cpu_count(),
-                        help="torch threads (default: every core)")
-    parser.add_argument("--skip", nargs="*", default=[],
-                        choices=["layer", "step", "replicas", "fig1", "gpu"])
+    parser.add_argument(
+        "--threads", type=int, default=os.cpu_count(), help="torch threads (default: every core)"
+    )
+    parser.add_argument(
+        "--skip", nargs="*", default=[], choices=["layer", "step", "replicas", "fig1", "gpu"]
+    )
     args = parser.parse_args(argv)
 
     def out(line: str) -> None:
@@ -269,12 +311,16 @@ def main(argv: Optional[list[str]] = None) -> int:
     allocator = keep_freed_memory()
     torch.manual_seed(0)
     reason = compile_works()
-    out(f"bnlab bench: {os.cpu_count()} cores, {args.threads} torch threads, torch "
+    out(
+        f"bnlab bench: {os.cpu_count()} cores, {args.threads} torch threads, torch "
         f"{torch.__version__}, Python {platform.python_version()}, "
         f"{platform.processor() or platform.machine()}, "
-        f"cuda: {torch.cuda.get_device_name() if torch.cuda.is_available() else 'none'}")
-    out(f"allocator: freed memory kept in-process: {allocator}; torch.compile: "
-        + ("works" if reason is None else f"unavailable ({reason})"))
+        f"cuda: {torch.cuda.get_device_name() if torch.cuda.is_available() else 'none'}"
+    )
+    out(
+        f"allocator: freed memory kept in-process: {allocator}; torch.compile: "
+        + ("works" if reason is None else f"unavailable ({reason})")
+    )
     compiled = reason is None
     data = (torch.rand(10000, 784), torch.randint(0, 10, (10000,)))
     results: dict[str, object] = {}

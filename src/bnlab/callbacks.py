@@ -17,8 +17,7 @@ def summarize(folder: Path, target: float, job_dirs: Sequence[Path] = ()) -> str
     from bnlab.analysis import compare, format_comparison, load_runs
 
     if job_dirs:
-        frames = [load_runs(d).assign(run=lambda f, d=d: d.name + "/" + f["run"])
-                  for d in job_dirs]
+        frames = [load_runs(d).assign(run=lambda f, d=d: d.name + "/" + f["run"]) for d in job_dirs]
         df = pd.concat(frames, ignore_index=True)
     else:
         df = load_runs(folder)

@@ -27,8 +27,19 @@ CURRENT = "checkpoint.pt"
 PREVIOUS = "checkpoint.prev.pt"
 FORMAT = 1
 # Everything Trainer._restore reads: a checkpoint missing any of them is treated as unreadable.
-REQUIRED = ("format", "step", "model", "optimizer", "rng_cpu", "window", "window_steps",
-            "replicas", "elapsed", "resumes", "config")
+REQUIRED = (
+    "format",
+    "step",
+    "model",
+    "optimizer",
+    "rng_cpu",
+    "window",
+    "window_steps",
+    "replicas",
+    "elapsed",
+    "resumes",
+    "config",
+)
 
 
 def save_checkpoint(folder: Path, state: dict[str, Any]) -> Path:
@@ -55,13 +66,20 @@ def load_checkpoint(folder: Path) -> Optional[dict[str, Any]]:
         try:
             state = torch.load(path, map_location="cpu", weights_only=True)
         except Exception as exc:  # truncated, corrupted, or not a checkpoint at all
-            log.warning("checkpoint %s is unreadable (%s: %s); trying an older one", path,
-                        type(exc).__name__, str(exc)[:200])
+            log.warning(
+                "checkpoint %s is unreadable (%s: %s); trying an older one",
+                path,
+                type(exc).__name__,
+                str(exc)[:200],
+            )
             continue
         missing = [k for k in REQUIRED if not isinstance(state, dict) or k not in state]
         if missing or state.get("format") != FORMAT:
-            log.warning("checkpoint %s is incomplete (missing %s); trying an older one", path,
-                        ", ".join(missing) or "a known format")
+            log.warning(
+                "checkpoint %s is incomplete (missing %s); trying an older one",
+                path,
+                ", ".join(missing) or "a known format",
+            )
             continue
         return state
     return None

@@ -149,6 +149,7 @@ def flatten(tree: dict, prefix: str = "") -> dict[str, Any]:
 
 def config_dict(cfg: Config) -> dict[str, Any]:
     """The nested config as plain YAML-able values (Enums as their names)."""
+
     def plain(value: Any) -> Any:
         if isinstance(value, dict):
             return {k: plain(v) for k, v in value.items()}
@@ -179,67 +180,135 @@ def validate(cfg: Config) -> None:
         (0 < cfg.norm.momentum <= 1, "norm.momentum", "must be in (0, 1]", cfg.norm.momentum),
         (cfg.norm.noise >= 0, "norm.noise", "must be >= 0 (0: no noise)", cfg.norm.noise),
         (cfg.optimizer.lr > 0, "optimizer.lr", "must be > 0", cfg.optimizer.lr),
-        (0 <= cfg.optimizer.momentum < 1, "optimizer.momentum", "must be in [0, 1)",
-         cfg.optimizer.momentum),
+        (
+            0 <= cfg.optimizer.momentum < 1,
+            "optimizer.momentum",
+            "must be in [0, 1)",
+            cfg.optimizer.momentum,
+        ),
         (0 <= cfg.optimizer.beta1 < 1, "optimizer.beta1", "must be in [0, 1)", cfg.optimizer.beta1),
         (0 <= cfg.optimizer.beta2 < 1, "optimizer.beta2", "must be in [0, 1)", cfg.optimizer.beta2),
-        (cfg.optimizer.weight_decay >= 0, "optimizer.weight_decay", "must be >= 0",
-         cfg.optimizer.weight_decay),
+        (
+            cfg.optimizer.weight_decay >= 0,
+            "optimizer.weight_decay",
+            "must be >= 0",
+            cfg.optimizer.weight_decay,
+        ),
         (cfg.trainer.steps > 0, "trainer.steps", "must be > 0", cfg.trainer.steps),
-        (cfg.trainer.epochs is None or cfg.trainer.epochs > 0, "trainer.epochs",
-         "must be > 0 or null", cfg.trainer.epochs),
-        (cfg.trainer.eval_train >= 0, "trainer.eval_train", "must be >= 0",
-         cfg.trainer.eval_train),
-        (cfg.dataset.input_scale > 0, "dataset.input_scale", "must be > 0",
-         cfg.dataset.input_scale),
-        (cfg.trainer.batch_size >= 1, "trainer.batch_size", "must be >= 1",
-         cfg.trainer.batch_size),
+        (
+            cfg.trainer.epochs is None or cfg.trainer.epochs > 0,
+            "trainer.epochs",
+            "must be > 0 or null",
+            cfg.trainer.epochs,
+        ),
+        (cfg.trainer.eval_train >= 0, "trainer.eval_train", "must be >= 0", cfg.trainer.eval_train),
+        (
+            cfg.dataset.input_scale > 0,
+            "dataset.input_scale",
+            "must be > 0",
+            cfg.dataset.input_scale,
+        ),
+        (cfg.trainer.batch_size >= 1, "trainer.batch_size", "must be >= 1", cfg.trainer.batch_size),
         (cfg.trainer.eval_every > 0, "trainer.eval_every", "must be > 0", cfg.trainer.eval_every),
         (cfg.trainer.log_every > 0, "trainer.log_every", "must be > 0", cfg.trainer.log_every),
         (cfg.trainer.replicas >= 1, "trainer.replicas", "must be >= 1", cfg.trainer.replicas),
-        (cfg.trainer.probe_every >= 0, "trainer.probe_every", "must be >= 0 (0: no probes)",
-         cfg.trainer.probe_every),
-        (cfg.trainer.eval_batch_size >= 1, "trainer.eval_batch_size", "must be >= 1",
-         cfg.trainer.eval_batch_size),
-        (cfg.trainer.probe_size >= 1, "trainer.probe_size", "must be >= 1",
-         cfg.trainer.probe_size),
-        (cfg.trainer.checkpoint_every >= 0, "trainer.checkpoint_every", "must be >= 0",
-         cfg.trainer.checkpoint_every),
-        (cfg.trainer.divergence_loss > 0, "trainer.divergence_loss", "must be > 0",
-         cfg.trainer.divergence_loss),
-        (cfg.trainer.threads is None or cfg.trainer.threads >= 1, "trainer.threads",
-         "must be >= 1 or null", cfg.trainer.threads),
+        (
+            cfg.trainer.probe_every >= 0,
+            "trainer.probe_every",
+            "must be >= 0 (0: no probes)",
+            cfg.trainer.probe_every,
+        ),
+        (
+            cfg.trainer.eval_batch_size >= 1,
+            "trainer.eval_batch_size",
+            "must be >= 1",
+            cfg.trainer.eval_batch_size,
+        ),
+        (cfg.trainer.probe_size >= 1, "trainer.probe_size", "must be >= 1", cfg.trainer.probe_size),
+        (
+            cfg.trainer.checkpoint_every >= 0,
+            "trainer.checkpoint_every",
+            "must be >= 0",
+            cfg.trainer.checkpoint_every,
+        ),
+        (
+            cfg.trainer.divergence_loss > 0,
+            "trainer.divergence_loss",
+            "must be > 0",
+            cfg.trainer.divergence_loss,
+        ),
+        (
+            cfg.trainer.threads is None or cfg.trainer.threads >= 1,
+            "trainer.threads",
+            "must be >= 1 or null",
+            cfg.trainer.threads,
+        ),
         (0 <= cfg.model.dropout < 1, "model.dropout", "must be in [0, 1)", cfg.model.dropout),
-        (cfg.model.init_std is None or cfg.model.init_std > 0, "model.init_std",
-         "must be > 0 or null (1/sqrt(fan_in))", cfg.model.init_std),
-        (len(cfg.model.hidden) > 0 and min(cfg.model.hidden) >= 1, "model.hidden",
-         "must be a non-empty list of positive widths", list(cfg.model.hidden)),
-        (len(cfg.model.channels) > 0 and min(cfg.model.channels) >= 1, "model.channels",
-         "must be a non-empty list of positive channel counts", list(cfg.model.channels)),
-        (cfg.dataset.val_size > 0, "dataset.val_size", "must be > 0 (a fraction < 1 or a count)",
-         cfg.dataset.val_size),
-        (cfg.dataset.train_subset is None or cfg.dataset.train_subset >= 1,
-         "dataset.train_subset", "must be >= 1 or null", cfg.dataset.train_subset),
-        (0 < cfg.target_accuracy <= 1, "target_accuracy", "must be in (0, 1]",
-         cfg.target_accuracy),
-        (cfg.device == "auto" or cfg.device == "cpu" or cfg.device.startswith("cuda"), "device",
-         "must be auto, cpu, cuda or cuda:N", cfg.device),
-        (bool(cfg.name) and "/" not in cfg.name, "name", "must be a non-empty folder name",
-         cfg.name),
+        (
+            cfg.model.init_std is None or cfg.model.init_std > 0,
+            "model.init_std",
+            "must be > 0 or null (1/sqrt(fan_in))",
+            cfg.model.init_std,
+        ),
+        (
+            len(cfg.model.hidden) > 0 and min(cfg.model.hidden) >= 1,
+            "model.hidden",
+            "must be a non-empty list of positive widths",
+            list(cfg.model.hidden),
+        ),
+        (
+            len(cfg.model.channels) > 0 and min(cfg.model.channels) >= 1,
+            "model.channels",
+            "must be a non-empty list of positive channel counts",
+            list(cfg.model.channels),
+        ),
+        (
+            cfg.dataset.val_size > 0,
+            "dataset.val_size",
+            "must be > 0 (a fraction < 1 or a count)",
+            cfg.dataset.val_size,
+        ),
+        (
+            cfg.dataset.train_subset is None or cfg.dataset.train_subset >= 1,
+            "dataset.train_subset",
+            "must be >= 1 or null",
+            cfg.dataset.train_subset,
+        ),
+        (0 < cfg.target_accuracy <= 1, "target_accuracy", "must be in (0, 1]", cfg.target_accuracy),
+        (
+            cfg.device == "auto" or cfg.device == "cpu" or cfg.device.startswith("cuda"),
+            "device",
+            "must be auto, cpu, cuda or cuda:N",
+            cfg.device,
+        ),
+        (
+            bool(cfg.name) and "/" not in cfg.name,
+            "name",
+            "must be a non-empty folder name",
+            cfg.name,
+        ),
     ]
     for ok, key, rule, value in checks:
         if not ok:
             raise ConfigError(f"{key} {rule} (got {value!r})")
     if cfg.norm.kind is not NormKind.none and cfg.trainer.batch_size < 2:
-        raise ConfigError(f"trainer.batch_size must be >= 2 when BN trains on batch statistics "
-                          f"(got {cfg.trainer.batch_size} with norm.kind={cfg.norm.kind.value})")
+        raise ConfigError(
+            f"trainer.batch_size must be >= 2 when BN trains on batch statistics "
+            f"(got {cfg.trainer.batch_size} with norm.kind={cfg.norm.kind.value})"
+        )
     if cfg.norm.noise > 0 and cfg.norm.kind is NormKind.none:
-        raise ConfigError(f"norm.noise={cfg.norm.noise} adds noise after BN: it needs "
-                          f"norm.kind=bn or torch, not none")
+        raise ConfigError(
+            f"norm.noise={cfg.norm.noise} adds noise after BN: it needs "
+            f"norm.kind=bn or torch, not none"
+        )
     if cfg.trainer.eval_trainmode and cfg.norm.kind is NormKind.torch:
-        raise ConfigError("trainer.eval_trainmode=true needs norm.kind=bn (or none, where it "
-                          "records nothing): torch's nn.BatchNorm cannot evaluate with batch "
-                          "statistics without updating its running ones")
+        raise ConfigError(
+            "trainer.eval_trainmode=true needs norm.kind=bn (or none, where it "
+            "records nothing): torch's nn.BatchNorm cannot evaluate with batch "
+            "statistics without updating its running ones"
+        )
     if cfg.norm.kind is NormKind.torch and cfg.norm.stats is not Stats.ema:
-        raise ConfigError(f"norm.stats={cfg.norm.stats.value} needs norm.kind=bn: torch's "
-                          f"nn.BatchNorm only keeps EMA statistics (norm.stats=ema)")
+        raise ConfigError(
+            f"norm.stats={cfg.norm.stats.value} needs norm.kind=bn: torch's "
+            f"nn.BatchNorm only keeps EMA statistics (norm.stats=ema)"
+        )

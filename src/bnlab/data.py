@@ -35,8 +35,12 @@ from bnlab.errors import DataError
 
 DATASETS = ("fashion_mnist", "mnist", "cifar10", "synthetic")
 DEBIAN_FASHION_MNIST = Path("/usr/share/datasets/fashion-mnist")
-MNIST_FILES = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte",
-               "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")
+MNIST_FILES = (
+    "train-images-idx3-ubyte",
+    "train-labels-idx1-ubyte",
+    "t10k-images-idx3-ubyte",
+    "t10k-labels-idx1-ubyte",
+)
 
 
 @dataclass
@@ -57,15 +61,26 @@ class Splits:
         return tuple(self.x_train.shape[1:])
 
     def to(self, device) -> "Splits":
-        moved = {k: getattr(self, k).to(device) for k in
-                 ("x_train", "y_train", "x_val", "y_val", "x_test", "y_test")}
+        moved = {
+            k: getattr(self, k).to(device)
+            for k in ("x_train", "y_train", "x_val", "y_val", "x_test", "y_test")
+        }
         return Splits(**moved, num_classes=self.num_classes, name=self.name)
 
 
-def load_splits(name: str, data_dir: str | os.PathLike = "data", val_size: float = 5000,
-                standardize: bool = False, flatten: bool = True, train_subset: Optional[int] = None,
-                split_seed: int = 0, synthetic_train: int = 6000, synthetic_test: int = 1000,
-                input_scale: float = 1.0, device: str | torch.device = "cpu") -> Splits:
+def load_splits(
+    name: str,
+    data_dir: str | os.PathLike = "data",
+    val_size: float = 5000,
+    standardize: bool = False,
+    flatten: bool = True,
+    train_subset: Optional[int] = None,
+    split_seed: int = 0,
+    synthetic_train: int = 6000,
+    synthetic_test: int = 1000,
+    input_scale: float = 1.0,
+    device: str | torch.device = "cpu",
+) -> Splits:
     """Load dataset ``name`` and split it. ``val_size`` < 1 is a fraction, else a count.
 
     ``train_subset`` keeps only the first n training examples after the hold-out (Saito's
@@ -82,8 +97,10 @@ def load_splits(name: str, data_dir: str | os.PathLike = "data", val_size: float
         x, y, x_test, y_test, num_classes = _load_files(name, Path(data_dir).resolve())
     n_val = int(round(val_size * len(x))) if val_size < 1 else int(val_size)
     if not 0 < n_val < len(x):
-        raise DataError(f"dataset.val_size={val_size} leaves no training or validation data "
-                        f"({len(x)} training examples)")
+        raise DataError(
+            f"dataset.val_size={val_size} leaves no training or validation data "
+            f"({len(x)} training examples)"
+        )
     perm = torch.randperm(len(x), generator=torch.Generator().manual_seed(split_seed))
     val_idx, train_idx = perm[:n_val], perm[n_val:]
     if train_subset is not None:
@@ -96,14 +113,28 @@ def load_splits(name: str, data_dir: str | os.PathLike = "data", val_size: float
         x_train, x_val, x_test = [t * input_scale for t in (x_train, x_val, x_test)]
     if flatten:
         x_train, x_val, x_test = [t.reshape(len(t), -1) for t in (x_train, x_val, x_test)]
-    splits = Splits(x_train.contiguous(), y_train, x_val.contiguous(), y_val,
-                    x_test.contiguous(), y_test, num_classes, name)
+    splits = Splits(
+        x_train.contiguous(),
+        y_train,
+        x_val.contiguous(),
+        y_val,
+        x_test.contiguous(),
+        y_test,
+        num_classes,
+        name,
+    )
     return splits.to(device)
 
 
-def synthetic_images(n_train: int, n_test: int, seed: int = 0, classes: int = 10,
-                     size: int = 28, noise: float = 0.5, shared: float = 0.5
-                     ) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+def synthetic_images(
+    n_train: int,
+    n_test: int,
+    seed: int = 0,
+    classes: int = 10,
+    size: int = 28,
+    noise: float = 0.5,
+    shared: float = 0.5,
+) -> tuple[Tensor, Tensor, Tensor, Tensor]:
     """A Gaussian mixture shaped like 28x28 grey images (N, 1, 28, 28), values in [0, 1].
 
     Class c's prototype is ``shared * common + (1 - shared) * own_c``, where ``common`` and
@@ -113,15 +144,16 @@ def synthetic_images(n_train: int, n_test: int, seed: int = 0, classes: int = 10
     60%, a trained MLP far more, no model 100%.
     """
     gen = torch.Generator().manual_seed(10_000 + seed)
-    grid = torch.stack(torch.meshgrid(torch.arange(size), torch.arange(size), indexing="ij"),
-                       -1).float()
+    grid = torch.stack(
+        torch.meshgrid(torch.arange(size), torch.arange(size), indexing="ij"), -1
+    ).float()
 
     def blobs(count: int) -> Tensor:
         image = torch.zeros(size, size)
         for _ in range(count):
             centre = torch.rand(2, generator=gen) * (size - 8) + 4
             width = 2.0 + 4.0 * torch.rand(1, generator=gen)
-            image += torch.exp(-((grid - centre) ** 2).sum(-1) / (2 * width ** 2))
+            image += torch.exp(-((grid - centre) ** 2).sum(-1) / (2 * width**2))
         return image / image.max()
 
     common = blobs(6)
@@ -155,7 +187,7 @@ def read_idx(path: Path) -> Tensor:
         raise ValueError(f"{path.name} is not an IDX file of unsigned bytes")
     ndim = data[3]
     header = 4 + 4 * ndim
-    shape = tuple(int.from_bytes(data[4 + 4 * i:8 + 4 * i], "big") for i in range(ndim))
+    shape = tuple(int.from_bytes(data[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim))
     expected = header + int(np.prod(shape))
     if len(data) != expected:
         raise ValueError(f"{path.name} has {len(data)} bytes where its header says {expected}")
@@ -183,22 +215,30 @@ def _load_files(name: str, root: Path) -> tuple[Tensor, Tensor, Tensor, Tensor, 
         if not all((raw / f).exists() for f in MNIST_FILES):
             _torchvision_download(name, root)  # writes the IDX files into raw
         x, y, x_test, y_test = (read_idx(raw / f) for f in MNIST_FILES)
-        return (x.unsqueeze(1).float() / 255, y.long(), x_test.unsqueeze(1).float() / 255,
-                y_test.long(), 10)
+        return (
+            x.unsqueeze(1).float() / 255,
+            y.long(),
+            x_test.unsqueeze(1).float() / 255,
+            y_test.long(),
+            10,
+        )
     except DataError:
         raise
     except Exception as exc:  # torchvision raises assorted errors on broken files
-        raise DataError(f"could not read {name} from {root}: {type(exc).__name__}: "
-                        f"{exc}. The files look truncated or corrupted: delete them and run "
-                        f"`make data` (or fetch them again)") from None
+        raise DataError(
+            f"could not read {name} from {root}: {type(exc).__name__}: "
+            f"{exc}. The files look truncated or corrupted: delete them and run "
+            f"`make data` (or fetch them again)"
+        ) from None
 
 
 def _torchvision_download(name: str, root: Path) -> None:
     """Let torchvision fetch MNIST or Fashion-MNIST into ``root`` (DataError when it can't)."""
     import torchvision
 
-    cls = {"fashion_mnist": torchvision.datasets.FashionMNIST,
-           "mnist": torchvision.datasets.MNIST}[name]
+    cls = {"fashion_mnist": torchvision.datasets.FashionMNIST, "mnist": torchvision.datasets.MNIST}[
+        name
+    ]
     for train in (True, False):
         _construct(cls, root, train=train)
 
@@ -236,8 +276,12 @@ def _construct(cls, root: Path, train: bool):
             f"({type(exc).__name__}). Remedy: put the dataset's files under {where} "
             f"(torchvision's layout) on a machine without internet, or run on one with "
             f"internet so torchvision can download it"
-            + ("; for Fashion-MNIST on Debian: `apt-get install dataset-fashion-mnist` then "
-               "`make data`" if cls.__name__ == "FashionMNIST" else "")
+            + (
+                "; for Fashion-MNIST on Debian: `apt-get install dataset-fashion-mnist` then "
+                "`make data`"
+                if cls.__name__ == "FashionMNIST"
+                else ""
+            )
         ) from None
 
 
@@ -289,7 +333,9 @@ def _apt_install(package: str, quiet: bool) -> None:
 
 
 def main(argv: Optional[list[str]] = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m bnlab.data", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m bnlab.data", description=__doc__.split("\n")[0]
+    )
     sub = parser.add_subparsers(dest="command", required=True)
     prep = sub.add_parser("prepare", help="provide a dataset's files under --data-dir")
     prep.add_argument("dataset", choices=[d for d in DATASETS if d != "synthetic"])

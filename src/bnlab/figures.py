@@ -15,8 +15,11 @@ import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[2]
-VARIANTS = {"none": ("No BN", "tab:blue"), "bn": ("BN", "tab:red"),
-            "torch": ("nn.BatchNorm", "tab:green")}
+VARIANTS = {
+    "none": ("No BN", "tab:blue"),
+    "bn": ("BN", "tab:red"),
+    "torch": ("nn.BatchNorm", "tab:green"),
+}
 
 
 def figure_dir(fast: bool) -> Path:
@@ -88,12 +91,24 @@ def final_lines(ax, table: pd.DataFrame, x: str, by: str, styles: dict) -> None:
         if points:
             xs, means, halves, _ = (np.array(v, dtype=float) for v in zip(*points))
             ax.plot(xs, means, "o-", color=colour, label=label)
-            ax.fill_between(xs, means - np.nan_to_num(halves), means + np.nan_to_num(halves),
-                            color=colour, alpha=0.2, lw=0)
+            ax.fill_between(
+                xs,
+                means - np.nan_to_num(halves),
+                means + np.nan_to_num(halves),
+                color=colour,
+                alpha=0.2,
+                lw=0,
+            )
         bad = rows[rows["status"] == "diverged"]
         if not bad.empty:
-            ax.scatter(bad[x], bad["value"].fillna(0.1), marker="x", color="black", zorder=4,
-                       label=None if crossed else "diverged seed (last value)")
+            ax.scatter(
+                bad[x],
+                bad["value"].fillna(0.1),
+                marker="x",
+                color="black",
+                zorder=4,
+                label=None if crossed else "diverged seed (last value)",
+            )
             crossed = True
 
 
@@ -107,8 +122,9 @@ def save(fig, path: Path) -> Path:
     return path
 
 
-def figure_script(argv, description: str, experiment: str, fast_overrides, draw,
-                  fallback: str | None = None) -> int:
+def figure_script(
+    argv, description: str, experiment: str, fast_overrides, draw, fallback: str | None = None
+) -> int:
     """The body of a figure script: parse --fast/--out, run ``experiment`` if its results are
     missing, load them and call ``draw(df, out_dir)``.
 
@@ -147,16 +163,25 @@ def parse_args(argv, description: str):
     return args
 
 
-def ensure_experiment(experiment: str, overrides: Sequence[str] = (), name: str | None = None,
-                      outputs: Path = ROOT / "outputs") -> tuple[Path, int]:
+def ensure_experiment(
+    experiment: str,
+    overrides: Sequence[str] = (),
+    name: str | None = None,
+    outputs: Path = ROOT / "outputs",
+) -> tuple[Path, int]:
     """Run ``python run.py +experiment=<experiment>`` unless its runs already finished.
 
     Finished runs are skipped by the runner, so this is cheap when the results are there.
     Returns (the results folder, the command's exit status).
     """
     name = name or experiment
-    cmd = [sys.executable, str(ROOT / "run.py"), f"+experiment={experiment}", f"name={name}",
-           *overrides]
+    cmd = [
+        sys.executable,
+        str(ROOT / "run.py"),
+        f"+experiment={experiment}",
+        f"name={name}",
+        *overrides,
+    ]
     print("$", " ".join(cmd[1:]), flush=True)
     status = subprocess.run(cmd, cwd=outputs.parent).returncode
     return outputs / name, status

@@ -38,8 +38,11 @@ def replica_cross_entropy(logits: Tensor, y: Tensor) -> Tensor:
     """Mean cross-entropy of each replica, (K,): logits (K, N, classes), labels (K, N) or (N,)."""
     k, n, c = logits.shape
     labels = y.expand(k, n) if y.dim() == 1 else y
-    return F.cross_entropy(logits.reshape(k * n, c), labels.reshape(-1),
-                           reduction="none").view(k, n).mean(1)
+    return (
+        F.cross_entropy(logits.reshape(k * n, c), labels.reshape(-1), reduction="none")
+        .view(k, n)
+        .mean(1)
+    )
 
 
 @dataclass
@@ -78,8 +81,11 @@ class BatchedLinear(nn.Module):
         k = self.weight.shape[0]
         if k == 1:  # one replica: a plain matrix product is faster than a batch of one
             x2d = x.reshape(-1, x.shape[-1])
-            out = x2d @ self.weight[0] if self.bias is None else torch.addmm(self.bias[0], x2d,
-                                                                            self.weight[0])
+            out = (
+                x2d @ self.weight[0]
+                if self.bias is None
+                else torch.addmm(self.bias[0], x2d, self.weight[0])
+            )
             return out.unsqueeze(0)
         if x.dim() == 2:  # one input for every replica: one (N, in) x (in, K*out) product
             n, out = x.shape[0], self.weight.shape[2]
@@ -96,8 +102,9 @@ class ReplicaBatchNorm1d(nn.Module):
 
     def __init__(self, replicas: int, num_features: int, spec: NormSpec):
         super().__init__()
-        self.bn = nn.BatchNorm1d(replicas * num_features, eps=spec.eps, momentum=spec.momentum,
-                                 affine=spec.affine)
+        self.bn = nn.BatchNorm1d(
+            replicas * num_features, eps=spec.eps, momentum=spec.momentum, affine=spec.affine
+        )
 
     def forward(self, x: Tensor) -> Tensor:
         k, n, c = x.shape
@@ -146,14 +153,16 @@ def make_norm(spec: NormSpec, replicas: int, features: int, layout: str) -> nn.M
     """
     if spec.kind == "bn":
         if layout == "mlp":
-            return BatchNorm(features, spec.eps, spec.momentum, spec.affine, spec.stats,
-                             replicas=replicas)
+            return BatchNorm(
+                features, spec.eps, spec.momentum, spec.affine, spec.stats, replicas=replicas
+            )
         return BatchNorm(replicas * features, spec.eps, spec.momentum, spec.affine, spec.stats)
     if spec.kind == "torch":
         if layout == "mlp":
             return ReplicaBatchNorm1d(replicas, features, spec)
-        return nn.BatchNorm2d(replicas * features, eps=spec.eps, momentum=spec.momentum,
-                              affine=spec.affine)
+        return nn.BatchNorm2d(
+            replicas * features, eps=spec.eps, momentum=spec.momentum, affine=spec.affine
+        )
     raise ValueError(f"unknown norm kind {spec.kind!r}; expected one of {NORM_KINDS}")
 
 
@@ -204,9 +213,17 @@ class MLP(_ReplicaModel):
     The default is the paper's Figure 1 network: 784-100-100-100-10 with sigmoid units.
     """
 
-    def __init__(self, in_features: int, num_classes: int, hidden: Sequence[int] = (100, 100, 100),
-                 activation: str = "sigmoid", norm: NormSpec = NormSpec(), dropout: float = 0.0,
-                 init_std: Optional[float] = None, seeds: Sequence[int] = (0,)):
+    def __init__(
+        self,
+        in_features: int,
+        num_classes: int,
+        hidden: Sequence[int] = (100, 100, 100),
+        activation: str = "sigmoid",
+        norm: NormSpec = NormSpec(),
+        dropout: float = 0.0,
+        init_std: Optional[float] = None,
+        seeds: Sequence[int] = (0,),
+    ):
         super().__init__(seeds)
         k = self.replicas
         blocks = []
@@ -240,10 +257,18 @@ class CNN(_ReplicaModel):
     grouped convolutions on an (N, K*C, H, W) tensor, so each replica's channels stay its own.
     """
 
-    def __init__(self, in_channels: int, image_size: int, num_classes: int,
-                 channels: Sequence[int] = (32, 64), activation: str = "relu",
-                 norm: NormSpec = NormSpec(), dropout: float = 0.0,
-                 init_std: Optional[float] = None, seeds: Sequence[int] = (0,)):
+    def __init__(
+        self,
+        in_channels: int,
+        image_size: int,
+        num_classes: int,
+        channels: Sequence[int] = (32, 64),
+        activation: str = "relu",
+        norm: NormSpec = NormSpec(),
+        dropout: float = 0.0,
+        init_std: Optional[float] = None,
+        seeds: Sequence[int] = (0,),
+    ):
         super().__init__(seeds)
         k = self.replicas
         self.in_channels = in_channels
@@ -288,4 +313,6 @@ class CNN(_ReplicaModel):
     def _channel0(self, pre: Tensor) -> Tensor:
         """Channel 0 of every replica of an (N, K*C, H, W) map, as (K, N*H*W) values."""
         n, _, h, w = pre.shape
-        return pre.view(n, self.replicas, -1, h, w)[:, :, 0].transpose(0, 1).reshape(self.replicas, -1)
+        return (
+            pre.view(n, self.replicas, -1, h, w)[:, :, 0].transpose(0, 1).reshape(self.replicas, -1)
+        )

@@ -51,8 +51,9 @@ def layer_of(name: str, num_blocks: int) -> int:
 def layer_weight_names(model: nn.Module) -> list[str]:
     """The weight W_i of each layer: the first parameter of each block, then the head's."""
     names = [n for n, _ in model.named_parameters()]
-    weights = [next(n for n in names if n.startswith(f"blocks.{i}."))
-               for i in range(len(model.blocks))]
+    weights = [
+        next(n for n in names if n.startswith(f"blocks.{i}.")) for i in range(len(model.blocks))
+    ]
     return weights + ["head.weight"]
 
 
@@ -86,10 +87,14 @@ def _dot(a: Tensor, b: Tensor, k: int) -> Tensor:
 LossAndGrad = Callable[[dict[str, Tensor]], tuple[Tensor, dict[str, Tensor]]]
 
 
-def landscape_along_gradient(loss_and_grad: LossAndGrad, w: dict[str, Tensor], lr: float, k: int,
-                             eta_multiples=ETA_MULTIPLES,
-                             at_w: Optional[tuple[Tensor, dict[str, Tensor]]] = None
-                             ) -> dict[str, Tensor]:
+def landscape_along_gradient(
+    loss_and_grad: LossAndGrad,
+    w: dict[str, Tensor],
+    lr: float,
+    k: int,
+    eta_multiples=ETA_MULTIPLES,
+    at_w: Optional[tuple[Tensor, dict[str, Tensor]]] = None,
+) -> dict[str, Tensor]:
     """``loss``, ``loss_range``, ``grad_change`` and ``beta_smoothness`` (each (K,)) at ``w``.
 
     ``loss_and_grad(params)`` returns the K losses and the gradient of each parameter; the
@@ -107,10 +112,12 @@ def landscape_along_gradient(loss_and_grad: LossAndGrad, w: dict[str, Tensor], l
         changes.append(change)
         betas.append(change / (eta * g_norm))
     losses_t = torch.stack(losses)
-    return {"loss": loss0,
-            "loss_range": losses_t.max(0).values - losses_t.min(0).values,
-            "grad_change": torch.stack(changes).max(0).values,
-            "beta_smoothness": torch.stack(betas).max(0).values}
+    return {
+        "loss": loss0,
+        "loss_range": losses_t.max(0).values - losses_t.min(0).values,
+        "grad_change": torch.stack(changes).max(0).values,
+        "beta_smoothness": torch.stack(betas).max(0).values,
+    }
 
 
 class Probes:
@@ -146,8 +153,9 @@ class Probes:
     def _weights(self) -> dict[str, Tensor]:
         return {n: p.detach() for n, p in self.model.named_parameters()}
 
-    def _ics(self, loss_and_grad: LossAndGrad, w: dict[str, Tensor], g: dict[str, Tensor],
-             lr: float) -> dict[str, Tensor]:
+    def _ics(
+        self, loss_and_grad: LossAndGrad, w: dict[str, Tensor], g: dict[str, Tensor], lr: float
+    ) -> dict[str, Tensor]:
         k, out = self.k, {}
         for i, weight in enumerate(self.weights[1:], start=2):
             stepped = {n: (p - lr * g[n]) if self.layer[n] < i else p for n, p in w.items()}
@@ -168,8 +176,9 @@ class Probes:
     @torch.no_grad()
     def landscape(self, x: Tensor, y: Tensor, lr: float) -> dict[str, Tensor]:
         with same_randomness(x.device) as reset:
-            return landscape_along_gradient(self._loss_and_grad(x, y, reset), self._weights(),
-                                            lr, self.k, self.eta_multiples)
+            return landscape_along_gradient(
+                self._loss_and_grad(x, y, reset), self._weights(), lr, self.k, self.eta_multiples
+            )
 
     @torch.no_grad()
     def __call__(self, x: Tensor, y: Tensor, lr: float) -> dict[str, Tensor]:
@@ -178,6 +187,9 @@ class Probes:
         with same_randomness(x.device) as reset:
             loss_and_grad = self._loss_and_grad(x, y, reset)
             at_w = loss_and_grad(w)
-            return {**self._ics(loss_and_grad, w, at_w[1], lr),
-                    **landscape_along_gradient(loss_and_grad, w, lr, self.k,
-                                               self.eta_multiples, at_w=at_w)}
+            return {
+                **self._ics(loss_and_grad, w, at_w[1], lr),
+                **landscape_along_gradient(
+                    loss_and_grad, w, lr, self.k, self.eta_multiples, at_w=at_w
+                ),
+            }

@@ -58,10 +58,12 @@ def truncate_metrics(path: Path, last_step: int) -> int:
 
 def git_state(cwd: Optional[Path] = None) -> dict[str, Any]:
     """The current git commit and whether the work tree has uncommitted changes (or None)."""
+
     def git(*args: str) -> Optional[str]:
         try:
-            out = subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True,
-                                 timeout=10)
+            out = subprocess.run(
+                ["git", *args], cwd=cwd, capture_output=True, text=True, timeout=10
+            )
         except (OSError, subprocess.SubprocessError):
             return None
         return out.stdout.strip() if out.returncode == 0 else None
@@ -74,8 +76,13 @@ def git_state(cwd: Optional[Path] = None) -> dict[str, Any]:
 class RunRecorder:
     """Writes one run folder. ``purge_step``: on a resume, TensorBoard drops events from there."""
 
-    def __init__(self, run_dir: Path, config: Mapping[str, Any], hparams: Mapping[str, Any],
-                 purge_step: Optional[int] = None):
+    def __init__(
+        self,
+        run_dir: Path,
+        config: Mapping[str, Any],
+        hparams: Mapping[str, Any],
+        purge_step: Optional[int] = None,
+    ):
         from torch.utils.tensorboard import SummaryWriter
 
         self.run_dir = Path(run_dir)
@@ -105,8 +112,10 @@ class RunRecorder:
 
     def write_summary(self, **fields: Any) -> None:
         self.summary.update(fields)
-        atomic_write_text(self.run_dir / "summary.json",
-                          json.dumps(self.summary, indent=2, default=_jsonable) + "\n")
+        atomic_write_text(
+            self.run_dir / "summary.json",
+            json.dumps(self.summary, indent=2, default=_jsonable) + "\n",
+        )
 
     def close(self, final_metrics: Mapping[str, float]) -> None:
         """Record the HParams entry (same keys for every run) and close the files."""

@@ -30,8 +30,7 @@ from bnlab.errors import BnlabError
 
 FINISHED = ("completed", "diverged")
 # Keys that do not change results: a run may be re-used when only these differ.
-NON_RESULT_KEYS = {"trainer.progress", "trainer.threads", "trainer.compile", "data_dir",
-                   "device"}
+NON_RESULT_KEYS = {"trainer.progress", "trainer.threads", "trainer.compile", "data_dir", "device"}
 # What a job's folder holds before training writes anything (Hydra's files, our lock).
 NOT_RESULTS = {".hydra", "run.log", ".lock"}
 # Longest folder name, in bytes (NAME_MAX of ext4, xfs, btrfs, tmpfs...): a name that fits is
@@ -52,7 +51,7 @@ def folder_name(overrides: str) -> str:
     if len(encoded) <= MAX_FOLDER_NAME:
         return name
     digest = hashlib.sha1(encoded).hexdigest()[:12]
-    head = encoded[:MAX_FOLDER_NAME - len(digest) - 1].decode(errors="ignore")
+    head = encoded[: MAX_FOLDER_NAME - len(digest) - 1].decode(errors="ignore")
     return f"{head}~{digest}"
 
 
@@ -105,7 +104,8 @@ def refuse_other_config(folder: Path, stored: dict, wanted: dict, what: str) -> 
         raise RunFolderError(
             f"{folder} holds {what} run of another configuration ({'; '.join(diffs[:4])}"
             f"{'; ...' if len(diffs) > 4 else ''}). Move or delete that folder, or pass "
-            f"name=<new name> to write elsewhere")
+            f"name=<new name> to write elsewhere"
+        )
 
 
 def finished_summary(run_dir: Path, wanted_config: dict) -> Optional[dict]:
@@ -130,7 +130,9 @@ def finished_summary(run_dir: Path, wanted_config: dict) -> Optional[dict]:
 def clear_partial(run_dir: Path) -> None:
     """Remove what an unfinished run wrote (metrics, events, summary) before training again."""
     for path in list(run_dir.glob("events.out.tfevents.*")) + [
-            run_dir / "metrics.csv", run_dir / "summary.json"]:
+        run_dir / "metrics.csv",
+        run_dir / "summary.json",
+    ]:
         if path.exists():
             path.unlink()
 
@@ -151,8 +153,10 @@ class FolderLock:
             os.close(fd)
             if exc.errno in (errno.EAGAIN, errno.EACCES, errno.EWOULDBLOCK):
                 owner = self.path.read_text().strip() or "another process"
-                raise RunFolderBusy(f"{self.path.parent} is in use by {owner}; wait for it to "
-                                     f"finish, or pass name=<new name> to write elsewhere") from None
+                raise RunFolderBusy(
+                    f"{self.path.parent} is in use by {owner}; wait for it to "
+                    f"finish, or pass name=<new name> to write elsewhere"
+                ) from None
             raise
         os.ftruncate(fd, 0)
         os.write(fd, f"pid {os.getpid()}".encode())

@@ -35,7 +35,7 @@ class Quadratic:
     b: float
 
     def __call__(self, x, y):
-        return self.a * x ** 2 + self.b * y ** 2
+        return self.a * x**2 + self.b * y**2
 
     def grad(self, p: np.ndarray) -> np.ndarray:
         return np.array([2 * self.a * p[0], 2 * self.b * p[1]])
@@ -59,8 +59,9 @@ H1 = Quadratic(1 / 20, 1.0)  # elongated, k = 20
 H2 = Quadratic(1.0, 1.0)  # round, k = 1
 
 
-def gradient_descent(h: Quadratic, lr: float, start=START, steps: int = 1000,
-                     tol: float | None = None) -> np.ndarray:
+def gradient_descent(
+    h: Quadratic, lr: float, start=START, steps: int = 1000, tol: float | None = None
+) -> np.ndarray:
     """The path (n + 1, 2) of plain gradient descent; stops early once ||p|| < tol."""
     p = np.asarray(start, dtype=float)
     path = [p]
@@ -88,8 +89,9 @@ def measured_contraction(h: Quadratic, steps: int = 50, start=START) -> float:
     return float((live[-1] / live[0]) ** (1 / (len(live) - 1)))
 
 
-def optimizer_path(h: Quadratic, optimizer_cls, kwargs: dict, steps: int = 30,
-                   start=START) -> np.ndarray:
+def optimizer_path(
+    h: Quadratic, optimizer_cls, kwargs: dict, steps: int = 30, start=START
+) -> np.ndarray:
     """The path of a ``torch.optim`` optimizer minimizing h from ``start``: (steps + 1, 2)."""
     p = torch.tensor(start, dtype=torch.float64, requires_grad=True)
     opt = optimizer_cls([p], **kwargs)

@@ -49,25 +49,38 @@ from torch import Tensor, nn
 from bnlab import __version__
 from bnlab.allocator import keep_freed_memory
 from bnlab.batchnorm import BatchNorm, population_statistics
-from bnlab.checkpoint import (load_checkpoint, remove_checkpoints, restore_rng, rng_state,
-                              save_checkpoint)
+from bnlab.checkpoint import (
+    load_checkpoint,
+    remove_checkpoints,
+    restore_rng,
+    rng_state,
+    save_checkpoint,
+)
 from bnlab.config import Config, ModelName, OptimizerName, config_dict, flatten
 from bnlab.data import Splits, load_splits
 from bnlab.errors import ConfigError
 from bnlab.models import CNN, MLP, NormSpec, replica_cross_entropy
 from bnlab.probes import Probes
 from bnlab.recorder import RunRecorder, git_state, truncate_metrics
-from bnlab.runfolder import (FolderLock, clear_partial, finished_summary, refuse_other_config,
-                             seed_dirs)
+from bnlab.runfolder import (
+    FolderLock,
+    clear_partial,
+    finished_summary,
+    refuse_other_config,
+    seed_dirs,
+)
 
 log = logging.getLogger(__name__)
 
-EVAL_MODE_NOTE = ("val/* and test/* are measured in eval mode (BN uses norm.stats inference "
-                  "statistics); train/loss is the mean mini-batch loss in train mode "
-                  "(batch statistics)")
+EVAL_MODE_NOTE = (
+    "val/* and test/* are measured in eval mode (BN uses norm.stats inference "
+    "statistics); train/loss is the mean mini-batch loss in train mode "
+    "(batch statistics)"
+)
 
 
 # ----------------------------------------------------------------------------- building blocks
+
 
 def resolve_device(name: str) -> torch.device:
     if name == "auto":
@@ -79,35 +92,68 @@ def resolve_device(name: str) -> torch.device:
 
 def load_data(cfg: Config, device: torch.device) -> Splits:
     d = cfg.dataset
-    return load_splits(d.name.value, cfg.data_dir, val_size=d.val_size, standardize=d.standardize,
-                       flatten=cfg.model.name is ModelName.mlp, train_subset=d.train_subset,
-                       split_seed=d.split_seed, synthetic_train=d.synthetic_train,
-                       synthetic_test=d.synthetic_test, input_scale=d.input_scale, device=device)
+    return load_splits(
+        d.name.value,
+        cfg.data_dir,
+        val_size=d.val_size,
+        standardize=d.standardize,
+        flatten=cfg.model.name is ModelName.mlp,
+        train_subset=d.train_subset,
+        split_seed=d.split_seed,
+        synthetic_train=d.synthetic_train,
+        synthetic_test=d.synthetic_test,
+        input_scale=d.input_scale,
+        device=device,
+    )
 
 
 def build_model(cfg: Config, splits: Splits, seeds: list[int]) -> nn.Module:
     n = cfg.norm
-    spec = NormSpec(kind=n.kind.value, eps=n.eps, momentum=n.momentum, affine=n.affine,
-                    placement=n.placement.value, stats=n.stats.value, noise=n.noise)
+    spec = NormSpec(
+        kind=n.kind.value,
+        eps=n.eps,
+        momentum=n.momentum,
+        affine=n.affine,
+        placement=n.placement.value,
+        stats=n.stats.value,
+        noise=n.noise,
+    )
     m = cfg.model
     if m.name is ModelName.mlp:
-        return MLP(splits.input_shape[0], splits.num_classes, hidden=m.hidden,
-                   activation=m.activation.value, norm=spec, dropout=m.dropout,
-                   init_std=m.init_std, seeds=seeds)
+        return MLP(
+            splits.input_shape[0],
+            splits.num_classes,
+            hidden=m.hidden,
+            activation=m.activation.value,
+            norm=spec,
+            dropout=m.dropout,
+            init_std=m.init_std,
+            seeds=seeds,
+        )
     channels, size = splits.input_shape[0], splits.input_shape[-1]
-    return CNN(channels, size, splits.num_classes, channels=m.channels,
-               activation=m.activation.value, norm=spec, dropout=m.dropout,
-               init_std=m.init_std, seeds=seeds)
+    return CNN(
+        channels,
+        size,
+        splits.num_classes,
+        channels=m.channels,
+        activation=m.activation.value,
+        norm=spec,
+        dropout=m.dropout,
+        init_std=m.init_std,
+        seeds=seeds,
+    )
 
 
 def build_optimizer(cfg: Config, params) -> torch.optim.Optimizer:
     o = cfg.optimizer
     if o.name is OptimizerName.adam:
-        return torch.optim.Adam(params, lr=o.lr, betas=(o.beta1, o.beta2),
-                                weight_decay=o.weight_decay, foreach=True)
+        return torch.optim.Adam(
+            params, lr=o.lr, betas=(o.beta1, o.beta2), weight_decay=o.weight_decay, foreach=True
+        )
     momentum = o.momentum if o.name is OptimizerName.momentum else 0.0
-    return torch.optim.SGD(params, lr=o.lr, momentum=momentum, weight_decay=o.weight_decay,
-                           foreach=True)  # one kernel per op over all tensors; same numbers
+    return torch.optim.SGD(
+        params, lr=o.lr, momentum=momentum, weight_decay=o.weight_decay, foreach=True
+    )  # one kernel per op over all tensors; same numbers
 
 
 class BatchOrder:
@@ -119,8 +165,9 @@ class BatchOrder:
 
     def __init__(self, n: int, batch_size: int, seeds: list[int], device: torch.device):
         if batch_size > n:
-            raise ConfigError(f"trainer.batch_size={batch_size} is larger than the training set "
-                              f"({n} examples)")
+            raise ConfigError(
+                f"trainer.batch_size={batch_size} is larger than the training set ({n} examples)"
+            )
         self.n, self.batch_size, self.seeds, self.device = n, batch_size, seeds, device
         self.steps_per_epoch = n // batch_size
         self._epoch: Optional[int] = None
@@ -138,7 +185,7 @@ class BatchOrder:
             perms = torch.stack([self.permutation(s, epoch) for s in self.seeds])
             self._perms, self._epoch = perms.to(self.device), epoch
         start = position * self.batch_size
-        return self._perms[:, start:start + self.batch_size]
+        return self._perms[:, start : start + self.batch_size]
 
 
 def replica_losses(model: nn.Module, x: Tensor, y: Tensor) -> Tensor:
@@ -178,8 +225,11 @@ class TrainStep:
             return self.losses(self.model, x, y)
         except Exception as exc:  # torch._dynamo raises many types; none of them is fatal here
             reason = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else ""
-            log.warning("trainer.compile: torch.compile failed (%s: %s); training eagerly",
-                        type(exc).__name__, reason)
+            log.warning(
+                "trainer.compile: torch.compile failed (%s: %s); training eagerly",
+                type(exc).__name__,
+                reason,
+            )
             self.losses = replica_losses
             return self.losses(self.model, x, y)
 
@@ -209,8 +259,13 @@ class TrainStep:
 def _is_plain_sgd(optimizer: torch.optim.Optimizer) -> bool:
     if type(optimizer) is not torch.optim.SGD:
         return False
-    return all(g["momentum"] == 0 and g["weight_decay"] == 0 and not g["maximize"]
-               and not isinstance(g["lr"], Tensor) for g in optimizer.param_groups)
+    return all(
+        g["momentum"] == 0
+        and g["weight_decay"] == 0
+        and not g["maximize"]
+        and not isinstance(g["lr"], Tensor)
+        for g in optimizer.param_groups
+    )
 
 
 def gather(data: Tensor, idx: Tensor) -> Tensor:
@@ -226,7 +281,7 @@ def evaluate(model: nn.Module, x: Tensor, y: Tensor, batch_size: int) -> tuple[T
     total_loss = torch.zeros(model.replicas, device=x.device)
     correct = torch.zeros(model.replicas, device=x.device)
     for start in range(0, len(x), batch_size):
-        xb, yb = x[start:start + batch_size], y[start:start + batch_size]
+        xb, yb = x[start : start + batch_size], y[start : start + batch_size]
         logits = model(xb)
         k, n, c = logits.shape
         losses = F.cross_entropy(logits.reshape(k * n, c), yb.repeat(k), reduction="none")
@@ -271,10 +326,11 @@ def population_batches(order: BatchOrder, x_train: Tensor):
     """One epoch of training batches (replica 0's first permutation), for Algorithm 2."""
     perm = order.permutation(order.seeds[0], 0).to(x_train.device)
     for i in range(order.steps_per_epoch):
-        yield x_train[perm[i * order.batch_size:(i + 1) * order.batch_size]]
+        yield x_train[perm[i * order.batch_size : (i + 1) * order.batch_size]]
 
 
 # ----------------------------------------------------------------------------- the run
+
 
 class RunInterrupted(Exception):
     """SIGINT/SIGTERM stopped the run; a checkpoint was written at ``step``."""
@@ -282,8 +338,10 @@ class RunInterrupted(Exception):
     def __init__(self, signum: int, step: int, folder: Path):
         self.signum, self.step, self.folder = signum, step, folder
         name = signal.Signals(signum).name
-        super().__init__(f"{name} at step {step}: checkpoint written in {folder}; run the same "
-                         f"command again to resume")
+        super().__init__(
+            f"{name} at step {step}: checkpoint written in {folder}; run the same "
+            f"command again to resume"
+        )
 
 
 @contextlib.contextmanager
@@ -322,14 +380,20 @@ class ReplicaState:
     last: dict[str, float] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
-        return {"seed": self.seed, "status": self.status, "diverged_step": self.diverged_step,
-                "last": dict(self.last)}
+        return {
+            "seed": self.seed,
+            "status": self.status,
+            "diverged_step": self.diverged_step,
+            "last": dict(self.last),
+        }
 
 
 def hparams_of(cfg: Config) -> dict[str, Any]:
     """Every scalar config key (lists as strings): the same keys for every run of a sweep."""
-    return {k: (str(v) if v is None or isinstance(v, (list, tuple)) else v)
-            for k, v in flatten(config_dict(cfg)).items()}
+    return {
+        k: (str(v) if v is None or isinstance(v, (list, tuple)) else v)
+        for k, v in flatten(config_dict(cfg)).items()
+    }
 
 
 def train(cfg: Config, job_dir: Path) -> list[dict[str, Any]]:
@@ -348,8 +412,11 @@ def train(cfg: Config, job_dir: Path) -> list[dict[str, Any]]:
     with FolderLock(job_dir):
         done = [finished_summary(d, c) for d, c in zip(dirs, configs)]
         if all(done):
-            log.info("%s: already finished with this config (%s); nothing to train", job_dir,
-                     ", ".join(f"seed {s['seed']}: {s['status']}" for s in done))
+            log.info(
+                "%s: already finished with this config (%s); nothing to train",
+                job_dir,
+                ", ".join(f"seed {s['seed']}: {s['status']}" for s in done),
+            )
             return done
         checkpoint = load_checkpoint(job_dir)
         if checkpoint is not None:
@@ -357,8 +424,9 @@ def train(cfg: Config, job_dir: Path) -> list[dict[str, Any]]:
             log.info("%s: resuming from the checkpoint at step %d", job_dir, checkpoint["step"])
         else:
             if any((d / "metrics.csv").exists() for d in dirs):
-                log.warning("%s: an unfinished run without a usable checkpoint; starting over",
-                            job_dir)
+                log.warning(
+                    "%s: an unfinished run without a usable checkpoint; starting over", job_dir
+                )
             for d in dirs:
                 clear_partial(d)
             remove_checkpoints(job_dir)
@@ -368,8 +436,14 @@ def train(cfg: Config, job_dir: Path) -> list[dict[str, Any]]:
 class Trainer:
     """One job: builds data, model and optimizer, then trains, records and checkpoints."""
 
-    def __init__(self, cfg: Config, job_dir: Path, seeds: list[int], dirs: list[Path],
-                 checkpoint: Optional[dict[str, Any]] = None):
+    def __init__(
+        self,
+        cfg: Config,
+        job_dir: Path,
+        seeds: list[int],
+        dirs: list[Path],
+        checkpoint: Optional[dict[str, Any]] = None,
+    ):
         self.cfg, self.job_dir = cfg, job_dir
         if cfg.trainer.threads:
             torch.set_num_threads(cfg.trainer.threads)
@@ -382,14 +456,16 @@ class Trainer:
         np.random.seed(cfg.seed)
         random.seed(cfg.seed)
         self.splits = load_data(cfg, self.device)
-        self.order = BatchOrder(len(self.splits.x_train), cfg.trainer.batch_size, seeds,
-                                self.device)
+        self.order = BatchOrder(
+            len(self.splits.x_train), cfg.trainer.batch_size, seeds, self.device
+        )
         self.model = build_model(cfg, self.splits, seeds).to(self.device)
         self.optimizer = build_optimizer(cfg, self.model.parameters())
         self.replicas = [ReplicaState(seed, d) for seed, d in zip(seeds, dirs)]
         t = cfg.trainer
-        self.total_steps = (math.ceil(t.epochs * len(self.splits.x_train) / t.batch_size)
-                            if t.epochs else t.steps)
+        self.total_steps = (
+            math.ceil(t.epochs * len(self.splits.x_train) / t.batch_size) if t.epochs else t.steps
+        )
         self.step, self.elapsed, self.resumes = 0, 0.0, 0
         self.probes = Probes(self.model) if cfg.trainer.probe_every else None
         self.probe_seconds = 0.0
@@ -423,30 +499,52 @@ class Trainer:
         """Flush every record up to this step, then write the checkpoint (in that order)."""
         for rep in self.replicas:
             rep.recorder.flush()
-        save_checkpoint(self.job_dir, {
-            "step": self.step, "model": self.model.state_dict(),
-            "optimizer": self.optimizer.state_dict(), **rng_state(),
-            "window": self.window.cpu(), "window_steps": self.window_steps,
-            "replicas": [rep.as_dict() for rep in self.replicas],
-            "elapsed": self.elapsed + time.perf_counter() - self._started,
-            "resumes": self.resumes, "probe_seconds": self.probe_seconds,
-            "eval_seconds": self.eval_seconds,
-            "config": config_dict(self.cfg)})
+        save_checkpoint(
+            self.job_dir,
+            {
+                "step": self.step,
+                "model": self.model.state_dict(),
+                "optimizer": self.optimizer.state_dict(),
+                **rng_state(),
+                "window": self.window.cpu(),
+                "window_steps": self.window_steps,
+                "replicas": [rep.as_dict() for rep in self.replicas],
+                "elapsed": self.elapsed + time.perf_counter() - self._started,
+                "resumes": self.resumes,
+                "probe_seconds": self.probe_seconds,
+                "eval_seconds": self.eval_seconds,
+                "config": config_dict(self.cfg),
+            },
+        )
 
     # -- the job
     def run(self) -> list[dict[str, Any]]:
-        meta = {"torch_version": torch.__version__, "bnlab_version": __version__,
-                "device": str(self.device), "python": platform.python_version(),
-                "threads": torch.get_num_threads(), **git_state(Path(__file__).parent)}
+        meta = {
+            "torch_version": torch.__version__,
+            "bnlab_version": __version__,
+            "device": str(self.device),
+            "python": platform.python_version(),
+            "threads": torch.get_num_threads(),
+            **git_state(Path(__file__).parent),
+        }
         resumed = self.step > 0
         for rep in self.replicas:
             run_cfg = replace(self.cfg, seed=rep.seed)
-            rep.recorder = RunRecorder(rep.run_dir, config_dict(run_cfg), hparams_of(run_cfg),
-                                       purge_step=self.step + 1 if resumed else None)
+            rep.recorder = RunRecorder(
+                rep.run_dir,
+                config_dict(run_cfg),
+                hparams_of(run_cfg),
+                purge_step=self.step + 1 if resumed else None,
+            )
             rep.recorder.write_summary(
-                status=rep.status, seed=rep.seed,
-                steps_total=self.total_steps, step=self.step, resumes=self.resumes,
-                metric_modes=EVAL_MODE_NOTE, **meta)
+                status=rep.status,
+                seed=rep.seed,
+                steps_total=self.total_steps,
+                step=self.step,
+                resumes=self.resumes,
+                metric_modes=EVAL_MODE_NOTE,
+                **meta,
+            )
         self._started = time.perf_counter()
         outcome, error = "failed", None
         try:
@@ -469,21 +567,32 @@ class Trainer:
         if outcome == "completed":
             self.checkpoint()  # the trained model stays available
             (self.job_dir / "checkpoint.prev.pt").unlink(missing_ok=True)
-        cost = {"eval_seconds": round(self.eval_seconds, 3),
-                "eval_time_share": round(self.eval_seconds / wall, 4) if wall else None}
+        cost = {
+            "eval_seconds": round(self.eval_seconds, 3),
+            "eval_time_share": round(self.eval_seconds / wall, 4) if wall else None,
+        }
         if self.probes is not None:
-            cost.update(probe_seconds=round(self.probe_seconds, 3),
-                        probe_time_share=round(self.probe_seconds / wall, 4) if wall else None)
+            cost.update(
+                probe_seconds=round(self.probe_seconds, 3),
+                probe_time_share=round(self.probe_seconds / wall, 4) if wall else None,
+            )
         for rep in self.replicas:
             if rep.status == "running":
                 rep.status = outcome
             extra = {"error": error} if error and rep.status == "failed" else {}
             rep.recorder.write_summary(
-                status=rep.status, step=self.step, diverged_step=rep.diverged_step,
-                final=rep.last, wall_time_s=round(wall, 3),
+                status=rep.status,
+                step=self.step,
+                diverged_step=rep.diverged_step,
+                final=rep.last,
+                wall_time_s=round(wall, 3),
                 steps_per_second=round(self.step / wall, 2) if wall > 0 else None,
-                model_steps_per_second=(round(self.step * len(self.replicas) / wall, 2)
-                                        if wall > 0 else None), **cost, **extra)
+                model_steps_per_second=(
+                    round(self.step * len(self.replicas) / wall, 2) if wall > 0 else None
+                ),
+                **cost,
+                **extra,
+            )
             rep.recorder.close({k: v for k, v in rep.last.items() if math.isfinite(v)})
 
     def _evaluate_and_record(self, step: int) -> None:
@@ -494,14 +603,22 @@ class Trainer:
             population_statistics(model, population_batches(self.order, splits.x_train))
         val_loss, val_acc = evaluate(model, splits.x_val, splits.y_val, t.eval_batch_size)
         test_loss, test_acc = evaluate(model, splits.x_test, splits.y_test, t.eval_batch_size)
-        pct = unit_percentiles(model, splits.x_val[:t.probe_size])
+        pct = unit_percentiles(model, splits.x_val[: t.probe_size])
         columns = [val_loss, val_acc, test_loss, test_acc, *pct.T]
-        names = [("val", "loss"), ("val", "accuracy"), ("test", "loss"), ("test", "accuracy"),
-                 (self.act_name, "p15"), (self.act_name, "p50"), (self.act_name, "p85")]
+        names = [
+            ("val", "loss"),
+            ("val", "accuracy"),
+            ("test", "loss"),
+            ("test", "accuracy"),
+            (self.act_name, "p15"),
+            (self.act_name, "p50"),
+            (self.act_name, "p85"),
+        ]
         if t.eval_train:
             n = t.eval_train
-            train_loss, train_acc = evaluate(model, splits.x_train[:n], splits.y_train[:n],
-                                             t.eval_batch_size)
+            train_loss, train_acc = evaluate(
+                model, splits.x_train[:n], splits.y_train[:n], t.eval_batch_size
+            )
             columns += [train_loss, train_acc]
             names += [("train", "loss_evalmode"), ("train", "accuracy")]
         if self.eval_trainmode:
@@ -520,9 +637,13 @@ class Trainer:
             rep.recorder.flush()
             rep.recorder.write_summary(step=step, final=rep.last)
         if live:
-            log.info("step %d/%d  val/accuracy %s  test/accuracy %s", step, self.total_steps,
-                     _fmt([r.last["val/accuracy"] for r in live]),
-                     _fmt([r.last["test/accuracy"] for r in live]))
+            log.info(
+                "step %d/%d  val/accuracy %s  test/accuracy %s",
+                step,
+                self.total_steps,
+                _fmt([r.last["val/accuracy"] for r in live]),
+                _fmt([r.last["test/accuracy"] for r in live]),
+            )
         self.eval_seconds += time.perf_counter() - started
 
     def _probe(self, step: int) -> None:
@@ -554,8 +675,7 @@ class Trainer:
             if not math.isfinite(value) or value > self.cfg.trainer.divergence_loss:
                 rep.status, rep.diverged_step = "diverged", step
                 rep.recorder.flush()
-                log.warning("seed %d diverged: training loss %s at step %d", rep.seed, value,
-                            step)
+                log.warning("seed %d diverged: training loss %s at step %d", rep.seed, value, step)
             else:
                 rep.last["train/loss"] = value
 
@@ -607,5 +727,12 @@ def _progress(replicas: list[ReplicaState], total: int, initial: int, enabled: b
     from tqdm import tqdm
 
     desc = replicas[0].run_dir.name if len(replicas) == 1 else replicas[0].run_dir.parent.name
-    return tqdm(total=total, initial=initial, desc=desc[:40], unit="step", dynamic_ncols=True,
-                disable=None if enabled else True, leave=False)
+    return tqdm(
+        total=total,
+        initial=initial,
+        desc=desc[:40],
+        unit="step",
+        dynamic_ncols=True,
+        disable=None if enabled else True,
+        leave=False,
+    )
