@@ -5,7 +5,6 @@ from conftest import EXPERIMENTS, compose_cfg, make_config, run_cli
 from hydra.errors import ConfigCompositionException
 from omegaconf.errors import ValidationError
 
-from bnlab.config import NormKind
 from bnlab.errors import ConfigError
 
 
@@ -19,7 +18,7 @@ def test_every_experiment_composes_and_validates(experiment):
 def test_bn_vs_nobn_is_the_paper_network_swept_over_norm_with_three_seeds():
     cfg = compose_cfg("+experiment=bn_vs_nobn", hydra=True)
     assert cfg.hydra.mode.name == "MULTIRUN"
-    assert dict(cfg.hydra.sweeper.params) == {"norm.kind": "none,bn"}
+    assert dict(cfg.hydra.sweeper.params) == {"norm": "none,bn"}
     assert cfg.trainer.replicas == 3 and cfg.seed == 0  # seeds 0, 1, 2 as one batched model
     typed = make_config("+experiment=bn_vs_nobn")
     assert typed.model.hidden == [100, 100, 100] and typed.model.activation.value == "sigmoid"
@@ -30,7 +29,7 @@ def test_bn_vs_nobn_is_the_paper_network_swept_over_norm_with_three_seeds():
 
 def test_defaults_are_the_paper_network_with_bn():
     cfg = make_config()
-    assert cfg.norm.kind is NormKind.bn and cfg.norm.placement.value == "before"
+    assert cfg.norm.kind == "bn" and cfg.norm.placement.value == "before"
     assert cfg.norm.eps == 1e-5 and cfg.model.hidden == [100, 100, 100]
 
 
@@ -71,7 +70,7 @@ def test_batch_size_one_is_fine_without_bn():
 
 def test_noise_needs_a_bn_layer():
     assert make_config("norm=bn_noisy").norm.noise == 1.0
-    with pytest.raises(ConfigError, match="norm.noise=1.0 adds noise after BN"):
+    with pytest.raises(ConfigError, match="norm.noise=1.0 adds noise after a normalization layer"):
         make_config("norm=none", "norm.noise=1.0")
 
 
@@ -83,7 +82,6 @@ def test_population_stats_need_our_bn():
 @pytest.mark.parametrize(
     "override,allowed",
     [
-        ("norm.kind=layer", "none, bn, torch"),
         ("model.activation=gelu", "sigmoid, relu, tanh"),
         ("norm.placement=middle", "before, after"),
         ("norm.stats=median", "ema, population, batch"),
@@ -99,6 +97,15 @@ def test_unknown_choices_list_the_allowed_values(override, allowed):
     assert allowed in text and override.split("=")[0] in text
 
 
+def test_an_unknown_normalization_lists_the_registered_ones():
+    from bnlab.norms import norm_names
+
+    with pytest.raises(ConfigError, match="norm.kind must be one of") as err:
+        make_config("norm.kind=nonexistent")
+    assert {"none", "bn", "torch"} <= set(norm_names())
+    assert all(name in str(err.value) for name in norm_names())
+
+
 @pytest.mark.parametrize("override", ["norm.eps=abc", "trainer.steps=1.5", "norm.epsilon=1e-3"])
 def test_wrong_types_and_unknown_keys_fail_at_composition(override):
     with pytest.raises((ConfigCompositionException, ValidationError)):
@@ -109,7 +116,7 @@ def test_wrong_types_and_unknown_keys_fail_at_composition(override):
     "args,code,needle",
     [
         (["norm.eps=-1"], 2, "bnlab: error: norm.eps must be > 0 (got -1.0)"),
-        (["norm.kind=layer"], 1, "Invalid value 'layer', expected one of [none, bn, torch]"),
+        (["norm.kind=nonexistent"], 2, "bnlab: error: norm.kind must be one of bn, none, torch"),
         (["trainer.steps=abc"], 1, "trainer.steps"),
     ],
 )

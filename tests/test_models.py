@@ -5,7 +5,8 @@ import torch
 from torch import nn
 
 from bnlab.batchnorm import BatchNorm
-from bnlab.models import CNN, MLP, BatchedLinear, NormSpec
+from bnlab.config import NormConfig
+from bnlab.models import CNN, MLP, BatchedLinear
 
 
 def _count(model):
@@ -15,11 +16,11 @@ def _count(model):
 def test_paper_mlp_parameter_counts():
     """784-100-100-100-10: BN replaces each hidden bias (100) by gamma and beta (200)."""
     weights = 784 * 100 + 100 * 100 + 100 * 100 + 100 * 10
-    no_bn = MLP(784, 10, norm=NormSpec(kind="none"))
-    bn = MLP(784, 10, norm=NormSpec(kind="bn"))
+    no_bn = MLP(784, 10, norm=NormConfig(kind="none"))
+    bn = MLP(784, 10, norm=NormConfig(kind="bn"))
     assert _count(no_bn) == weights + 3 * 100 + 10
     assert _count(bn) == weights + 3 * 200 + 10
-    torch_bn = MLP(784, 10, norm=NormSpec(kind="torch"))
+    torch_bn = MLP(784, 10, norm=NormConfig(kind="torch"))
     assert _count(torch_bn) == _count(bn)
 
 
@@ -39,7 +40,7 @@ def test_placement_order_and_dropped_bias(placement):
         3,
         hidden=(6, 6),
         activation="relu",
-        norm=NormSpec(kind="bn", placement=placement),
+        norm=NormConfig(kind="bn", placement=placement),
         dropout=0.1,
     )
     for block in model.blocks:
@@ -54,14 +55,14 @@ def test_placement_order_and_dropped_bias(placement):
 
 
 def test_no_bn_mlp_keeps_biases_and_has_no_norm():
-    model = MLP(10, 3, hidden=(4,), norm=NormSpec(kind="none"))
+    model = MLP(10, 3, hidden=(4,), norm=NormConfig(kind="none"))
     assert [type(m) for m in model.blocks[0]] == [BatchedLinear, nn.Sigmoid]
     assert model.blocks[0][0].bias is not None
 
 
 def test_same_seed_gives_same_weights_with_and_without_bn():
-    bn = MLP(30, 4, hidden=(8, 8), norm=NormSpec(kind="bn"), seeds=(5,))
-    plain = MLP(30, 4, hidden=(8, 8), norm=NormSpec(kind="none"), seeds=(5,))
+    bn = MLP(30, 4, hidden=(8, 8), norm=NormConfig(kind="bn"), seeds=(5,))
+    plain = MLP(30, 4, hidden=(8, 8), norm=NormConfig(kind="none"), seeds=(5,))
     for a, b in zip(
         [blk[0] for blk in bn.blocks] + [bn.head], [blk[0] for blk in plain.blocks] + [plain.head]
     ):
@@ -80,12 +81,12 @@ def test_init_std_default_is_fan_in_scaled_and_explicit_std_is_used():
 @pytest.mark.parametrize("kind", ["none", "bn", "torch"])
 def test_mlp_replicas_equal_separate_models(kind):
     seeds = (3, 4, 5)
-    batched = MLP(12, 5, hidden=(9, 7), norm=NormSpec(kind=kind), seeds=seeds)
+    batched = MLP(12, 5, hidden=(9, 7), norm=NormConfig(kind=kind), seeds=seeds)
     x = torch.randn(3, 16, 12)
     out = batched(x)
     out.square().sum().backward()
     for r, seed in enumerate(seeds):
-        single = MLP(12, 5, hidden=(9, 7), norm=NormSpec(kind=kind), seeds=(seed,))
+        single = MLP(12, 5, hidden=(9, 7), norm=NormConfig(kind=kind), seeds=(seed,))
         single_out = single(x[r])
         single_out.square().sum().backward()
         torch.testing.assert_close(out[r], single_out[0], rtol=1e-5, atol=1e-5)
@@ -100,27 +101,27 @@ def test_mlp_replicas_equal_separate_models(kind):
 @pytest.mark.parametrize("kind", ["none", "bn", "torch"])
 def test_cnn_shapes_and_replicas_equal_separate_models(kind):
     seeds = (0, 1)
-    batched = CNN(1, 28, 10, channels=(4, 6), norm=NormSpec(kind=kind), seeds=seeds)
+    batched = CNN(1, 28, 10, channels=(4, 6), norm=NormConfig(kind=kind), seeds=seeds)
     x = torch.rand(2, 5, 1, 28, 28)
     out = batched(x)
     assert out.shape == (2, 5, 10)
     assert batched(torch.rand(5, 1, 28, 28)).shape == (2, 5, 10)
     for r, seed in enumerate(seeds):
-        single = CNN(1, 28, 10, channels=(4, 6), norm=NormSpec(kind=kind), seeds=(seed,))
+        single = CNN(1, 28, 10, channels=(4, 6), norm=NormConfig(kind=kind), seeds=(seed,))
         torch.testing.assert_close(out[r], single(x[r])[0], rtol=1e-4, atol=1e-5)
 
 
 def test_cnn_bn_is_per_channel_and_drops_conv_bias():
-    model = CNN(3, 32, 10, channels=(8, 16), norm=NormSpec(kind="bn"))
+    model = CNN(3, 32, 10, channels=(8, 16), norm=NormConfig(kind="bn"))
     conv, bn = model.blocks[0][0], model.blocks[0][1]
     assert conv.bias is None and isinstance(bn, BatchNorm) and bn.num_features == 8
     assert model(torch.rand(4, 3, 32, 32)).shape == (1, 4, 10)
-    plain = CNN(3, 32, 10, channels=(8, 16), norm=NormSpec(kind="none"))
+    plain = CNN(3, 32, 10, channels=(8, 16), norm=NormConfig(kind="none"))
     assert _count(model) - _count(plain) == (2 * 8 - 8) + (2 * 16 - 16)
 
 
 def test_capture_returns_unit0_preactivation_per_replica():
-    model = MLP(6, 2, hidden=(5, 4), norm=NormSpec(kind="none"), seeds=(0, 1))
+    model = MLP(6, 2, hidden=(5, 4), norm=NormConfig(kind="none"), seeds=(0, 1))
     model.capture = True
     x = torch.randn(11, 6)
     model(x)
@@ -136,8 +137,8 @@ def test_capture_returns_unit0_preactivation_per_replica():
 
 def test_noisy_bn_shifts_and_scales_per_unit_in_training_only():
     torch.manual_seed(0)
-    model = MLP(20, 5, hidden=(12,), norm=NormSpec(kind="bn", noise=1.0), seeds=(0, 1))
-    plain = MLP(20, 5, hidden=(12,), norm=NormSpec(kind="bn"), seeds=(0, 1))
+    model = MLP(20, 5, hidden=(12,), norm=NormConfig(kind="bn", noise=1.0), seeds=(0, 1))
+    plain = MLP(20, 5, hidden=(12,), norm=NormConfig(kind="bn"), seeds=(0, 1))
     plain.load_state_dict(model.state_dict())
     x = torch.randn(2, 30, 20)
     model.eval()

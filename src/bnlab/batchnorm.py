@@ -42,6 +42,8 @@ from typing import Callable, Iterator, Optional
 import torch
 from torch import Tensor, nn
 
+from bnlab.norms import register_norm
+
 STATS_MODES = ("ema", "population", "batch")
 
 
@@ -109,8 +111,9 @@ class BatchNormFunction(torch.autograd.Function):
         return dx, dgamma.view(ctx.shape), dbeta.view(ctx.shape), *[None] * 6
 
 
+@register_norm("bn")
 class BatchNorm(nn.Module):
-    """Batch normalization layer built on :class:`BatchNormFunction`.
+    """Batch normalization layer built on :class:`BatchNormFunction` (``norm.kind=bn``).
 
     Args:
         num_features: C, the number of features (units or channels).
@@ -160,6 +163,19 @@ class BatchNorm(nn.Module):
         self.register_buffer("population_var", torch.ones(shape))
         self.register_buffer("population_ready", torch.tensor(False))
         self._population_sums: Optional[list] = None
+
+    batch_statistics = True  # trains on mini-batch statistics: needs batch >= 2
+
+    @classmethod
+    def from_config(cls, norm, replicas: int, features: int, layout: str) -> "BatchNorm":
+        """The layer for ``features`` units of K = ``replicas`` models (see :mod:`bnlab.norms`):
+        a replica layer over (K, N, C) for the MLP, a plain one over K*C channels for the CNN."""
+        options = dict(
+            eps=norm.eps, momentum=norm.momentum, affine=norm.affine, stats=norm.stats.value
+        )
+        if layout == "mlp":
+            return cls(features, replicas=replicas, **options)
+        return cls(replicas * features, **options)
 
     def extra_repr(self) -> str:
         rep = f", replicas={self.replicas}" if self.replicas is not None else ""

@@ -8,14 +8,20 @@ cannot express and raises :class:`~bnlab.errors.ConfigError` naming the key.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields, is_dataclass
 from enum import Enum
-from typing import Any, List, Optional
+from typing import Any, List, Optional, get_type_hints
 
 from hydra.core.config_store import ConfigStore
 from omegaconf import DictConfig, OmegaConf
 
 from bnlab.errors import ConfigError
+from bnlab.norms import get_norm
+
+# Field metadata of a key that does not change a run's numbers (where results go, how fast or
+# how verbosely it runs): a finished run is reused when only such keys differ, and they are
+# left out of the run folder's name.
+NOT_A_RESULT = {"result": False}
 
 
 class DatasetName(str, Enum):
@@ -34,12 +40,6 @@ class Activation(str, Enum):
     sigmoid = "sigmoid"
     relu = "relu"
     tanh = "tanh"
-
-
-class NormKind(str, Enum):
-    none = "none"
-    bn = "bn"
-    torch = "torch"
 
 
 class Placement(str, Enum):
@@ -83,7 +83,7 @@ class ModelConfig:
 
 @dataclass
 class NormConfig:
-    kind: NormKind = NormKind.bn
+    kind: str = "bn"  # a name registered in bnlab.norms: none | bn | torch | ...
     eps: float = 1e-5
     momentum: float = 0.1
     affine: bool = True
@@ -114,20 +114,23 @@ class TrainerConfig:
     probe_size: int = 1000  # validation examples for the sigmoid-input percentiles
     eval_train: int = 0  # > 0: train/accuracy and train/loss_evalmode on this many examples
     eval_trainmode: bool = False  # with BN: val/*_trainmode, BN with batch statistics
-    threads: Optional[int] = None  # torch threads; None leaves torch's default
-    compile: bool = False  # torch.compile the training step (forward + backward); eval stays eager
+    threads: Optional[int] = field(default=None, metadata=NOT_A_RESULT)  # None: torch's default
+    # torch.compile the training step (forward + backward); evaluation stays eager
+    compile: bool = field(default=False, metadata=NOT_A_RESULT)
     probe_every: int = 0  # > 0: ICS and loss-landscape probes every this many steps (bnlab.probes)
     checkpoint_every: int = 5000  # steps between checkpoints; 0: only on a signal and at the end
     divergence_loss: float = 1000.0  # a window's mean loss above this (or NaN/inf): diverged
-    progress: bool = True
+    progress: bool = field(default=True, metadata=NOT_A_RESULT)  # a tqdm bar on a terminal
 
 
 @dataclass
 class Config:
-    name: str = "run"  # the results folder: outputs/<name>/
+    name: str = field(default="run", metadata=NOT_A_RESULT)  # results go to outputs/<name>/
     seed: int = 0
-    device: str = "auto"  # auto | cpu | cuda | cuda:N
-    data_dir: str = "data"
+    device: str = field(default="auto", metadata=NOT_A_RESULT)  # auto | cpu | cuda | cuda:N
+    data_dir: str = field(default="data", metadata=NOT_A_RESULT)
+    # true: train a job again although its runs finished (with this config, maybe other code)
+    rerun: bool = field(default=False, metadata=NOT_A_RESULT)
     target_accuracy: float = 0.8  # "steps to reach" in the comparison table
     dataset: DatasetConfig = field(default_factory=DatasetConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
@@ -160,9 +163,28 @@ def config_dict(cfg: Config) -> dict[str, Any]:
     return plain(asdict(cfg))
 
 
+def non_result_keys(schema: type = Config, prefix: str = "") -> list[str]:
+    """The dotted keys marked ``NOT_A_RESULT`` in the schema (the one list of them)."""
+    keys, types = [], get_type_hints(schema)
+    for f in fields(schema):
+        if is_dataclass(types[f.name]):
+            keys += non_result_keys(types[f.name], f"{prefix}{f.name}.")
+        elif f.metadata.get("result", True) is False:
+            keys.append(f"{prefix}{f.name}")
+    return keys
+
+
 def register_configs() -> None:
-    """Register the schema as ``bnlab_schema`` (the first entry of conf/config.yaml's defaults)."""
+    """Register the schema as ``bnlab_schema`` (the first entry of conf/config.yaml's defaults)
+    and the resolvers conf/config.yaml uses: ``bnlab.dirname`` (a job's folder name) and
+    ``bnlab.non_result_keys`` (left out of that name, with Hydra's own ``experiment``)."""
+    from bnlab.runfolder import folder_name
+
     ConfigStore.instance().store(name="bnlab_schema", node=Config)
+    OmegaConf.register_new_resolver("bnlab.dirname", folder_name, replace=True)
+    OmegaConf.register_new_resolver(
+        "bnlab.non_result_keys", lambda: ["experiment", *non_result_keys()], replace=True
+    )
 
 
 def to_config(cfg: DictConfig | Config) -> Config:
@@ -291,24 +313,12 @@ def validate(cfg: Config) -> None:
     for ok, key, rule, value in checks:
         if not ok:
             raise ConfigError(f"{key} {rule} (got {value!r})")
-    if cfg.norm.kind is not NormKind.none and cfg.trainer.batch_size < 2:
+    norm = get_norm(cfg.norm.kind)
+    if norm.batch_statistics and cfg.trainer.batch_size < 2:
         raise ConfigError(
-            f"trainer.batch_size must be >= 2 when BN trains on batch statistics "
-            f"(got {cfg.trainer.batch_size} with norm.kind={cfg.norm.kind.value})"
+            f"trainer.batch_size must be >= 2 when the normalization trains on batch statistics "
+            f"(got {cfg.trainer.batch_size} with norm.kind={cfg.norm.kind})"
         )
-    if cfg.norm.noise > 0 and cfg.norm.kind is NormKind.none:
-        raise ConfigError(
-            f"norm.noise={cfg.norm.noise} adds noise after BN: it needs "
-            f"norm.kind=bn or torch, not none"
-        )
-    if cfg.trainer.eval_trainmode and cfg.norm.kind is NormKind.torch:
-        raise ConfigError(
-            "trainer.eval_trainmode=true needs norm.kind=bn (or none, where it "
-            "records nothing): torch's nn.BatchNorm cannot evaluate with batch "
-            "statistics without updating its running ones"
-        )
-    if cfg.norm.kind is NormKind.torch and cfg.norm.stats is not Stats.ema:
-        raise ConfigError(
-            f"norm.stats={cfg.norm.stats.value} needs norm.kind=bn: torch's "
-            f"nn.BatchNorm only keeps EMA statistics (norm.stats=ema)"
-        )
+    check = getattr(norm, "check_config", None)
+    if check is not None:
+        check(cfg)

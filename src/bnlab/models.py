@@ -6,10 +6,11 @@ ordinary run) and maps an input shared by all replicas, (N, ...), or one input p
 it computes exactly what a separate model built with that seed computes; K seeds then train as
 one model whose matrix products are batched (``torch.baddbmm``, grouped convolutions).
 
-Normalization (``norm``): ``none``; ``bn`` (this project's :class:`~bnlab.batchnorm.BatchNorm`);
-``torch`` (``nn.BatchNorm1d/2d``, the reference). ``placement="before"`` puts it between the
-linear map and the nonlinearity, as the paper does; the linear map then has no bias, since BN's
-beta takes its role. ``placement="after"`` normalizes the nonlinearity's output instead.
+Normalization (``norm``): any layer of the registry :mod:`bnlab.norms` (``none``; ``bn``, this
+project's :class:`~bnlab.batchnorm.BatchNorm`; ``torch``, ``nn.BatchNorm1d/2d``, the
+reference). ``placement="before"`` puts it between the linear map and the nonlinearity, as
+the paper does; the linear map then has no bias, since BN's beta takes its role.
+``placement="after"`` normalizes the nonlinearity's output instead.
 
 Initialisation: weights ~ N(0, std^2) with ``init_std`` when given, else std = 1/sqrt(fan_in)
 (LeCun normal: a unit-variance input gives unit-variance pre-activations, a fair start for the
@@ -19,18 +20,17 @@ network without BN); biases 0; gamma 1, beta 0.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
-from typing import Optional, Sequence
+from functools import partial
+from typing import Callable, Optional, Sequence
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from bnlab.batchnorm import BatchNorm
+from bnlab.config import Config, NormConfig
+from bnlab.norms import get_norm
 
 ACTIVATIONS = {"sigmoid": nn.Sigmoid, "relu": nn.ReLU, "tanh": nn.Tanh}
-NORM_KINDS = ("none", "bn", "torch")
-PLACEMENTS = ("before", "after")
 _ACTIVATION_TYPES = tuple(ACTIVATIONS.values())
 
 
@@ -45,21 +45,10 @@ def replica_cross_entropy(logits: Tensor, y: Tensor) -> Tensor:
     )
 
 
-@dataclass
-class NormSpec:
-    """How (and whether) to normalize; mirrors the ``norm`` config group."""
-
-    kind: str = "bn"
-    eps: float = 1e-5
-    momentum: float = 0.1
-    affine: bool = True
-    placement: str = "before"
-    stats: str = "ema"
-    noise: float = 0.0
-
-    @property
-    def enabled(self) -> bool:
-        return self.kind != "none"
+def replica_losses(model: nn.Module, x: Tensor, y: Tensor) -> Tensor:
+    """Forward and loss: the mean cross-entropy of each replica's batch, (K,), for a (K, N, ...)
+    input and (K, N) labels."""
+    return replica_cross_entropy(model(x), y)
 
 
 class BatchedLinear(nn.Module):
@@ -97,21 +86,6 @@ class BatchedLinear(nn.Module):
         return torch.baddbmm(self.bias, x, self.weight)
 
 
-class ReplicaBatchNorm1d(nn.Module):
-    """``nn.BatchNorm1d`` over a (K, N, C) input: K*C features, so each replica keeps its own."""
-
-    def __init__(self, replicas: int, num_features: int, spec: NormSpec):
-        super().__init__()
-        self.bn = nn.BatchNorm1d(
-            replicas * num_features, eps=spec.eps, momentum=spec.momentum, affine=spec.affine
-        )
-
-    def forward(self, x: Tensor) -> Tensor:
-        k, n, c = x.shape
-        flat = x.transpose(0, 1).reshape(n, k * c)
-        return self.bn(flat).view(n, k, c).transpose(0, 1)
-
-
 class BatchNoise(nn.Module):
     """Santurkar et al.'s "noisy BN": after BN, in training mode, a <- s * a + m, with a mean
     m ~ U(-noise, noise) and a scale s ~ U(1, 1 + noise) drawn anew for every unit (channel)
@@ -136,34 +110,17 @@ class BatchNoise(nn.Module):
         return torch.addcmul(mean, a, scale)
 
 
-def norm_layers(spec: NormSpec, replicas: int, features: int, layout: str) -> list[nn.Module]:
-    """The normalization layer, followed by :class:`BatchNoise` when ``spec.noise`` > 0."""
-    layers = [make_norm(spec, replicas, features, layout)]
-    if spec.noise > 0:
+def norm_layers(norm: NormConfig, replicas: int, features: int, layout: str) -> list[nn.Module]:
+    """The registered normalization layer (none for ``norm.kind=none``), followed by
+    :class:`BatchNoise` when ``norm.noise`` > 0. ``layout``: see :mod:`bnlab.norms`."""
+    layer = get_norm(norm.kind).from_config(norm, replicas, features, layout)
+    if layer is None:
+        return []
+    layers = [layer]
+    if norm.noise > 0:
         shape = (replicas, 1, features) if layout == "mlp" else (1, replicas * features, 1, 1)
-        layers.append(BatchNoise(spec.noise, shape))
+        layers.append(BatchNoise(norm.noise, shape))
     return layers
-
-
-def make_norm(spec: NormSpec, replicas: int, features: int, layout: str) -> nn.Module:
-    """A normalization layer for ``features`` units of K replicas.
-
-    ``layout="mlp"``: input (K, N, C). ``layout="cnn"``: input (N, K*C, H, W), the layout of a
-    grouped convolution, where per-channel statistics are per-replica statistics already.
-    """
-    if spec.kind == "bn":
-        if layout == "mlp":
-            return BatchNorm(
-                features, spec.eps, spec.momentum, spec.affine, spec.stats, replicas=replicas
-            )
-        return BatchNorm(replicas * features, spec.eps, spec.momentum, spec.affine, spec.stats)
-    if spec.kind == "torch":
-        if layout == "mlp":
-            return ReplicaBatchNorm1d(replicas, features, spec)
-        return nn.BatchNorm2d(
-            replicas * features, eps=spec.eps, momentum=spec.momentum, affine=spec.affine
-        )
-    raise ValueError(f"unknown norm kind {spec.kind!r}; expected one of {NORM_KINDS}")
 
 
 class _ReplicaModel(nn.Module):
@@ -207,8 +164,26 @@ class _ReplicaModel(nn.Module):
         return x
 
 
+def hidden_block(
+    linear: Callable[[bool], nn.Module],
+    norm: NormConfig,
+    replicas: int,
+    features: int,
+    layout: str,
+    activation: str,
+    tail: Callable[[], list[nn.Module]] = list,
+) -> nn.Sequential:
+    """linear -> (norm) -> activation -> (norm) -> tail, the norm where ``norm.placement`` puts
+    it. ``linear(bias)`` builds the linear map: without a bias when a norm follows it directly
+    (BN's beta takes its role); ``tail()`` builds the layers after the nonlinearity."""
+    norms = norm_layers(norm, replicas, features, layout)
+    before = norms if norm.placement == "before" else []
+    after = norms if norm.placement == "after" else []
+    return nn.Sequential(linear(not before), *before, ACTIVATIONS[activation](), *after, *tail())
+
+
 class MLP(_ReplicaModel):
-    """in -> [Linear -> (BN) -> activation -> (BN) -> dropout] x len(hidden) -> Linear -> logits.
+    """in -> [Linear -> (norm) -> activation -> (norm) -> dropout] x len(hidden) -> Linear.
 
     The default is the paper's Figure 1 network: 784-100-100-100-10 with sigmoid units.
     """
@@ -219,27 +194,21 @@ class MLP(_ReplicaModel):
         num_classes: int,
         hidden: Sequence[int] = (100, 100, 100),
         activation: str = "sigmoid",
-        norm: NormSpec = NormSpec(),
+        norm: Optional[NormConfig] = None,
         dropout: float = 0.0,
         init_std: Optional[float] = None,
         seeds: Sequence[int] = (0,),
     ):
         super().__init__(seeds)
-        k = self.replicas
-        blocks = []
-        width = in_features
+        k, norm = self.replicas, norm or NormConfig()
+
+        def tail():
+            return [nn.Dropout(dropout)] if dropout > 0 else []
+
+        blocks, width = [], in_features
         for h in hidden:
-            norm_before = norm.enabled and norm.placement == "before"
-            norm_after = norm.enabled and norm.placement == "after"
-            layers = [BatchedLinear(k, width, h, bias=not norm_before)]
-            if norm_before:
-                layers += norm_layers(norm, k, h, "mlp")
-            layers.append(ACTIVATIONS[activation]())
-            if norm_after:
-                layers += norm_layers(norm, k, h, "mlp")
-            if dropout > 0:
-                layers.append(nn.Dropout(dropout))
-            blocks.append(nn.Sequential(*layers))
+            linear = partial(BatchedLinear, k, width, h)
+            blocks.append(hidden_block(linear, norm, k, h, "mlp", activation, tail))
             width = h
         self.blocks = nn.ModuleList(blocks)
         self.head = BatchedLinear(k, width, num_classes)
@@ -250,8 +219,18 @@ class MLP(_ReplicaModel):
         return self.head(self._run_blocks(x, lambda pre: pre[..., 0]))
 
 
+def _grouped_conv(replicas: int, width: int, channels: int, bias: bool) -> nn.Conv2d:
+    """K replicas' conv3x3 (width -> channels) as one grouped convolution; biases start at 0."""
+    conv = nn.Conv2d(
+        replicas * width, replicas * channels, 3, padding=1, groups=replicas, bias=bias
+    )
+    if conv.bias is not None:
+        nn.init.zeros_(conv.bias)
+    return conv
+
+
 class CNN(_ReplicaModel):
-    """[Conv3x3 -> (BN) -> activation -> (BN) -> maxpool 2] per entry of ``channels`` -> Linear.
+    """[Conv3x3 -> (norm) -> activation -> (norm) -> maxpool 2] per entry of ``channels`` -> Linear.
 
     BN here is per channel over N, H and W (m' = N*H*W values per channel). K replicas run as
     grouped convolutions on an (N, K*C, H, W) tensor, so each replica's channels stay its own.
@@ -264,34 +243,24 @@ class CNN(_ReplicaModel):
         num_classes: int,
         channels: Sequence[int] = (32, 64),
         activation: str = "relu",
-        norm: NormSpec = NormSpec(),
+        norm: Optional[NormConfig] = None,
         dropout: float = 0.0,
         init_std: Optional[float] = None,
         seeds: Sequence[int] = (0,),
     ):
         super().__init__(seeds)
-        k = self.replicas
+        k, norm = self.replicas, norm or NormConfig()
         self.in_channels = in_channels
-        blocks = []
+
+        def tail():
+            return [nn.MaxPool2d(2)] + ([nn.Dropout(dropout)] if dropout > 0 else [])
+
+        blocks, weights = [], []
         width, size = in_channels, image_size
-        weights = []
         for c in channels:
-            norm_before = norm.enabled and norm.placement == "before"
-            norm_after = norm.enabled and norm.placement == "after"
-            conv = nn.Conv2d(k * width, k * c, 3, padding=1, groups=k, bias=not norm_before)
-            if conv.bias is not None:
-                nn.init.zeros_(conv.bias)
-            layers = [conv]
-            if norm_before:
-                layers += norm_layers(norm, k, c, "cnn")
-            layers.append(ACTIVATIONS[activation]())
-            if norm_after:
-                layers += norm_layers(norm, k, c, "cnn")
-            layers.append(nn.MaxPool2d(2))
-            if dropout > 0:
-                layers.append(nn.Dropout(dropout))
-            blocks.append(nn.Sequential(*layers))
-            weights.append((conv.weight.view(k, c, width, 3, 3), width * 9))
+            conv = partial(_grouped_conv, k, width, c)
+            blocks.append(hidden_block(conv, norm, k, c, "cnn", activation, tail))
+            weights.append((blocks[-1][0].weight.view(k, c, width, 3, 3), width * 9))
             width, size = c, size // 2
         self.blocks = nn.ModuleList(blocks)
         self.channels = list(channels)
@@ -316,3 +285,19 @@ class CNN(_ReplicaModel):
         return (
             pre.view(n, self.replicas, -1, h, w)[:, :, 0].transpose(0, 1).reshape(self.replicas, -1)
         )
+
+
+def build_model(cfg: Config, input_shape: Sequence[int], num_classes: int, seeds: Sequence[int]):
+    """The model that ``cfg.model`` and ``cfg.norm`` describe, for inputs of ``input_shape``
+    (features for the MLP; channels, height, width for the CNN), K = len(seeds) replicas."""
+    m = cfg.model
+    common = dict(
+        activation=m.activation.value,
+        norm=cfg.norm,
+        dropout=m.dropout,
+        init_std=m.init_std,
+        seeds=seeds,
+    )
+    if m.name.value == "mlp":
+        return MLP(input_shape[0], num_classes, hidden=m.hidden, **common)
+    return CNN(input_shape[0], input_shape[-1], num_classes, channels=m.channels, **common)

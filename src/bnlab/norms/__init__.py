@@ -1,0 +1,70 @@
+"""The normalization registry: every layer that ``norm.kind`` can name.
+
+A normalization is one class, registered under the name that selects it, plus one YAML,
+``conf/norm/<name>.yaml`` (``kind: <name>`` and the keys it changes from the schema's
+defaults)::
+
+    @register_norm("bn")
+    class BatchNorm(nn.Module):
+        batch_statistics = True  # it trains on mini-batch statistics (so needs batch >= 2)
+
+        @classmethod
+        def from_config(cls, norm: NormConfig, replicas: int, features: int, layout: str):
+            return cls(...)  # the layer for `features` units of K = replicas models
+
+``layout`` is how the models lay out K replicas: ``"mlp"``, a (K, N, C) input; ``"cnn"``, an
+(N, K*C, H, W) feature map (the layout of a grouped convolution, where per-channel statistics
+are already per-replica statistics). ``from_config`` may return None: no layer at all (then
+the linear map before it keeps its bias). An optional classmethod ``check_config(cfg)`` raises
+:class:`~bnlab.errors.ConfigError` for settings the layer cannot honour.
+
+The schema's allowed values for ``norm.kind``, its validation and the models' layers all come
+from here. The built-in layers live in :mod:`bnlab.batchnorm` and in the modules of this
+package; they are imported on the registry's first use.
+"""
+
+from __future__ import annotations
+
+import importlib
+import pkgutil
+from typing import Callable
+
+from bnlab.errors import ConfigError
+
+NORMS: dict[str, type] = {}
+BUILT_IN = ("bnlab.batchnorm",)
+
+
+def register_norm(name: str) -> Callable[[type], type]:
+    """Class decorator: make ``norm.kind=<name>`` build this class's layers."""
+
+    def register(cls: type) -> type:
+        if not callable(getattr(cls, "from_config", None)):
+            raise TypeError(f"{cls.__name__} needs a from_config classmethod to be a norm")
+        cls.norm_name = name
+        NORMS[name] = cls
+        return cls
+
+    return register
+
+
+def _load_built_in() -> None:
+    for module in BUILT_IN:
+        importlib.import_module(module)
+    for info in pkgutil.iter_modules(__path__, f"{__name__}."):
+        importlib.import_module(info.name)
+
+
+def norm_names() -> list[str]:
+    """Every registered name, built-in ones first in the order they were registered."""
+    _load_built_in()
+    return list(NORMS)
+
+
+def get_norm(name: str) -> type:
+    """The class registered as ``name``; ConfigError naming the choices if there is none."""
+    if name not in NORMS:
+        _load_built_in()
+    if name not in NORMS:
+        raise ConfigError(f"norm.kind must be one of {', '.join(NORMS)} (got {name!r})")
+    return NORMS[name]

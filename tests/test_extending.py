@@ -1,0 +1,101 @@
+"""Extending bnlab: a normalization is one registered class plus one YAML, and it trains
+through run.py without editing any other file."""
+
+import importlib.util
+import json
+import sys
+
+import pytest
+import torch
+from conftest import ROOT, make_config
+from hydra.core.global_hydra import GlobalHydra
+from omegaconf import OmegaConf
+from torch import nn
+
+from bnlab.errors import ConfigError
+from bnlab.norms import NORMS, norm_names, register_norm
+
+
+class MeanOnlyNorm(nn.Module):
+    """A toy normalization: subtract each unit's (channel's) batch mean; no scaling."""
+
+    batch_statistics = True
+    forward_calls = 0
+
+    def __init__(self, dims):
+        super().__init__()
+        self.dims = dims
+
+    @classmethod
+    def from_config(cls, norm, replicas, features, layout):
+        return cls((1,) if layout == "mlp" else (0, 2, 3))
+
+    def forward(self, x):
+        MeanOnlyNorm.forward_calls += 1
+        return x - x.mean(self.dims, keepdim=True)
+
+
+@pytest.fixture
+def toy_norm(tmp_path):
+    """``norm=toy`` registered in this process, with its YAML in an extra config folder."""
+    register_norm("toy")(MeanOnlyNorm)
+    extra = tmp_path / "conf_extra"
+    (extra / "norm").mkdir(parents=True)
+    (extra / "norm" / "toy.yaml").write_text("# subtract the batch mean\nkind: toy\n")
+    MeanOnlyNorm.forward_calls = 0
+    yield extra
+    NORMS.pop("toy", None)
+
+
+def _run_py_main(argv, monkeypatch):
+    """``python run.py <argv>`` in this process (so the test's registration counts)."""
+    spec = importlib.util.spec_from_file_location("__main__", ROOT / "run.py")
+    monkeypatch.setattr(sys, "argv", ["run.py", *argv])
+    try:  # as __main__, the file runs its main() as `python run.py` does
+        spec.loader.exec_module(importlib.util.module_from_spec(spec))
+    finally:
+        GlobalHydra.instance().clear()
+
+
+def test_a_toy_normalization_trains_through_run_py(tmp_path, toy_norm, monkeypatch):
+    assert "toy" in norm_names()
+    run_dir = tmp_path / "run"
+    _run_py_main(
+        [
+            "+experiment=smoke",
+            "norm=toy",
+            f"hydra.searchpath=[file://{toy_norm}]",
+            f"hydra.run.dir={run_dir}",
+            f"data_dir={tmp_path / 'data'}",
+            "trainer.steps=60",
+            "trainer.eval_every=30",
+            "trainer.progress=false",
+        ],
+        monkeypatch,
+    )
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert summary["status"] == "completed" and summary["step"] == 60
+    assert OmegaConf.load(run_dir / "config.yaml").norm.kind == "toy"
+    # 3 hidden layers x (60 training steps + evaluations): the toy layer really ran
+    assert MeanOnlyNorm.forward_calls >= 3 * 60
+    assert "60,val,accuracy," in (run_dir / "metrics.csv").read_text()
+
+
+def test_the_registry_decides_validation_and_layers(toy_norm):
+    from bnlab.models import MLP
+
+    with pytest.raises(ConfigError, match="batch statistics"):  # batch_statistics = True
+        make_config("norm.kind=toy", "trainer.batch_size=1")
+    cfg = make_config("norm.kind=toy")
+    model = MLP(20, 5, hidden=(8, 8), norm=cfg.norm, seeds=(0, 1))
+    layers = [m for m in model.modules() if isinstance(m, MeanOnlyNorm)]
+    assert len(layers) == 2
+    assert model.blocks[0][0].bias is None  # a norm follows the linear map: no bias
+    out = model.blocks[0][:2](torch.randn(2, 16, 20))
+    assert torch.allclose(out.mean(1), torch.zeros(2, 8), atol=1e-6)
+
+
+def test_a_class_without_from_config_is_refused():
+    with pytest.raises(TypeError, match="from_config"):
+        register_norm("broken")(type("Broken", (), {}))
+    assert "broken" not in NORMS
