@@ -21,6 +21,12 @@ $(STAMP): pyproject.toml
 data: $(FASHION_MNIST)
 
 $(FASHION_MNIST): | $(STAMP)
+	@if [ ! -d /usr/share/datasets/fashion-mnist ] && [ "$$(id -u)" = 0 ] \
+		&& command -v apt-get >/dev/null; then \
+		echo "installing Debian's dataset-fashion-mnist (apt-get update + install)"; \
+		export DEBIAN_FRONTEND=noninteractive; \
+		apt-get update -qq >/dev/null; apt-get install -y -qq dataset-fashion-mnist >/dev/null; \
+	fi; true
 	$(PY) -m bnlab.data prepare fashion_mnist --data-dir $(DATA_DIR)
 
 ## run: the main job, BN vs no-BN on Fashion-MNIST (python run.py +experiment=bn_vs_nobn)
@@ -34,7 +40,7 @@ test: setup
 ## figures: every figure into outputs/figures/ (runs missing experiments; FAST=1: small budget)
 figures: setup
 	@for script in experiments/*.py; do \
-		echo "== $$script"; $(PY) $$script $(if $(FAST),--fast) || exit 1; done
+		echo "== $$script"; MPLBACKEND=Agg $(PY) $$script $(if $(FAST),--fast) || exit 1; done
 
 ## tensorboard: browse every run under outputs/
 tensorboard: $(STAMP)

@@ -1,41 +1,37 @@
 """bnlab's entry point: ``python run.py [overrides]``, ``python run.py +experiment=bn_vs_nobn``.
 
 Thin on purpose: Hydra composes conf/ into the typed schema (bnlab.config), and
-bnlab.train.train does the work. Errors meant for the user (a bad value, missing data) print
-one line and exit with status 2.
+bnlab.train.run_job sets up the process and trains. Errors meant for the user (a bad value,
+missing data) print one line and exit with status 2.
 """
 
 import logging
-import os
 import sys
 from pathlib import Path
 
 import hydra
 from hydra.core.hydra_config import HydraConfig
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
 from bnlab.config import register_configs
-from bnlab.errors import BnlabError
-from bnlab.runfolder import discard_if_unused, folder_name
 
 log = logging.getLogger("bnlab")
 register_configs()
-OmegaConf.register_new_resolver("bnlab.dirname", folder_name, replace=True)
 
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="config")
 def main(cfg: DictConfig) -> None:
     from bnlab.config import to_config
-    from bnlab.runfolder import RunFolderBusy
-    from bnlab.train import RunInterrupted, train
+    from bnlab.errors import BnlabError
+    from bnlab.job import RunInterrupted
+    from bnlab.process import threads_per_job
+    from bnlab.runfolder import RunFolderBusy, discard_if_unused
+    from bnlab.train import run_job
 
     hydra_cfg = HydraConfig.get()
     job_dir = Path(hydra_cfg.runtime.output_dir)
     try:
-        config = to_config(cfg)
-        if config.trainer.threads is None:
-            config.trainer.threads = threads_per_job(hydra_cfg)
-        summaries = train(config, job_dir)
+        summaries = run_job(to_config(cfg), job_dir, threads_per_job(hydra_cfg.launcher))
     except RunFolderBusy as exc:
         if hydra_cfg.mode.name == "MULTIRUN":  # another sweep is on it: leave it, go on
             log.warning("skipped: %s", exc)
@@ -60,17 +56,6 @@ def main(cfg: DictConfig) -> None:
             final.get("test/accuracy", float("nan")),
             job_dir,
         )
-
-
-def threads_per_job(hydra_cfg) -> int | None:
-    """Parallel jobs on one machine (joblib launcher) share its cores: cores // n_jobs each."""
-    launcher = hydra_cfg.launcher
-    if "joblib" not in str(launcher.get("_target_", "")):
-        return None
-    cores = os.cpu_count() or 1
-    n_jobs = launcher.get("n_jobs") or -1
-    parallel = cores if n_jobs < 0 else n_jobs  # joblib's -1: one job per core
-    return max(1, cores // max(1, parallel))
 
 
 def _fail(message: str) -> None:

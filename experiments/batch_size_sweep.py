@@ -11,8 +11,6 @@ import pandas as pd
 from bnlab.analysis import final_table
 from bnlab.figures import batch_size_axis, figure_script, final_lines, save
 
-FAST = ["trainer.epochs=0.25"]
-
 
 def draw(df, out):
     evalmode = final_table(df, "val", "accuracy")
@@ -45,11 +43,11 @@ def draw(df, out):
         f"lr {df['optimizer.lr'].iloc[0]:g}, {df['seed'].nunique()} seeds)",
         fontsize=9,
     )
-    save(fig, out / "batch_size_sweep.png")
+    save(fig, out / "batch_size_sweep.png", df)
 
 
 def main(argv=None) -> int:
-    return figure_script(argv, __doc__.split("\n")[0], "batch_size_sweep", FAST, draw)
+    return figure_script(argv, __doc__.split("\n")[0], "batch_size_sweep", draw)
 
 
 if __name__ == "__main__":

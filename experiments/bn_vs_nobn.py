@@ -1,8 +1,9 @@
 """BN vs no-BN convergence (convergence.png) and final accuracies (bn_vs_nobn_summary.png).
 
 From the bn_vs_nobn sweep (run first if its results are missing; --fast: a 3,000-step version).
-convergence.png is the seed document's side-by-side table: "No BN" | "BN", each panel with the
-training and validation loss over steps, mean over seeds with a 95% interval, same axes.
+convergence.png is the side-by-side view of a blog post explaining the paper: "No BN" | "BN",
+each panel with the training and validation loss over steps, mean over seeds with a 95%
+interval, same axes.
 """
 
 from pathlib import Path
@@ -12,8 +13,6 @@ import numpy as np
 
 from bnlab.analysis import curves, final_values, mean_interval, runs_table
 from bnlab.figures import band, figure_script, label_and_colour, save
-
-FAST = ["trainer.steps=3000", "trainer.eval_every=250", "trainer.log_every=50"]
 
 
 def convergence(df, out: Path) -> Path:
@@ -38,7 +37,7 @@ def convergence(df, out: Path) -> Path:
     axes[0][0].set_ylabel("cross-entropy loss (mean, 95% interval)")
     axes[0][0].set_yscale("log")
     fig.suptitle(_dataset_title(df, "BN vs no BN: loss over training"))
-    return save(fig, out / "convergence.png")
+    return save(fig, out / "convergence.png", df)
 
 
 def summary(df, out: Path) -> Path:
@@ -87,7 +86,7 @@ def summary(df, out: Path) -> Path:
         ax.grid(alpha=0.3, axis="y")
     axes[0].legend(loc="best", fontsize=8)
     fig.suptitle(_dataset_title(df, "BN vs no BN: final accuracy per seed"))
-    return save(fig, out / "bn_vs_nobn_summary.png")
+    return save(fig, out / "bn_vs_nobn_summary.png", df)
 
 
 def _dataset_title(df, title: str) -> str:
@@ -101,7 +100,7 @@ def draw(df, out: Path) -> None:
 
 
 def main(argv=None) -> int:
-    return figure_script(argv, __doc__.split("\n")[0], "bn_vs_nobn", FAST, draw)
+    return figure_script(argv, __doc__.split("\n")[0], "bn_vs_nobn", draw)
 
 
 if __name__ == "__main__":

@@ -4,8 +4,6 @@ accuracy over training, mean over 3 seeds with a 95% interval.
 
 from bnlab.figures import figure_script, label_and_colour, loss_and_accuracy
 
-FAST = ["trainer.steps=600", "trainer.eval_every=100"]
-
 
 def draw(df, out):
     variants = [
@@ -23,7 +21,7 @@ def draw(df, out):
 
 
 def main(argv=None) -> int:
-    return figure_script(argv, __doc__.split("\n")[0], "cnn_bn_vs_nobn", FAST, draw)
+    return figure_script(argv, __doc__.split("\n")[0], "cnn_bn_vs_nobn", draw)
 
 
 if __name__ == "__main__":

@@ -10,7 +10,6 @@ import matplotlib.pyplot as plt
 from bnlab.analysis import final_table
 from bnlab.figures import figure_script, final_lines, save
 
-FAST = ["trainer.steps=1000", "trainer.eval_every=500"]
 DEFAULTS = {1e-8: "", 1e-5: "PyTorch, Flax, Caffe", 1e-3: "Keras, TF-slim Inception"}
 
 
@@ -59,11 +58,11 @@ def draw(df, out):
         f"What BN's epsilon changes (Fashion-MNIST, paper MLP, {steps:,} steps, "
         f"{df['seed'].nunique()} seeds)"
     )
-    save(fig, out / "eps_sweep.png")
+    save(fig, out / "eps_sweep.png", df)
 
 
 def main(argv=None) -> int:
-    return figure_script(argv, __doc__.split("\n")[0], "eps_sweep", FAST, draw)
+    return figure_script(argv, __doc__.split("\n")[0], "eps_sweep", draw)
 
 
 if __name__ == "__main__":

@@ -9,8 +9,6 @@ import pandas as pd
 from bnlab.analysis import final_table
 from bnlab.figures import batch_size_axis, figure_script, final_lines, save
 
-FAST = ["trainer.steps=2000", "trainer.eval_every=1000"]
-
 
 def draw(df, out):
     fixed = final_table(df, "val", "accuracy")
@@ -39,11 +37,11 @@ def draw(df, out):
         f"{int(df['trainer.steps'].max()):,} steps, {df['seed'].nunique()} seeds)",
         fontsize=9,
     )
-    save(fig, out / "inference_stats.png")
+    save(fig, out / "inference_stats.png", df)
 
 
 def main(argv=None) -> int:
-    return figure_script(argv, __doc__.split("\n")[0], "inference_stats", FAST, draw)
+    return figure_script(argv, __doc__.split("\n")[0], "inference_stats", draw)
 
 
 if __name__ == "__main__":

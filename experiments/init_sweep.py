@@ -11,8 +11,6 @@ import matplotlib.pyplot as plt
 from bnlab.analysis import curves, runs_table
 from bnlab.figures import band, figure_script, label_and_colour, save
 
-FAST = ["trainer.eval_every=20"]
-
 
 def draw(df, out):
     stds = sorted(df["model.init_std"].unique(), reverse=True)
@@ -69,11 +67,11 @@ def draw(df, out):
         "BN vs no BN over 16 weight-init scales (Saito ch. 6 on Fashion-MNIST: "
         f"5 x 100 ReLU, 1,000 images, SGD 0.01, {df['seed'].nunique()} seeds)"
     )
-    save(fig, out / "init_sweep.png")
+    save(fig, out / "init_sweep.png", df)
 
 
 def main(argv=None) -> int:
-    return figure_script(argv, __doc__.split("\n")[0], "init_sweep", FAST, draw)
+    return figure_script(argv, __doc__.split("\n")[0], "init_sweep", draw)
 
 
 if __name__ == "__main__":

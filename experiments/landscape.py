@@ -9,12 +9,6 @@ import re
 
 from bnlab.figures import band, figure_script, plt, save
 
-FAST = [
-    "trainer.steps=300",
-    "trainer.eval_every=150",
-    "trainer.probe_every=50",
-    "model.channels=[8,16]",
-]
 VARIANTS = [("No BN", "tab:blue"), ("BN", "tab:red"), ("Noisy BN", "tab:orange")]
 LAYER_STYLES = ["-", "--", ":", "-."]
 PANELS = [
@@ -97,11 +91,11 @@ def draw(df, out):
         f"BN ({df['dataset.name'].iloc[0]}, SGD lr {df['optimizer.lr'].iloc[0]:g}, "
         f"{seeds} seeds; lines: mean over seeds, bands: min-max over seeds)"
     )
-    save(fig, out / "landscape.png")
+    save(fig, out / "landscape.png", df)
 
 
 def main(argv=None) -> int:
-    return figure_script(argv, __doc__.split("\n")[0], "landscape", FAST, draw)
+    return figure_script(argv, __doc__.split("\n")[0], "landscape", draw)
 
 
 if __name__ == "__main__":

@@ -2,7 +2,8 @@
 
 BN vs no BN, plain SGD at 0.1 (the base) times 1, 5, 30 (the paper's BN-x5, BN-x30), 100 and
 300; mean over 3 seeds with a 95% interval, diverged seeds marked. Right: validation accuracy
-over training at 100x the base, where the two part ways. From the lr_sweep experiment (run first if missing).
+over training at 100x the base, where the two part ways. From the lr_sweep experiment (run
+first if missing).
 """
 
 import matplotlib.pyplot as plt
@@ -10,7 +11,6 @@ import matplotlib.pyplot as plt
 from bnlab.analysis import curves, final_table
 from bnlab.figures import band, figure_script, final_lines, label_and_colour, save
 
-FAST = ["trainer.steps=2000", "trainer.eval_every=500"]
 BASE_LR = 0.1
 
 
@@ -47,11 +47,11 @@ def draw(df, out):
         f"BN and the learning rate (Fashion-MNIST, paper MLP, SGD, {steps:,} steps, "
         f"{df['seed'].nunique()} seeds)"
     )
-    save(fig, out / "lr_sweep.png")
+    save(fig, out / "lr_sweep.png", df)
 
 
 def main(argv=None) -> int:
-    return figure_script(argv, __doc__.split("\n")[0], "lr_sweep", FAST, draw)
+    return figure_script(argv, __doc__.split("\n")[0], "lr_sweep", draw)
 
 
 if __name__ == "__main__":

@@ -17,7 +17,6 @@ from bnlab.analysis import curves
 from bnlab.figures import band, figure_script, label_and_colour, save
 
 REFERENCE = Path(__file__).resolve().parent / "reference" / "ioffe2015_fig1a.csv"
-FAST = ["trainer.steps=3000", "trainer.eval_every=250", "trainer.log_every=50"]
 
 
 def draw(df: pd.DataFrame, out: Path) -> Path:
@@ -75,13 +74,11 @@ def draw(df: pd.DataFrame, out: Path) -> Path:
     source = "MNIST" if dataset == "mnist" else f"{dataset}; the paper used MNIST"
     fig.suptitle(f"Ioffe & Szegedy (2015), Figure 1, recreated ({source})")
     fig.tight_layout()
-    return save(fig, out / "paper_fig1.png")
+    return save(fig, out / "paper_fig1.png", df)
 
 
 def main(argv=None) -> int:
-    return figure_script(
-        argv, __doc__.split("\n")[0], "paper_fig1", FAST, draw, fallback="bn_vs_nobn"
-    )
+    return figure_script(argv, __doc__.split("\n")[0], "paper_fig1", draw, fallback="bn_vs_nobn")
 
 
 if __name__ == "__main__":

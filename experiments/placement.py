@@ -8,8 +8,6 @@ import matplotlib.pyplot as plt
 
 from bnlab.figures import figure_script, save, variant_curves
 
-FAST = ["trainer.steps=2000"]
-
 
 def draw(df, out):
     acts = [a for a in ("sigmoid", "relu") if a in set(df["model.activation"])]
@@ -50,11 +48,11 @@ def draw(df, out):
         f"Where BN goes (Fashion-MNIST, 3 x 100 MLP, lr {df['optimizer.lr'].iloc[0]:g}, "
         f"{df['seed'].nunique()} seeds)"
     )
-    save(fig, out / "placement.png")
+    save(fig, out / "placement.png", df)
 
 
 def main(argv=None) -> int:
-    return figure_script(argv, __doc__.split("\n")[0], "placement", FAST, draw)
+    return figure_script(argv, __doc__.split("\n")[0], "placement", draw)
 
 
 if __name__ == "__main__":

@@ -9,8 +9,6 @@ import numpy as np
 from bnlab.analysis import final_table, mean_interval
 from bnlab.figures import figure_script, label_and_colour, save
 
-FAST = ["trainer.steps=2000"]
-
 
 def draw(df, out):
     val = final_table(df, "val", "loss").set_index("run")
@@ -53,11 +51,11 @@ def draw(df, out):
         f"BN, dropout and weight decay (5,000 Fashion-MNIST images, paper MLP, "
         f"{int(df['trainer.steps'].max()):,} steps, {df['seed'].nunique()} seeds)"
     )
-    save(fig, out / "regularization.png")
+    save(fig, out / "regularization.png", df)
 
 
 def main(argv=None) -> int:
-    return figure_script(argv, __doc__.split("\n")[0], "regularization", FAST, draw)
+    return figure_script(argv, __doc__.split("\n")[0], "regularization", draw)
 
 
 if __name__ == "__main__":

@@ -4,8 +4,6 @@ without gamma/beta) vs BN, training loss and validation accuracy over training, 
 
 from bnlab.figures import figure_script, loss_and_accuracy
 
-FAST = ["trainer.steps=2000"]
-
 
 def draw(df, out):
     variants = [
@@ -14,15 +12,15 @@ def draw(df, out):
             "standardize only (affine=false)",
             "tab:green",
             "--",
-            df[(df["norm.kind"] == "bn") & (df["norm.affine"] == False)],
-        ),  # noqa: E712
+            df[(df["norm.kind"] == "bn") & ~df["norm.affine"].astype(bool)],
+        ),
         (
             "BN (with gamma, beta)",
             "tab:red",
             "-",
-            df[(df["norm.kind"] == "bn") & (df["norm.affine"] == True)],
+            df[(df["norm.kind"] == "bn") & df["norm.affine"].astype(bool)],
         ),
-    ]  # noqa: E712
+    ]
     loss_and_accuracy(
         variants,
         f"Standardizing vs BN (Fashion-MNIST, paper MLP, sigmoid, lr "
@@ -32,7 +30,7 @@ def draw(df, out):
 
 
 def main(argv=None) -> int:
-    return figure_script(argv, __doc__.split("\n")[0], "whitening_vs_bn", FAST, draw)
+    return figure_script(argv, __doc__.split("\n")[0], "whitening_vs_bn", draw)
 
 
 if __name__ == "__main__":

@@ -70,8 +70,8 @@ def smoke_overrides(tmp_path):
 
 @pytest.fixture(scope="session")
 def smoke_sweep(tmp_path_factory):
-    """A real 2 x 2 sweep (norm.kind none/bn x seed 0/1) laid out as Hydra's multirun would."""
-    from bnlab.train import train
+    """A real 2 x 2 sweep (norm=none/bn x seed 0/1) laid out as Hydra's multirun would."""
+    from bnlab.train import run_job
 
     root = tmp_path_factory.mktemp("sweep") / "smoke"
     data = root.parent / "data"
@@ -80,7 +80,7 @@ def smoke_sweep(tmp_path_factory):
             cfg = make_config(
                 "+experiment=smoke",
                 f"data_dir={data}",
-                f"norm.kind={kind}",
+                f"norm={kind}",
                 f"seed={seed}",
                 "dataset.synthetic_train=1500",
                 "dataset.val_size=500",
@@ -90,5 +90,5 @@ def smoke_sweep(tmp_path_factory):
                 "trainer.log_every=20",
                 "trainer.probe_size=200",
             )
-            train(cfg, root / f"norm.kind={kind},seed={seed}")
+            run_job(cfg, root / f"norm={kind},seed={seed}")
     return root

@@ -92,9 +92,7 @@ def test_real_smoke_sweep_aggregates_the_raw_files(smoke_sweep):
     assert set(runs_table(df)["status"]) == {"completed"}
     c = curves(df, "val", "loss", by=["norm.kind"]).set_index(["norm.kind", "step"])
     for kind in ("none", "bn"):
-        raw = [
-            pd.read_csv(smoke_sweep / f"norm.kind={kind},seed={s}" / "metrics.csv") for s in (0, 1)
-        ]
+        raw = [pd.read_csv(smoke_sweep / f"norm={kind},seed={s}" / "metrics.csv") for s in (0, 1)]
         values = [
             r[(r.split == "val") & (r.metric == "loss") & (r.step == 120)].value.item() for r in raw
         ]

@@ -24,10 +24,19 @@ def _check_png(path, min_width=800):
 
 
 def test_convergence_and_summary_figures(smoke_sweep, tmp_path):
-    module = _script("convergence")
+    module = _script("bn_vs_nobn")
     df = load_runs(smoke_sweep)
     _check_png(module.convergence(df, tmp_path))
     _check_png(module.summary(df, tmp_path))
+
+
+def test_figures_name_the_code_their_data_came_from(smoke_sweep):
+    from bnlab.figures import data_note
+    from bnlab.provenance import code_state, describe
+
+    df = load_runs(smoke_sweep)
+    assert set(df["code"]) == {describe(code_state())}  # every run of the sweep: this code
+    assert data_note(df) == f"data: {describe(code_state())}"
 
 
 def test_paper_fig1_figure(smoke_sweep, tmp_path):
@@ -58,7 +67,7 @@ def _mini_sweep(root, grid, *extra):
 
     from conftest import make_config
 
-    from bnlab.train import train
+    from bnlab.train import run_job
 
     keys = list(grid)
     for values in itertools.product(*grid.values()):
@@ -77,7 +86,7 @@ def _mini_sweep(root, grid, *extra):
             *extra,
             *overrides,
         )
-        train(cfg, root / "sweep" / ",".join(overrides))
+        run_job(cfg, root / "sweep" / ",".join(overrides))
     return load_runs(root / "sweep")
 
 

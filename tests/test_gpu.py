@@ -12,7 +12,7 @@ from test_reliability import JOB, _job, _same_results, _start, _wait_for
 from torch import nn
 
 from bnlab.batchnorm import BatchNorm
-from bnlab.train import train
+from bnlab.train import run_job
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")
 
@@ -46,8 +46,8 @@ def test_training_on_cuda_matches_cpu(tmp_path, smoke_overrides, compile):
     """The same job on CUDA and on CPU: every seed recorded, and the same curves up to float
     rounding (same initial weights, same batches)."""
     args = [*smoke_overrides, "trainer.replicas=2", f"trainer.compile={compile}"]
-    gpu = train(make_config(*args, "device=cuda"), tmp_path / "cuda")
-    cpu = train(make_config(*args, "device=cpu"), tmp_path / "cpu")
+    gpu = run_job(make_config(*args, "device=cuda"), tmp_path / "cuda")
+    run_job(make_config(*args, "device=cpu"), tmp_path / "cpu")
     assert [s["status"] for s in gpu] == ["completed", "completed"]
     assert all(s["device"].startswith("cuda") for s in gpu)
     for seed in (0, 1):
@@ -61,9 +61,9 @@ def test_training_on_cuda_matches_cpu(tmp_path, smoke_overrides, compile):
 
 def test_replicas_on_cuda_equal_separate_runs(tmp_path, smoke_overrides):
     args = [*smoke_overrides, "device=cuda"]
-    train(make_config(*args, "trainer.replicas=2", "seed=3"), tmp_path / "batched")
+    run_job(make_config(*args, "trainer.replicas=2", "seed=3"), tmp_path / "batched")
     for seed in (3, 4):
-        train(make_config(*args, f"seed={seed}"), tmp_path / f"s{seed}")
+        run_job(make_config(*args, f"seed={seed}"), tmp_path / f"s{seed}")
         together = pd.read_csv(tmp_path / "batched" / f"seed={seed}" / "metrics.csv")
         alone = pd.read_csv(tmp_path / f"s{seed}" / "metrics.csv")
         pd.testing.assert_series_equal(together.value, alone.value, rtol=1e-4, atol=1e-5)

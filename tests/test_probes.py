@@ -7,9 +7,10 @@ import pytest
 import torch
 from conftest import make_config
 
-from bnlab.models import CNN, MLP, NormSpec
+from bnlab.config import NormConfig
+from bnlab.models import CNN, MLP
 from bnlab.probes import ETA_MULTIPLES, Probes, landscape_along_gradient, layer_of
-from bnlab.train import train
+from bnlab.train import run_job
 
 
 def _batch(k=2, n=16, features=20, classes=5, seed=0):
@@ -21,7 +22,7 @@ def _batch(k=2, n=16, features=20, classes=5, seed=0):
 
 def _mlp(kind="bn", k=2, dropout=0.0):
     return MLP(
-        20, 5, hidden=(12, 12, 12), norm=NormSpec(kind=kind), dropout=dropout, seeds=range(k)
+        20, 5, hidden=(12, 12, 12), norm=NormConfig(kind=kind), dropout=dropout, seeds=range(k)
     )
 
 
@@ -105,7 +106,7 @@ def test_landscape_on_a_quadratic_matches_the_analytic_values():
 
 
 def test_cnn_probes_have_one_value_per_replica_and_layer():
-    model = CNN(1, 8, 4, channels=(3, 5), norm=NormSpec(kind="bn"), seeds=(0, 1))
+    model = CNN(1, 8, 4, channels=(3, 5), norm=NormConfig(kind="bn"), seeds=(0, 1))
     x = torch.rand(2, 6, 1, 8, 8)
     y = torch.randint(0, 4, (2, 6))
     out = Probes(model)(x, y, lr=0.1)
@@ -126,8 +127,8 @@ def test_probes_do_not_change_the_training_run(tmp_path, smoke_overrides):
     the probes' cost is in summary.json."""
     common = [*smoke_overrides, "model.dropout=0.1", "trainer.replicas=2"]
     off, on = tmp_path / "off", tmp_path / "on"
-    train(make_config(*common), off)
-    train(make_config(*common, "trainer.probe_every=50"), on)
+    run_job(make_config(*common), off)
+    run_job(make_config(*common, "trainer.probe_every=50"), on)
     for seed in (0, 1):
         a = pd.read_csv(off / f"seed={seed}" / "metrics.csv")
         b = pd.read_csv(on / f"seed={seed}" / "metrics.csv")

@@ -202,7 +202,7 @@ def test_two_identical_sweeps_at_once_share_the_work_and_never_collide(tmp_path)
         "trainer.eval_every=100",
         "trainer.log_every=50",
         "trainer.progress=false",
-        "norm.kind=none,bn",
+        "norm=none,bn",
         "seed=0,1",
     ]
     env = dict(os.environ, PYTHONUNBUFFERED="1")

@@ -10,7 +10,7 @@ from conftest import ROOT, make_config, run_cli
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from bnlab.data import DEBIAN_FASHION_MNIST
-from bnlab.train import train
+from bnlab.train import run_job
 
 EXPECTED_SCALARS = {
     "train/loss",
@@ -33,7 +33,7 @@ def _scalar_tags(run_dir: Path) -> set[str]:
 @pytest.mark.parametrize("norm", ["none", "bn"])
 def test_smoke_run_writes_every_file(tmp_path, smoke_overrides, norm):
     cfg = make_config(*smoke_overrides, f"norm={norm}")
-    [summary] = train(cfg, tmp_path / "run")
+    [summary] = run_job(cfg, tmp_path / "run")
     run = tmp_path / "run"
     metrics = pd.read_csv(run / "metrics.csv")
     assert list(metrics.columns) == ["step", "split", "metric", "value"]
@@ -66,7 +66,7 @@ def test_smoke_run_writes_every_file(tmp_path, smoke_overrides, norm):
 
 
 def test_hparams_and_config_text_are_in_tensorboard(tmp_path, smoke_overrides):
-    train(make_config(*smoke_overrides), tmp_path / "run")
+    run_job(make_config(*smoke_overrides), tmp_path / "run")
     acc = EventAccumulator(str(tmp_path / "run"))
     acc.Reload()
     tags = acc.Tags()
@@ -80,22 +80,22 @@ def test_hparams_and_config_text_are_in_tensorboard(tmp_path, smoke_overrides):
 
 
 def test_bn_trains_on_synthetic_data(tmp_path, smoke_overrides):
-    [summary] = train(make_config(*smoke_overrides), tmp_path / "run")
+    [summary] = run_job(make_config(*smoke_overrides), tmp_path / "run")
     assert summary["final"]["val/accuracy"] > 0.6  # chance is 0.1
 
 
 def test_same_config_twice_gives_identical_metrics(tmp_path, smoke_overrides):
     for norm in ("none", "bn"):
         cfg = make_config(*smoke_overrides, f"norm={norm}")
-        train(cfg, tmp_path / f"{norm}-a")
-        train(cfg, tmp_path / f"{norm}-b")
+        run_job(cfg, tmp_path / f"{norm}-a")
+        run_job(cfg, tmp_path / f"{norm}-b")
         a = (tmp_path / f"{norm}-a" / "metrics.csv").read_text()
         assert a == (tmp_path / f"{norm}-b" / "metrics.csv").read_text()
 
 
 def test_bn_and_no_bn_runs_are_paired_by_seed(tmp_path, smoke_overrides):
     """Same seed: same initial weights where shapes agree, so step-0 logits differ only by BN."""
-    from bnlab.train import BatchOrder
+    from bnlab.batches import BatchOrder
 
     a = BatchOrder(1000, 60, [3], "cpu").indices(20)
     b = BatchOrder(1000, 60, [3], "cpu").indices(20)
@@ -108,12 +108,12 @@ def test_bn_and_no_bn_runs_are_paired_by_seed(tmp_path, smoke_overrides):
 
 
 def test_replicas_equal_separate_runs(tmp_path, smoke_overrides):
-    batched = train(
+    batched = run_job(
         make_config(*smoke_overrides, "trainer.replicas=2", "seed=5"), tmp_path / "batched"
     )
     assert [s["seed"] for s in batched] == [5, 6]
     for seed in (5, 6):
-        [single] = train(make_config(*smoke_overrides, f"seed={seed}"), tmp_path / f"s{seed}")
+        [single] = run_job(make_config(*smoke_overrides, f"seed={seed}"), tmp_path / f"s{seed}")
         together = pd.read_csv(tmp_path / "batched" / f"seed={seed}" / "metrics.csv")
         alone = pd.read_csv(tmp_path / f"s{seed}" / "metrics.csv")
         assert together[["step", "split", "metric"]].equals(alone[["step", "split", "metric"]])
@@ -132,7 +132,7 @@ def test_replicas_equal_separate_runs(tmp_path, smoke_overrides):
 )  # NaN/inf loss
 def test_divergence_is_recorded_and_stops_the_run(tmp_path, smoke_overrides, extra):
     cfg = make_config(*smoke_overrides, "norm=none", "optimizer.lr=1e30", *extra)
-    [summary] = train(cfg, tmp_path / "run")
+    [summary] = run_job(cfg, tmp_path / "run")
     assert summary["status"] == "diverged"
     assert summary["diverged_step"] == 20 and summary["step"] == 20
     on_disk = json.loads((tmp_path / "run" / "summary.json").read_text())
@@ -142,10 +142,10 @@ def test_divergence_is_recorded_and_stops_the_run(tmp_path, smoke_overrides, ext
 def test_one_diverging_replica_leaves_the_others_training(tmp_path, smoke_overrides):
     """Replicas share no parameters: a NaN in one must not reach another."""
     cfg = make_config(*smoke_overrides, "norm=none", "optimizer.lr=30", "trainer.replicas=3")
-    summaries = train(cfg, tmp_path / "run")
+    summaries = run_job(cfg, tmp_path / "run")
     statuses = [s["status"] for s in summaries]
     alone = [
-        train(
+        run_job(
             make_config(*smoke_overrides, "norm=none", "optimizer.lr=30", f"seed={s}"),
             tmp_path / f"alone{s}",
         )[0]["status"]
@@ -158,7 +158,7 @@ def test_multirun_names_folders_by_overrides_and_prints_the_comparison(tmp_path)
     proc = run_cli(
         "-m",
         "+experiment=smoke",
-        "norm.kind=none,bn",
+        "norm=none,bn",
         "seed=0,1",
         "trainer.steps=60",
         "trainer.eval_every=30",
@@ -175,10 +175,10 @@ def test_multirun_names_folders_by_overrides_and_prints_the_comparison(tmp_path)
     for name, pair in zip(
         names,
         [
-            "norm.kind=bn,seed=0",
-            "norm.kind=bn,seed=1",
-            "norm.kind=none,seed=0",
-            "norm.kind=none,seed=1",
+            "norm=bn,seed=0",
+            "norm=bn,seed=1",
+            "norm=none,seed=0",
+            "norm=none,seed=1",
         ],
     ):
         assert pair in name and "trainer.steps=60" in name and "data_dir" not in name
@@ -200,22 +200,22 @@ def test_bn_trains_faster_than_no_bn_on_fashion_mnist(tmp_path):
     for norm in ("none", "bn"):
         cfg = make_config(
             "+experiment=bn_vs_nobn",
-            f"norm.kind={norm}",
+            f"norm={norm}",
             "trainer.replicas=1",
             "trainer.steps=1000",
             "trainer.eval_every=1000",
             f"data_dir={ROOT / 'data'}",
         )
-        [summary] = train(cfg, tmp_path / norm)
+        [summary] = run_job(cfg, tmp_path / norm)
         final[norm] = summary["final"]["train/loss"]
     assert final["bn"] < final["none"]
 
 
 def test_rerunning_a_finished_run_keeps_its_results(tmp_path, smoke_overrides):
     cfg = make_config(*smoke_overrides)
-    [first] = train(cfg, tmp_path / "run")
+    [first] = run_job(cfg, tmp_path / "run")
     before = (tmp_path / "run" / "metrics.csv").read_text()
-    [again] = train(cfg, tmp_path / "run")
+    [again] = run_job(cfg, tmp_path / "run")
     assert again == first
     assert (tmp_path / "run" / "metrics.csv").read_text() == before  # no duplicated rows
 
@@ -223,17 +223,17 @@ def test_rerunning_a_finished_run_keeps_its_results(tmp_path, smoke_overrides):
 def test_a_finished_folder_of_another_config_is_an_error(tmp_path, smoke_overrides):
     from bnlab.runfolder import RunFolderError
 
-    train(make_config(*smoke_overrides), tmp_path / "run")
+    run_job(make_config(*smoke_overrides), tmp_path / "run")
     with pytest.raises(RunFolderError, match=r"optimizer.lr: 0.5 -> 0.25"):
-        train(make_config(*smoke_overrides, "optimizer.lr=0.25"), tmp_path / "run")
+        run_job(make_config(*smoke_overrides, "optimizer.lr=0.25"), tmp_path / "run")
 
 
 def test_an_unfinished_run_is_trained_again_from_a_clean_folder(tmp_path, smoke_overrides):
     cfg = make_config(*smoke_overrides)
-    train(cfg, tmp_path / "run")
+    run_job(cfg, tmp_path / "run")
     summary = tmp_path / "run" / "summary.json"
     summary.write_text(summary.read_text().replace('"completed"', '"interrupted"'))
-    [again] = train(cfg, tmp_path / "run")
+    [again] = run_job(cfg, tmp_path / "run")
     metrics = pd.read_csv(tmp_path / "run" / "metrics.csv")
     assert again["status"] == "completed"
     assert not metrics.duplicated(["step", "split", "metric"]).any()
@@ -244,7 +244,7 @@ def test_a_folder_in_use_is_refused(tmp_path, smoke_overrides):
 
     with FolderLock(tmp_path / "run"):
         with pytest.raises(RunFolderError, match="is in use by pid"):
-            train(make_config(*smoke_overrides), tmp_path / "run")
+            run_job(make_config(*smoke_overrides), tmp_path / "run")
 
 
 def test_epochs_set_the_number_of_steps(tmp_path, smoke_overrides):
@@ -256,7 +256,7 @@ def test_epochs_set_the_number_of_steps(tmp_path, smoke_overrides):
         "dataset.synthetic_train=1500",
         "dataset.val_size=500",
     )
-    [summary] = train(cfg, tmp_path / "run")
+    [summary] = run_job(cfg, tmp_path / "run")
     assert summary["steps_total"] == 25 and summary["step"] == 25
 
 
@@ -268,7 +268,7 @@ def test_train_accuracy_and_trainmode_metrics(tmp_path, smoke_overrides):
         "norm.stats=batch",
         "trainer.eval_batch_size=60",
     )
-    train(cfg, tmp_path / "run")
+    run_job(cfg, tmp_path / "run")
     m = pd.read_csv(tmp_path / "run" / "metrics.csv")
     acc = m[m.metric.str.startswith("accuracy")].pivot_table(
         index="step", columns=["split", "metric"], values="value"
@@ -283,10 +283,11 @@ def test_train_accuracy_and_trainmode_metrics(tmp_path, smoke_overrides):
 
 def test_trainmode_evaluation_leaves_the_model_unchanged(tmp_path, smoke_overrides):
     from bnlab.batchnorm import BatchNorm
-    from bnlab.models import MLP, NormSpec
-    from bnlab.train import batch_statistics, evaluate
+    from bnlab.config import NormConfig
+    from bnlab.evaluation import batch_statistics, evaluate
+    from bnlab.models import MLP
 
-    model = MLP(784, 10, hidden=(16,), norm=NormSpec(kind="bn"))
+    model = MLP(784, 10, hidden=(16,), norm=NormConfig(kind="bn"))
     before = {k: v.clone() for k, v in model.state_dict().items()}
     x, y = torch.rand(50, 784), torch.randint(10, (50,))
     with batch_statistics(model):
@@ -313,7 +314,7 @@ def test_sweeps_run_through_the_scale_out_launchers(tmp_path, launcher):
         "-m",
         f"hydra/launcher={launcher}",
         "+experiment=smoke",
-        "norm.kind=none,bn",
+        "norm=none,bn",
         "trainer.steps=40",
         "trainer.eval_every=20",
         "trainer.log_every=20",
@@ -329,7 +330,7 @@ def test_sweeps_run_through_the_scale_out_launchers(tmp_path, launcher):
         for p in (tmp_path / "outputs" / "smoke").iterdir()
         if p.is_dir() and not p.name.startswith(".")
     )
-    assert len(jobs) == 2 and "norm.kind=bn," in jobs[0].name and "norm.kind=none," in jobs[1].name
+    assert len(jobs) == 2 and "norm=bn," in jobs[0].name and "norm=none," in jobs[1].name
     assert not any("launcher" in p.name for p in jobs)
     summaries = [json.loads((p / "summary.json").read_text()) for p in jobs]
     assert [s["status"] for s in summaries] == ["completed", "completed"]
@@ -342,7 +343,7 @@ def test_folder_names_from_long_overrides_are_cut_with_a_hash():
     from bnlab.runfolder import MAX_FOLDER_NAME, folder_name
 
     assert folder_name("") == "default"
-    assert folder_name("norm.kind=bn,seed=1") == "norm.kind=bn,seed=1"
+    assert folder_name("norm=bn,seed=1") == "norm=bn,seed=1"
     fits = "a=" + "1" * (MAX_FOLDER_NAME - 2)  # a name that fits stays (earlier runs' folders)
     assert folder_name(fits) == fits
     long = "model.hidden=[" + ",".join(["8"] * 140) + "]"

@@ -11,29 +11,38 @@ import pytest
 import torch
 from conftest import ROOT, make_config
 
+from bnlab.batches import gather
 from bnlab.batchnorm import BatchNorm
-from bnlab.models import MLP, NormSpec
-from bnlab.train import TrainStep, gather, train
+from bnlab.config import NormConfig
+from bnlab.fastpaths import CompiledLosses, fused_sgd_step, is_plain_sgd
+from bnlab.models import MLP, replica_losses
+from bnlab.train import run_job
 
 
-def _step_pair(plain_sgd: bool):
-    model = MLP(20, 5, hidden=(12, 12), norm=NormSpec(kind="bn"), seeds=(0, 1))
-    step = TrainStep(model, torch.optim.SGD(model.parameters(), lr=0.3, foreach=True))
-    step.plain_sgd = plain_sgd
-    return model, step
+def _sgd_steps(fused: bool, steps: int = 5):
+    """Five training steps of a small BN MLP with SGD, the fused step or optimizer.step()."""
+    model = MLP(20, 5, hidden=(12, 12), norm=NormConfig(kind="bn"), seeds=(0, 1))
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.3, foreach=True)
+    gen = torch.Generator().manual_seed(0)
+    losses = []
+    for _ in range(steps):
+        x, y = torch.randn(2, 16, 20, generator=gen), torch.randint(0, 5, (2, 16), generator=gen)
+        loss = replica_losses(model, x, y)
+        optimizer.zero_grad(set_to_none=True)
+        loss.sum().backward()
+        fused_sgd_step(optimizer) if fused else optimizer.step()
+        losses.append(loss.detach())
+    return model, torch.stack(losses)
 
 
 def test_plain_sgd_fast_path_equals_optim_sgd_bit_for_bit():
-    fast_model, fast = _step_pair(True)
-    ref_model, ref = _step_pair(False)
-    assert TrainStep(fast_model, torch.optim.SGD(fast_model.parameters(), lr=0.1)).plain_sgd
-    assert not TrainStep(
-        fast_model, torch.optim.SGD(fast_model.parameters(), lr=0.1, momentum=0.9)
-    ).plain_sgd
-    gen = torch.Generator().manual_seed(0)
-    for _ in range(5):
-        x, y = torch.randn(2, 16, 20, generator=gen), torch.randint(0, 5, (2, 16), generator=gen)
-        assert torch.equal(fast(x, y), ref(x, y))
+    model = MLP(20, 5, hidden=(12,), seeds=(0,))
+    assert is_plain_sgd(torch.optim.SGD(model.parameters(), lr=0.1))
+    assert not is_plain_sgd(torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9))
+    assert not is_plain_sgd(torch.optim.SGD(model.parameters(), lr=0.1, weight_decay=1e-4))
+    fast_model, fast = _sgd_steps(fused=True)
+    ref_model, ref = _sgd_steps(fused=False)
+    assert torch.equal(fast, ref)
     for a, b in zip(fast_model.state_dict().values(), ref_model.state_dict().values()):
         assert torch.equal(a, b)
 
@@ -55,11 +64,13 @@ def test_compiled_training_matches_eager(tmp_path, smoke_overrides, caplog):
     compiled once per job, also for a second job in the same process."""
     eager = tmp_path / "eager"
     compiled = tmp_path / "compiled"
-    train(make_config(*smoke_overrides, "trainer.replicas=2"), eager)
+    run_job(make_config(*smoke_overrides, "trainer.replicas=2"), eager)
     with torch._dynamo.config.patch(error_on_recompile=True):  # one graph for the whole run
-        train(make_config(*smoke_overrides, "trainer.replicas=2", "trainer.compile=true"), compiled)
+        run_job(
+            make_config(*smoke_overrides, "trainer.replicas=2", "trainer.compile=true"), compiled
+        )
         # a second job in the same process (a sweep under the basic launcher) starts afresh
-        train(
+        run_job(
             make_config(*smoke_overrides, "trainer.replicas=3", "trainer.compile=true"),
             tmp_path / "second",
         )
@@ -109,12 +120,11 @@ def test_a_failing_compile_falls_back_to_eager_with_a_warning(monkeypatch, caplo
         return call
 
     monkeypatch.setattr(torch, "compile", broken_compile)
-    model = MLP(20, 5, hidden=(12,), norm=NormSpec(kind="bn"), seeds=(0,))
-    reference = MLP(20, 5, hidden=(12,), norm=NormSpec(kind="bn"), seeds=(0,))
-    step = TrainStep(model, torch.optim.SGD(model.parameters(), lr=0.1), compile=True)
-    eager = TrainStep(reference, torch.optim.SGD(reference.parameters(), lr=0.1))
+    model = MLP(20, 5, hidden=(12,), norm=NormConfig(kind="bn"), seeds=(0,))
+    reference = MLP(20, 5, hidden=(12,), norm=NormConfig(kind="bn"), seeds=(0,))
+    compiled = CompiledLosses()
     x, y = torch.randn(1, 16, 20), torch.randint(0, 5, (1, 16))
     with caplog.at_level("WARNING"):
         for _ in range(2):
-            assert torch.equal(step(x, y), eager(x, y))
+            assert torch.equal(compiled(model, x, y), replica_losses(reference, x, y))
     assert "torch.compile failed" in caplog.text and "C++ compiler" in caplog.text

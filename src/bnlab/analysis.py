@@ -3,8 +3,9 @@
 A *run folder* is any folder holding ``metrics.csv`` and ``config.yaml`` (a single run, one job
 of a sweep, or one seed of a replica-batched job). :func:`load_runs` finds every one under a
 root and returns one long DataFrame: the metrics rows joined with the run's flattened config
-(``norm.kind``, ``norm.eps``, ``seed``, ...), its ``status`` from summary.json, and ``run``, the
-folder relative to the root. Failed and diverged runs stay in the frame with their status.
+(``norm.kind``, ``norm.eps``, ``seed``, ...), its ``status`` from summary.json, ``code`` (the
+commit that made it, see :func:`bnlab.provenance.describe`), and ``run``, the folder relative
+to the root. Failed and diverged runs stay in the frame with their status.
 """
 
 from __future__ import annotations
@@ -18,9 +19,11 @@ import pandas as pd
 from omegaconf import OmegaConf
 
 from bnlab.config import flatten
+from bnlab.provenance import describe
 from bnlab.runfolder import NON_RESULT_KEYS
 
-IGNORED_KEYS = NON_RESULT_KEYS | {"seed"}  # not swept knobs: seeds are what we average over
+# Not swept knobs: seeds are what we average over; code is the data's provenance.
+IGNORED_KEYS = NON_RESULT_KEYS | {"seed", "code"}
 
 
 def find_runs(root: Path) -> list[Path]:
@@ -48,7 +51,12 @@ def load_runs(root: Path | str) -> pd.DataFrame:
         config, summary = read_run(run_dir)
         metrics = pd.read_csv(run_dir / "metrics.csv")
         name = str(run_dir.relative_to(root)) if run_dir != root else "."
-        info = {"run": name, "status": summary.get("status", "unknown"), **config}
+        info = {
+            "run": name,
+            "status": summary.get("status", "unknown"),
+            "code": describe(summary),
+            **config,
+        }
         metrics["run"] = name
         frames.append(metrics)
         infos.append(info)
@@ -178,6 +186,7 @@ def compare(df: pd.DataFrame, target: float, by: Optional[Sequence[str]] = None)
         reached = healthy["steps_to_target"].dropna()
         row["reached_target"] = f"{len(reached)}/{len(group)}"
         row["steps_to_target_mean"] = reached.mean() if len(reached) else float("nan")
+        row["code"] = ", ".join(sorted(set(group["code"])))
         rows.append(row)
     return pd.DataFrame(rows)
 
@@ -191,7 +200,16 @@ def format_comparison(table: pd.DataFrame, target: float) -> str:
         for c in table.columns
         if not any(
             c.startswith(p)
-            for p in ("val_", "test_", "steps_", "seeds", "completed", "diverged", "reached")
+            for p in (
+                "val_",
+                "test_",
+                "steps_",
+                "seeds",
+                "completed",
+                "diverged",
+                "reached",
+                "code",
+            )
         )
     ]
     out = table[keys].copy()
@@ -210,7 +228,8 @@ def format_comparison(table: pd.DataFrame, target: float) -> str:
     ]
     if table["diverged"].any():
         out["diverged"] = table["diverged"]
-    return out.to_string(index=False)
+    codes = sorted({c for cell in table["code"] for c in cell.split(", ")})
+    return out.to_string(index=False) + f"\n(data from {'; '.join(codes)})"
 
 
 def _pm(mean: float, std: float, digits: int) -> str:

@@ -38,13 +38,14 @@ import torch
 from torch import nn
 
 from bnlab.allocator import keep_freed_memory
+from bnlab.batches import BatchOrder, gather
 from bnlab.batchnorm import BatchNorm
-from bnlab.models import MLP, NormSpec
-from bnlab.train import BatchOrder, TrainStep, gather
+from bnlab.config import NormConfig
+from bnlab.fastpaths import CompiledLosses, optimizer_step
+from bnlab.models import MLP, replica_losses
 
 LARGE_SHAPES = [(256, 1024), (128, 64, 32, 32), (32, 256, 8, 8)]
 SMALL_SHAPE = (60, 100)
-ROOT = Path(__file__).resolve().parents[2]
 
 
 @dataclass
@@ -142,15 +143,19 @@ def step_contender(
     """One training step of the paper's MLP with ``replicas`` seeds, over fixed data."""
     x_train, y_train = data
     seeds = list(range(replicas))
-    model = MLP(784, 10, norm=NormSpec(kind=norm), seeds=seeds).to(x_train.device)
+    model = MLP(784, 10, norm=NormConfig(kind=norm), seeds=seeds).to(x_train.device)
     optimizer = torch.optim.SGD(model.parameters(), lr=0.1, foreach=True)
-    step_fn = TrainStep(model, optimizer, compile=compiled)
+    forward_and_loss = CompiledLosses() if compiled else replica_losses
+    step_optimizer = optimizer_step(optimizer)
     order = BatchOrder(len(x_train), 60, seeds, x_train.device)
     counter = iter(range(1, 1 << 62))
 
-    def call():
+    def call():  # the training loop's step (bnlab.train.training_loop)
         idx = order.indices(next(counter))
-        step_fn(gather(x_train, idx), gather(y_train, idx))
+        losses = forward_and_loss(model, gather(x_train, idx), gather(y_train, idx))
+        optimizer.zero_grad(set_to_none=True)
+        losses.sum().backward()
+        step_optimizer()
 
     return call
 
@@ -204,7 +209,8 @@ def bench_replicas(quick: bool, compiled: bool, data, out, k: int = 10) -> float
 def bench_fig1(quick: bool, out) -> tuple[Optional[float], int]:
     """Wall time of the Figure 1 experiment through run.py, in a temporary output folder."""
     steps = 500 if quick else 50000
-    mnist = (ROOT / "data" / "MNIST" / "raw" / "t10k-labels-idx1-ubyte").exists()
+    root = Path.cwd()  # bnlab's folder, where `make bench` runs: run.py and data/
+    mnist = (root / "data" / "MNIST" / "raw" / "t10k-labels-idx1-ubyte").exists()
     out(
         f"\n4. The paper's Figure 1 end to end: run.py +experiment=paper_fig1, {steps} steps"
         + ("" if mnist else " (MNIST absent: on Fashion-MNIST, same sizes)")
@@ -215,19 +221,19 @@ def bench_fig1(quick: bool, out) -> tuple[Optional[float], int]:
     ):
         cmd = [
             sys.executable,
-            str(ROOT / "run.py"),
+            str(root / "run.py"),
             "+experiment=paper_fig1",
             f"hydra.sweep.dir={tmp}",
             "trainer.progress=false",
             f"trainer.steps={steps}",
-            f"data_dir={ROOT / 'data'}",
+            f"data_dir={root / 'data'}",
         ]
         if not mnist:
             cmd.append("dataset=fashion_mnist")
         # an empty compile cache, so compiling counts in full, as on a fresh machine
         env = dict(os.environ, TORCHINDUCTOR_CACHE_DIR=cache)
         start = time.perf_counter()
-        proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, env=env)
+        proc = subprocess.run(cmd, capture_output=True, text=True, env=env)
         seconds = time.perf_counter() - start
         jobs = {
             p.parent.parent.name: json.loads(p.read_text())

@@ -11,7 +11,8 @@ The validation split is a seeded hold-out of the training set. Inputs are flatte
 and kept NCHW for the CNN. Small datasets are indexed directly: a mini-batch is
 ``x[perm[i:i + batch]]``, no DataLoader.
 
-Run as a module to provide the files: ``python -m bnlab.data prepare fashion_mnist --data-dir data``.
+Run as a module to provide the files:
+``python -m bnlab.data prepare fashion_mnist --data-dir data``.
 """
 
 from __future__ import annotations
@@ -21,7 +22,6 @@ import functools
 import gzip
 import os
 import shutil
-import subprocess
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,6 +31,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from bnlab.config import Config
 from bnlab.errors import DataError
 
 DATASETS = ("fashion_mnist", "mnist", "cifar10", "synthetic")
@@ -85,8 +86,8 @@ def load_splits(
 
     ``train_subset`` keeps only the first n training examples after the hold-out (Saito's
     init-std experiment trains on 1,000 images). ``input_scale`` multiplies every input after
-    standardizing (a small scale gives inputs whose variance is comparable to BN's eps). Raises :class:`DataError` with a remedy when
-    the data cannot be had.
+    standardizing (a small scale gives inputs whose variance is comparable to BN's eps).
+    Raises :class:`DataError` with a remedy when the data cannot be had.
     """
     if name not in DATASETS:
         raise DataError(f"unknown dataset {name!r}; choose one of {', '.join(DATASETS)}")
@@ -124,6 +125,24 @@ def load_splits(
         name,
     )
     return splits.to(device)
+
+
+def load_data(cfg: Config, device: str | torch.device = "cpu") -> Splits:
+    """The splits that ``cfg.dataset`` describes, shaped for ``cfg.model`` (flat for the MLP)."""
+    d = cfg.dataset
+    return load_splits(
+        d.name.value,
+        cfg.data_dir,
+        val_size=d.val_size,
+        standardize=d.standardize,
+        flatten=cfg.model.name.value == "mlp",
+        train_subset=d.train_subset,
+        split_seed=d.split_seed,
+        synthetic_train=d.synthetic_train,
+        synthetic_test=d.synthetic_test,
+        input_scale=d.input_scale,
+        device=device,
+    )
 
 
 def synthetic_images(
@@ -295,19 +314,17 @@ def _first_missing(path: Path) -> Optional[Path]:
     return missing
 
 
-def prepare_fashion_mnist(root: Path, quiet: bool = False, install: bool = False) -> bool:
+def prepare_fashion_mnist(root: Path, quiet: bool = False) -> bool:
     """Place Fashion-MNIST where ``torchvision.datasets.FashionMNIST(root)`` reads it.
 
     Debian ships the four IDX files gzip-recompressed, so their md5 differs from torchvision's
     list and torchvision would try to download; decompressed into ``root/FashionMNIST/raw`` they
-    load with no download. With ``install`` and root rights, installs Debian's package first.
+    load with no download. (``make data`` installs Debian's package first where it can.)
     Returns True when the files are in place.
     """
     raw = root / "FashionMNIST" / "raw"
     if all((raw / f).is_file() for f in MNIST_FILES):
         return True
-    if install and not DEBIAN_FASHION_MNIST.is_dir():
-        _apt_install("dataset-fashion-mnist", quiet)
     if not DEBIAN_FASHION_MNIST.is_dir():
         return False
     raw.mkdir(parents=True, exist_ok=True)
@@ -322,16 +339,6 @@ def prepare_fashion_mnist(root: Path, quiet: bool = False, install: bool = False
     return True
 
 
-def _apt_install(package: str, quiet: bool) -> None:
-    if os.name != "posix" or os.geteuid() != 0 or shutil.which("apt-get") is None:
-        return
-    out = subprocess.DEVNULL if quiet else None
-    env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
-    print(f"installing Debian package {package} (apt-get update + install)")
-    subprocess.run(["apt-get", "update", "-qq"], stdout=out, env=env, check=False)
-    subprocess.run(["apt-get", "install", "-y", "-qq", package], stdout=out, env=env, check=False)
-
-
 def main(argv: Optional[list[str]] = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m bnlab.data", description=__doc__.split("\n")[0]
@@ -343,7 +350,7 @@ def main(argv: Optional[list[str]] = None) -> int:
     args = parser.parse_args(argv)
     root = Path(args.data_dir)
     try:
-        if args.dataset == "fashion_mnist" and prepare_fashion_mnist(root, install=True):
+        if args.dataset == "fashion_mnist" and prepare_fashion_mnist(root):
             splits = load_splits("fashion_mnist", root, flatten=False)
         else:
             splits = load_splits(args.dataset, root, flatten=False)

@@ -6,15 +6,10 @@ from __future__ import annotations
 import subprocess
 import sys
 from pathlib import Path
-from typing import Sequence
 
-import matplotlib
+import matplotlib.pyplot as plt
+import pandas as pd
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import pandas as pd  # noqa: E402
-
-ROOT = Path(__file__).resolve().parents[2]
 VARIANTS = {
     "none": ("No BN", "tab:blue"),
     "bn": ("BN", "tab:red"),
@@ -23,8 +18,9 @@ VARIANTS = {
 
 
 def figure_dir(fast: bool) -> Path:
-    """Where figures go: outputs/figures/, or outputs/figures/fast/ for the small budget."""
-    return ROOT / "outputs" / "figures" / ("fast" if fast else "")
+    """Where figures go: outputs/figures/, or outputs/figures/fast/ for the small budget
+    (relative to the working directory, like the runs' outputs/)."""
+    return Path("outputs") / "figures" / ("fast" if fast else "")
 
 
 def label_and_colour(kind: str) -> tuple[str, str]:
@@ -62,7 +58,7 @@ def loss_and_accuracy(variants, title: str, path: Path, accuracy_ylim=(0.6, 0.92
     ax2.set_ylabel("validation accuracy (eval mode)")
     ax2.set_ylim(*accuracy_ylim)
     fig.suptitle(title)
-    return save(fig, path)
+    return save(fig, path, pd.concat([runs for *_, runs in variants]))
 
 
 def batch_size_axis(ax, sizes) -> None:
@@ -112,8 +108,16 @@ def final_lines(ax, table: pd.DataFrame, x: str, by: str, styles: dict) -> None:
             crossed = True
 
 
-def save(fig, path: Path) -> Path:
-    """Write ``path`` (PNG) and the same figure as PDF beside it."""
+def data_note(data: pd.DataFrame) -> str:
+    """``data: commit 1a2b3c4`` (each commit, with its uncommitted changes, that made ``data``)."""
+    return "data: " + "; ".join(sorted(set(data["code"]))) if "code" in data else ""
+
+
+def save(fig, path: Path, data: pd.DataFrame | None = None) -> Path:
+    """Write ``path`` (PNG) and the same figure as PDF beside it; with ``data`` (the runs it
+    was drawn from), a footnote names the code that made them (:func:`data_note`)."""
+    if data is not None and not data.empty:
+        fig.text(0.995, 0.0, data_note(data), ha="right", va="top", fontsize=6, color="0.45")
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=150, bbox_inches="tight")
     fig.savefig(path.with_suffix(".pdf"), bbox_inches="tight")
@@ -123,26 +127,21 @@ def save(fig, path: Path) -> Path:
 
 
 def figure_script(
-    argv, description: str, experiment: str, fast_overrides, draw, fallback: str | None = None
+    argv, description: str, experiment: str, draw, fallback: str | None = None
 ) -> int:
-    """The body of a figure script: parse --fast/--out, run ``experiment`` if its results are
-    missing, load them and call ``draw(df, out_dir)``.
-
-    ``fast_overrides`` is the small budget for --fast (written to ``<experiment>_fast``), or
-    None when the experiment is small already and --fast reuses its full results. If
-    ``experiment`` cannot run (its data is missing, say), ``fallback`` is run instead.
-    """
+    """The body of a figure script: parse --fast/--out, run ``experiment`` (or with --fast its
+    small-budget overlay, ``<experiment>_fast``) if its results are missing, load them and
+    call ``draw(df, out_dir)``. If ``experiment`` cannot run (its data is missing, say),
+    ``fallback`` is run instead."""
     from bnlab.analysis import load_runs
 
     args = parse_args(argv, description)
-    fast = args.fast and fast_overrides is not None
-    overrides = fast_overrides if fast else []
-    suffix = "_fast" if fast else ""
-    folder, status = ensure_experiment(experiment, overrides, experiment + suffix)
+    suffix = "_fast" if args.fast else ""
+    folder, status = ensure_experiment(experiment + suffix)
     df = load_runs(folder)
     if fallback and (status != 0 or df.empty):
         print(f"{experiment} could not run here: drawing from {fallback} instead")
-        folder, status = ensure_experiment(fallback, overrides, fallback + suffix)
+        folder, status = ensure_experiment(fallback + suffix)
         df = load_runs(folder)
     if df.empty:
         print(f"no results under {folder} (the run exited with status {status})")
@@ -163,25 +162,13 @@ def parse_args(argv, description: str):
     return args
 
 
-def ensure_experiment(
-    experiment: str,
-    overrides: Sequence[str] = (),
-    name: str | None = None,
-    outputs: Path = ROOT / "outputs",
-) -> tuple[Path, int]:
-    """Run ``python run.py +experiment=<experiment>`` unless its runs already finished.
-
-    Finished runs are skipped by the runner, so this is cheap when the results are there.
-    Returns (the results folder, the command's exit status).
-    """
-    name = name or experiment
-    cmd = [
-        sys.executable,
-        str(ROOT / "run.py"),
-        f"+experiment={experiment}",
-        f"name={name}",
-        *overrides,
-    ]
+def ensure_experiment(experiment: str, outputs: Path = Path("outputs")) -> tuple[Path, int]:
+    """Run ``python run.py +experiment=<experiment>`` in the working directory unless its runs
+    already finished (the runner skips those, so this is cheap when the results are there).
+    Returns (the results folder, outputs/<experiment>, and the command's exit status)."""
+    if not Path("run.py").is_file():
+        raise SystemExit("bnlab: error: run figure scripts from bnlab's folder (where run.py is)")
+    cmd = [sys.executable, "run.py", f"+experiment={experiment}", f"name={experiment}"]
     print("$", " ".join(cmd[1:]), flush=True)
-    status = subprocess.run(cmd, cwd=outputs.parent).returncode
-    return outputs / name, status
+    status = subprocess.run(cmd).returncode
+    return outputs / experiment, status

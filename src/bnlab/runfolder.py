@@ -25,12 +25,12 @@ from typing import Any, Optional
 
 from omegaconf import OmegaConf
 
-from bnlab.config import Config, config_dict, flatten
+from bnlab.config import Config, config_dict, flatten, non_result_keys
 from bnlab.errors import BnlabError
 
 FINISHED = ("completed", "diverged")
-# Keys that do not change results: a run may be re-used when only these differ.
-NON_RESULT_KEYS = {"trainer.progress", "trainer.threads", "trainer.compile", "data_dir", "device"}
+# Keys that do not change results: a finished run is reused when only these differ.
+NON_RESULT_KEYS = set(non_result_keys())  # marked NOT_A_RESULT in the schema
 # What a job's folder holds before training writes anything (Hydra's files, our lock).
 NOT_RESULTS = {".hydra", "run.log", ".lock"}
 # Longest folder name, in bytes (NAME_MAX of ext4, xfs, btrfs, tmpfs...): a name that fits is

@@ -1,0 +1,297 @@
+"""A job's life cycle in its folder: lock, earlier results, resume, checkpoints, signals and
+each run's status and summary. The training loop (:mod:`bnlab.train`) runs inside it::
+
+    with open_job(cfg, job_dir) as job:     # lock; finished already? resume? signals
+        if job.finished is None:
+            ...build the model and optimizer...
+            job.start(model, optimizer, total_steps)   # restore a checkpoint; open the runs
+            ...the loop: job.record(...), job.checkpoint(), job.stop_requested...
+                                            # on exit: final status and summary of every run
+
+What an existing folder means (see :mod:`bnlab.runfolder`): runs that finished with this
+config are not trained again (a warning when other code made them, see
+:mod:`bnlab.provenance`; ``rerun=true`` trains them again); an unfinished job resumes from its
+newest usable checkpoint, or starts over when it has none. SIGINT and SIGTERM become a stop at
+the next step boundary: a checkpoint is written and :class:`RunInterrupted` raised (a second
+signal stops at once). The final status of each run is ``completed`` or ``diverged`` (a
+finished run), ``interrupted``, or ``failed`` (with the error in summary.json).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import platform
+import signal
+import threading
+import time
+from pathlib import Path
+from typing import Any, Iterator, Optional
+
+import torch
+from torch import nn
+
+from bnlab import __version__
+from bnlab.checkpoint import (
+    load_checkpoint,
+    remove_checkpoints,
+    restore_rng,
+    rng_state,
+    save_checkpoint,
+)
+from bnlab.config import Config, config_dict
+from bnlab.evaluation import EVAL_MODE_NOTE
+from bnlab.provenance import code_state, describe
+from bnlab.runfolder import FolderLock, clear_partial, finished_summary, refuse_other_config
+from bnlab.runs import LossWindow, Runs
+
+log = logging.getLogger("bnlab.train")
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+
+class RunInterrupted(Exception):
+    """A signal stopped the job; a checkpoint was written at ``step``."""
+
+    def __init__(self, signum: int, step: int, folder: Path):
+        self.signum, self.step, self.folder = signum, step, folder
+        name = signal.Signals(signum).name
+        super().__init__(
+            f"{name} at step {step}: checkpoint written in {folder}; run the same command "
+            f"again to resume"
+        )
+
+
+@contextlib.contextmanager
+def stop_on_signals() -> Iterator[dict[str, Optional[int]]]:
+    """Yields ``{"signal": None}``; a stop signal sets it (a second one stops at once)."""
+    request: dict[str, Optional[int]] = {"signal": None}
+    if threading.current_thread() is not threading.main_thread():
+        yield request
+        return
+
+    def handler(signum, frame):
+        if request["signal"] is not None:
+            raise KeyboardInterrupt
+        request["signal"] = signum
+
+    previous = {sig: signal.signal(sig, handler) for sig in STOP_SIGNALS}
+    try:
+        yield request
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old)
+
+
+class Job:
+    """The state of one job that is not the model's: step, time, loss window, runs."""
+
+    def __init__(self, cfg: Config, job_dir: Path):
+        self.cfg, self.dir = cfg, Path(job_dir)
+        self.runs = Runs(cfg, self.dir)
+        self.seeds = self.runs.seeds
+        self.finished: Optional[list[dict[str, Any]]] = None  # summaries, if nothing to train
+        self.step, self.elapsed, self.resumes = 0, 0.0, 0
+        self.seconds = {"eval": 0.0, "probe": 0.0}
+        self._saved: Optional[dict[str, Any]] = None
+        self._started: Optional[float] = None
+        self._stop: dict[str, Optional[int]] = {"signal": None}
+
+    def find_earlier_results(self) -> None:
+        """Finished (``self.finished``), resumable (a checkpoint), or start over."""
+        done = [finished_summary(r.folder, c) for r, c in zip(self.runs.runs, self.runs.configs())]
+        if all(done) and not self.cfg.rerun:
+            self.finished = done
+            self._warn_if_other_code(done)
+            log.info(
+                "%s: already finished with this config (%s); nothing to train",
+                self.dir,
+                ", ".join(f"seed {s['seed']}: {s['status']}" for s in done),
+            )
+            return
+        self._saved = None if self.cfg.rerun else load_checkpoint(self.dir)
+        if self._saved is not None:
+            refuse_other_config(
+                self.dir, self._saved["config"], config_dict(self.cfg), "an unfinished"
+            )
+            log.info("%s: resuming from the checkpoint at step %d", self.dir, self._saved["step"])
+            return
+        if self.cfg.rerun:
+            log.info("%s: rerun=true: training again from the start", self.dir)
+        elif any((r.folder / "metrics.csv").exists() for r in self.runs.runs):
+            log.warning(
+                "%s: an unfinished run without a usable checkpoint; starting over", self.dir
+            )
+        for run in self.runs.runs:
+            clear_partial(run.folder)
+        remove_checkpoints(self.dir)
+
+    def _warn_if_other_code(self, summaries: list[dict[str, Any]]) -> None:
+        now = code_state()
+        other = [s for s in summaries if s.get("code_version") != now["code_version"]]
+        if other and now["code_version"] is not None:
+            log.warning(
+                "%s: these results came from %s, the code is now %s; kept as they are "
+                "(add rerun=true to train again)",
+                self.dir,
+                describe(other[0]),
+                describe(now),
+            )
+
+    def start(self, model: nn.Module, optimizer: torch.optim.Optimizer, total_steps: int) -> None:
+        """Restore the checkpoint (if resuming) into ``model`` and ``optimizer``; open the runs."""
+        self.model, self.optimizer, self.total_steps = model, optimizer, total_steps
+        device = next(model.parameters()).device
+        self.window = LossWindow(len(self.seeds), device)
+        if self._saved is not None:
+            self._restore(self._saved)
+        self.runs.open(
+            self.step,
+            steps_total=total_steps,
+            resumes=self.resumes,
+            metric_modes=EVAL_MODE_NOTE,
+            torch_version=torch.__version__,
+            bnlab_version=__version__,
+            device=str(device),
+            python=platform.python_version(),
+            threads=torch.get_num_threads(),
+            **code_state(),
+        )
+        self._started = time.perf_counter()
+
+    def _restore(self, saved: dict[str, Any]) -> None:
+        self.model.load_state_dict(saved["model"])
+        self.optimizer.load_state_dict(saved["optimizer"])
+        restore_rng(saved)
+        self.step, self.elapsed = int(saved["step"]), float(saved["elapsed"])
+        self.resumes = int(saved["resumes"]) + 1
+        self.window.total = saved["window"].to(self.window.total.device)
+        self.window.steps = int(saved["window_steps"])
+        self.seconds = {
+            "eval": float(saved.get("eval_seconds", 0.0)),
+            "probe": float(saved.get("probe_seconds", 0.0)),
+        }
+        self.runs.restore(saved["replicas"], self.step)
+
+    def wall_time(self) -> float:
+        return self.elapsed + time.perf_counter() - self._started
+
+    def checkpoint(self) -> None:
+        """Flush every record up to this step, then write the checkpoint (in that order)."""
+        for run in self.runs.runs:
+            run.recorder.flush()
+        save_checkpoint(
+            self.dir,
+            {
+                "step": self.step,
+                "model": self.model.state_dict(),
+                "optimizer": self.optimizer.state_dict(),
+                **rng_state(),
+                "window": self.window.total.cpu(),
+                "window_steps": self.window.steps,
+                "replicas": [run.as_dict() for run in self.runs.runs],
+                "elapsed": self.wall_time(),
+                "resumes": self.resumes,
+                "probe_seconds": self.seconds["probe"],
+                "eval_seconds": self.seconds["eval"],
+                "config": config_dict(self.cfg),
+            },
+        )
+
+    def record(self, step: int, metrics: dict[str, Any], final: bool = True) -> None:
+        """Record (K,) metrics into the runs (:meth:`Runs.record`); ``final`` ones (evaluation)
+        are made durable at once and logged."""
+        self.runs.record(step, metrics, final)
+        if final:
+            self.runs.flush(step)
+            if self.runs.live():
+                log.info(
+                    "step %d/%d  val/accuracy %s  test/accuracy %s",
+                    step,
+                    self.total_steps,
+                    self.runs.describe("val/accuracy"),
+                    self.runs.describe("test/accuracy"),
+                )
+
+    def record_training_loss(self, step: int, progress) -> None:
+        """The loss window's mean as ``train/loss`` (divergence checked); the progress bar."""
+        self.runs.record_training_loss(step, self.window.mean_and_reset())
+        progress.update(step - progress.n)
+        losses = [r.last["train/loss"] for r in self.runs.live() if "train/loss" in r.last]
+        if losses:
+            progress.set_postfix_str(f"loss {sum(losses) / len(losses):.4f}", refresh=True)
+
+    def progress_bar(self):
+        """A tqdm bar over the job's steps (off with trainer.progress=false or no terminal)."""
+        from tqdm import tqdm
+
+        runs = self.runs.runs
+        desc = runs[0].folder.name if len(runs) == 1 else runs[0].folder.parent.name
+        return tqdm(
+            total=self.total_steps,
+            initial=self.step,
+            desc=desc[:40],
+            unit="step",
+            dynamic_ncols=True,
+            leave=False,
+            disable=None if self.cfg.trainer.progress else True,
+        )
+
+    @contextlib.contextmanager
+    def timed(self, what: str) -> Iterator[None]:
+        """Adds the time spent inside to ``<what>_seconds`` in summary.json (eval, probe)."""
+        started = time.perf_counter()
+        yield
+        self.seconds[what] += time.perf_counter() - started
+
+    @property
+    def stop_requested(self) -> bool:
+        return self._stop["signal"] is not None
+
+    def stop(self) -> None:
+        """After a stop signal: checkpoint, then raise RunInterrupted."""
+        self.checkpoint()
+        raise RunInterrupted(self._stop["signal"], self.step, self.dir)
+
+    def finish(self, outcome: str, error: Optional[str] = None) -> None:
+        """Every run's final status and summary (nothing before :meth:`start`)."""
+        if self._started is None:
+            return
+        if outcome == "completed":
+            self.checkpoint()  # the trained model stays available
+            (self.dir / "checkpoint.prev.pt").unlink(missing_ok=True)
+        wall, k = self.wall_time(), len(self.seeds)
+        cost = {}
+        for what, seconds in self.seconds.items():
+            if what == "eval" or self.cfg.trainer.probe_every:
+                cost[f"{what}_seconds"] = round(seconds, 3)
+                cost[f"{what}_time_share"] = round(seconds / wall, 4) if wall else None
+        self.runs.finish(
+            outcome,
+            error,
+            step=self.step,
+            wall_time_s=round(wall, 3),
+            steps_per_second=round(self.step / wall, 2) if wall > 0 else None,
+            model_steps_per_second=round(self.step * k / wall, 2) if wall > 0 else None,
+            **cost,
+        )
+
+
+@contextlib.contextmanager
+def open_job(cfg: Config, job_dir: Path) -> Iterator[Job]:
+    """The job of ``cfg`` in ``job_dir``, locked, its earlier results found; see the module doc."""
+    job = Job(cfg, job_dir)
+    with FolderLock(job.dir):
+        job.find_earlier_results()
+        if job.finished is not None:
+            yield job
+            return
+        with stop_on_signals() as job._stop:
+            try:
+                yield job
+            except RunInterrupted:
+                job.finish("interrupted")
+                raise
+            except BaseException as exc:
+                job.finish("failed", f"{type(exc).__name__}: {exc}")
+                raise
+            job.finish("completed")

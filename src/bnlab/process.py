@@ -1,0 +1,57 @@
+"""Process set-up, done once per job by the entry point (``run.py``, :func:`bnlab.train.run_job`)
+and nowhere else: importing a bnlab module changes nothing about the process.
+
+:func:`setup_process` sets torch's threads (``trainer.threads``; a parallel launcher's share of
+the cores when unset), keeps freed memory in the process (:mod:`bnlab.allocator`), makes
+torch deterministic (and cuBLAS, with a fixed workspace, on CUDA), and seeds torch's, NumPy's
+and Python's global generators with ``seed``: dropout masks and BN noise draw from torch's;
+weights and batch order have generators of their own.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+from typing import Optional
+
+import numpy as np
+import torch
+
+from bnlab.allocator import keep_freed_memory
+from bnlab.config import Config
+from bnlab.errors import ConfigError
+
+
+def resolve_device(name: str) -> torch.device:
+    """``device``: auto (CUDA where there is one, else the CPU), cpu, cuda or cuda:N."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise ConfigError(f"device={name} but no CUDA device is available; use device=auto or cpu")
+    return torch.device(name)
+
+
+def setup_process(cfg: Config, threads: Optional[int] = None) -> None:
+    """Threads, allocator, determinism and seeds for a job of ``cfg`` (see the module doc).
+    ``threads``: the default when ``trainer.threads`` is unset (None: torch's own)."""
+    threads = cfg.trainer.threads or threads
+    if threads:
+        torch.set_num_threads(threads)
+    keep_freed_memory()
+    if resolve_device(cfg.device).type == "cuda":  # cuBLAS is deterministic with a fixed
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")  # workspace; read once
+    torch.use_deterministic_algorithms(True, warn_only=True)
+    torch.manual_seed(cfg.seed)
+    np.random.seed(cfg.seed)
+    random.seed(cfg.seed)
+
+
+def threads_per_job(launcher: dict) -> Optional[int]:
+    """Parallel jobs on one machine (joblib launcher) share its cores: cores // n_jobs each;
+    None for other launchers (Hydra's ``hydra.launcher`` node)."""
+    if "joblib" not in str(launcher.get("_target_", "")):
+        return None
+    cores = os.cpu_count() or 1
+    n_jobs = launcher.get("n_jobs") or -1
+    parallel = cores if n_jobs < 0 else n_jobs  # joblib's -1: one job per core
+    return max(1, cores // max(1, parallel))

@@ -1,0 +1,166 @@
+"""The K runs of a job, one per seed, and the one place where a job's metrics reach them.
+
+A job trains K seeds as one replica-batched model, so every metric it measures is a (K,)
+tensor: entry r belongs to seed ``seed + r``. :meth:`Runs.record` turns such tensors into rows
+of each run's metrics.csv and TensorBoard events (one host transfer for all of them), for the
+runs that are still running; a run whose training loss turned NaN, infinite or larger than
+``trainer.divergence_loss`` is marked ``diverged`` and records nothing more.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any, Optional
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from bnlab.config import Config, config_dict, flatten
+from bnlab.recorder import RunRecorder, truncate_metrics
+from bnlab.runfolder import seed_dirs
+
+log = logging.getLogger("bnlab.train")
+
+
+@dataclass
+class Run:
+    """One seed's run: its folder, recorder, status and last value of every metric."""
+
+    seed: int
+    folder: Path
+    recorder: Optional[RunRecorder] = None
+    status: str = "running"
+    diverged_step: Optional[int] = None
+    last: dict[str, float] = field(default_factory=dict)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "seed": self.seed,
+            "status": self.status,
+            "diverged_step": self.diverged_step,
+            "last": dict(self.last),
+        }
+
+
+def hparams_of(cfg: Config) -> dict[str, Any]:
+    """Every scalar config key (lists as strings): the same keys for every run of a sweep."""
+    return {
+        k: (str(v) if v is None or isinstance(v, (list, tuple)) else v)
+        for k, v in flatten(config_dict(cfg)).items()
+    }
+
+
+class LossWindow:
+    """Each replica's summed training loss since the last log step, kept on the device (no
+    host transfer per step); ``mean_and_reset()`` at a log step."""
+
+    def __init__(self, replicas: int, device: torch.device):
+        self.total, self.steps = torch.zeros(replicas, device=device), 0
+
+    def add(self, losses: Tensor) -> None:
+        self.total += losses
+        self.steps += 1
+
+    def mean_and_reset(self) -> Tensor:
+        mean = self.total / self.steps
+        self.total.zero_()
+        self.steps = 0
+        return mean
+
+
+class Runs:
+    """The runs of a job of ``cfg`` in ``job_dir`` (see :func:`bnlab.runfolder.seed_dirs`)."""
+
+    def __init__(self, cfg: Config, job_dir: Path):
+        self.cfg = cfg
+        seeds = [cfg.seed + r for r in range(cfg.trainer.replicas)]
+        self.runs = [Run(s, d) for s, d in zip(seeds, seed_dirs(job_dir, seeds))]
+        self.seeds = seeds
+
+    def configs(self) -> list[dict[str, Any]]:
+        """Each run's resolved config (its own seed), as written to its config.yaml."""
+        return [config_dict(replace(self.cfg, seed=r.seed)) for r in self.runs]
+
+    def live(self) -> list[Run]:
+        return [r for r in self.runs if r.status == "running"]
+
+    def open(self, step: int, **summary: Any) -> None:
+        """Open each run's recorder (on a resume, at ``step``: later events are dropped) and
+        write its first summary.json."""
+        for run, config in zip(self.runs, self.configs()):
+            run_cfg = replace(self.cfg, seed=run.seed)
+            run.recorder = RunRecorder(
+                run.folder, config, hparams_of(run_cfg), purge_step=step + 1 if step else None
+            )
+            run.recorder.write_summary(status=run.status, seed=run.seed, step=step, **summary)
+
+    def restore(self, saved: list[dict[str, Any]], step: int) -> None:
+        """Statuses and last metrics from a checkpoint at ``step``; rows after it are dropped."""
+        for run, state in zip(self.runs, saved):
+            run.status, run.diverged_step = state["status"], state["diverged_step"]
+            run.last = dict(state["last"])
+            truncate_metrics(run.folder / "metrics.csv", step)
+
+    def record(self, step: int, metrics: dict[str, Tensor], final: bool = True) -> None:
+        """Write ``{"split/metric": (K,) tensor}`` at ``step`` into every running run; with
+        ``final``, the values also become the run's last (summary.json's ``final``)."""
+        names = list(metrics)
+        rows = torch.stack([metrics[n] for n in names]).T.cpu().tolist()
+        for run, row in zip(self.runs, rows):
+            if run.status != "running":
+                continue
+            for name, value in zip(names, row):
+                split, metric = name.split("/", 1)
+                run.recorder.log(step, split, metric, value)
+                if final:
+                    run.last[name] = value
+
+    def record_training_loss(self, step: int, means: Tensor) -> None:
+        """``train/loss`` (the window's mean); a run whose mean is NaN, infinite or above
+        ``trainer.divergence_loss`` becomes ``diverged`` (its last finite loss stays)."""
+        for run, value in zip(self.runs, means.cpu().tolist()):
+            if run.status != "running":
+                continue
+            run.recorder.log(step, "train", "loss", value)
+            if not math.isfinite(value) or value > self.cfg.trainer.divergence_loss:
+                run.status, run.diverged_step = "diverged", step
+                run.recorder.flush()
+                log.warning("seed %d diverged: training loss %s at step %d", run.seed, value, step)
+            else:
+                run.last["train/loss"] = value
+
+    def flush(self, step: int) -> None:
+        """Make every running run's rows durable and its summary current (after evaluating)."""
+        for run in self.live():
+            run.recorder.flush()
+            run.recorder.write_summary(step=step, final=run.last)
+
+    def finish(self, outcome: str, error: Optional[str], **summary: Any) -> None:
+        """The final status of every run (``outcome`` for those still running), its summary,
+        its HParams entry; then close its files."""
+        for run in self.runs:
+            if run.status == "running":
+                run.status = outcome
+            extra = {"error": error} if error and run.status == "failed" else {}
+            run.recorder.write_summary(
+                status=run.status,
+                diverged_step=run.diverged_step,
+                final=run.last,
+                **summary,
+                **extra,
+            )
+            run.recorder.close({k: v for k, v in run.last.items() if math.isfinite(v)})
+
+    def summaries(self) -> list[dict[str, Any]]:
+        return [run.recorder.summary for run in self.runs]
+
+    def describe(self, metric: str) -> str:
+        """``metric``'s last value over the running runs: one value, or mean +/- std (n)."""
+        values = [r.last[metric] for r in self.live() if metric in r.last]
+        if len(values) == 1:
+            return f"{values[0]:.4f}"
+        return f"{np.mean(values):.4f} +/- {np.std(values):.4f} (n={len(values)})"

@@ -1,0 +1,92 @@
+"""The code base's shape, as promised to a newcomer: one home per config fact, an experiment
+is one YAML and one figure script of the same name, and importing bnlab changes nothing."""
+
+import subprocess
+import sys
+from dataclasses import fields, is_dataclass
+from typing import get_type_hints
+
+import pytest
+from conftest import CONF, ROOT, compose_cfg
+from omegaconf import OmegaConf
+
+from bnlab.config import Config, non_result_keys
+
+GROUPS = {"dataset": "dataset", "model": "model", "norm": "norm", "optimizer": "optimizer"}
+IDENTIFIERS = {"name", "kind"}  # the key a group's YAML exists to set
+NO_TRAINING = {"loss_surface"}  # figures drawn from theory alone, no runs
+EXPERIMENTS = sorted(
+    p.stem
+    for p in (CONF / "experiment").glob("*.yaml")
+    if not p.stem.endswith("_fast") and p.stem != "smoke"
+)
+
+
+def _schema_defaults(node) -> dict:
+    hints = get_type_hints(type(node))
+    return {f.name: getattr(node, f.name) for f in fields(node) if not is_dataclass(hints[f.name])}
+
+
+@pytest.mark.parametrize("group", sorted(GROUPS))
+def test_group_yaml_states_only_what_differs_from_the_schema(group):
+    defaults = _schema_defaults(getattr(Config(), group))
+    for path in sorted((CONF / group).glob("*.yaml")):
+        values = OmegaConf.to_container(OmegaConf.load(path)) or {}
+        values.pop("defaults", None)
+        for key, value in values.items():
+            assert key in defaults, f"{path.name}: {key} is not in the schema"
+            plain = getattr(defaults[key], "value", defaults[key])
+            if key not in IDENTIFIERS:
+                assert value != plain, f"{path.name} restates the default {key}: {value!r}"
+
+
+def test_the_primary_config_restates_no_default():
+    values = OmegaConf.to_container(OmegaConf.load(CONF / "config.yaml"))
+    assert set(values) == {"defaults", "hydra"}
+    assert not (CONF / "trainer").exists()
+
+
+def test_non_result_keys_are_listed_once_and_name_no_folder():
+    hydra = compose_cfg(hydra=True).hydra
+    exclude = list(hydra.job.config.override_dirname.exclude_keys)
+    assert exclude == ["experiment", *non_result_keys()]
+    assert {"data_dir", "device", "trainer.threads", "trainer.progress", "rerun"} <= set(exclude)
+
+
+@pytest.mark.parametrize("name", EXPERIMENTS)
+def test_an_experiment_is_one_yaml_one_script_and_a_fast_overlay(name):
+    assert (ROOT / "experiments" / f"{name}.py").is_file()
+    full = compose_cfg(f"+experiment={name}")
+    fast = compose_cfg(f"+experiment={name}_fast")
+    assert full.name == name and fast.name == f"{name}_fast"
+    budget = ("steps", "epochs", "eval_every", "probe_every")
+    assert any(full.trainer[k] != fast.trainer[k] for k in budget)
+    assert fast.norm == full.norm and fast.dataset == full.dataset
+
+
+def test_every_figure_script_has_its_experiment():
+    scripts = {p.stem for p in (ROOT / "experiments").glob("*.py")}
+    assert scripts - NO_TRAINING == set(EXPERIMENTS)
+
+
+def test_sweeps_name_the_normalization_one_way():
+    for path in (CONF / "experiment").glob("*.yaml"):
+        assert "norm.kind:" not in path.read_text(), path.name
+
+
+def test_importing_bnlab_changes_nothing_about_the_process():
+    code = """
+import matplotlib, torch
+from matplotlib import rcsetup
+threads = torch.get_num_threads()
+import bnlab.analysis, bnlab.bench, bnlab.callbacks, bnlab.figures, bnlab.process, bnlab.train
+assert matplotlib.rcParams._get("backend") is rcsetup._auto_backend_sentinel, "backend set"
+assert torch.get_num_threads() == threads, "threads changed"
+assert not torch.are_deterministic_algorithms_enabled(), "determinism switched on"
+print("clean")
+"""
+    env = {"PATH": "/usr/bin:/bin", "HOME": str(ROOT)}
+    proc = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env=env, cwd=ROOT
+    )
+    assert proc.stdout.strip() == "clean", proc.stderr[-2000:]
