@@ -7,7 +7,7 @@ DATA_DIR ?= data
 FASHION_MNIST := $(DATA_DIR)/FashionMNIST/raw/t10k-labels-idx1-ubyte
 PYTEST_ARGS ?=
 
-.PHONY: setup data run test figures tensorboard bench gpu-check gpu-wheels clean
+.PHONY: setup data run test lint figures tensorboard bench gpu-check gpu-wheels clean
 
 ## setup: virtual environment with bnlab and its dev extras, plus the default dataset
 setup: $(STAMP) $(FASHION_MNIST)
@@ -33,9 +33,14 @@ $(FASHION_MNIST): | $(STAMP)
 run: setup
 	$(PY) run.py +experiment=bn_vs_nobn
 
-## test: the whole test suite
-test: setup
+## test: the lint and format gate, then the whole test suite
+test: setup lint
 	$(PY) -m pytest $(PYTEST_ARGS)
+
+## lint: ruff check and ruff format --check over the whole code base
+lint: $(STAMP)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
 
 ## figures: every figure into outputs/figures/ (runs missing experiments; FAST=1: small budget)
 figures: setup

@@ -25,7 +25,7 @@ Inference uses fixed statistics instead of mu_B, var_B, selected by ``stats``:
   (the running variance is unbiased); momentum 0.1 keeps 90% of the old value.
 * ``"population"`` (the paper's Algorithm 2): over a pass of training mini-batches
   ``E[x] = mean of the batch means`` and ``Var[x] = m / (m - 1) * mean of the batch variances``;
-  see :meth:`BatchNorm.population_pass` and :func:`population_statistics`.
+  see :func:`population_pass` and :func:`population_statistics`.
 * ``"batch"``: the batch statistics of the evaluated batch itself (no running statistics), to
   show the train/test mismatch that fixed statistics avoid.
 
@@ -45,6 +45,26 @@ from torch import Tensor, nn
 from bnlab.norms import register_norm
 
 STATS_MODES = ("ema", "population", "batch")
+
+
+def feature_layout(
+    x: Tensor, features: int, replicas: Optional[int], layer: str
+) -> tuple[tuple[int, ...], tuple[int, ...]]:
+    """(the dims a feature's statistics reduce over, the shape its parameters broadcast in)
+    for ``x``: (N, C) -> over N; (N, C, H, W) -> over N, H, W; with K replicas (K, N, C) ->
+    over N, per replica. ValueError naming ``layer`` for any other shape."""
+    c = features
+    if replicas is not None:
+        if x.dim() == 3 and x.shape[0] == replicas and x.shape[2] == c:
+            return (1,), (replicas, 1, c)
+        expected = f"a ({replicas}, N, {c}) input (replicas, batch, features)"
+    elif x.dim() == 2 and x.shape[1] == c:
+        return (0,), (1, c)
+    elif x.dim() == 4 and x.shape[1] == c:
+        return (0, 2, 3), (1, c, 1, 1)
+    else:
+        expected = f"an (N, {c}) or (N, {c}, H, W) input"
+    raise ValueError(f"{layer}({c}) expects {expected}, got shape {tuple(x.shape)}")
 
 
 class BatchNormFunction(torch.autograd.Function):
@@ -184,23 +204,8 @@ class BatchNorm(nn.Module):
             f"affine={self.affine}, stats={self.stats}{rep}"
         )
 
-    def _layout(self, x: Tensor) -> tuple[tuple[int, ...], tuple[int, ...]]:
-        """(reduction dims, parameter view shape) for ``x``; ValueError for a wrong shape."""
-        c = self.num_features
-        if self.replicas is not None:
-            if x.dim() == 3 and x.shape[0] == self.replicas and x.shape[2] == c:
-                return (1,), (self.replicas, 1, c)
-            expected = f"a ({self.replicas}, N, {c}) input (replicas, batch, features)"
-        elif x.dim() == 2 and x.shape[1] == c:
-            return (0,), (1, c)
-        elif x.dim() == 4 and x.shape[1] == c:
-            return (0, 2, 3), (1, c, 1, 1)
-        else:
-            expected = f"an (N, {c}) or (N, {c}, H, W) input"
-        raise ValueError(f"BatchNorm({c}) expects {expected}, got shape {tuple(x.shape)}")
-
     def forward(self, x: Tensor) -> Tensor:
-        dims, view = self._layout(x)
+        dims, view = feature_layout(x, self.num_features, self.replicas, "BatchNorm")
         if self.training or self.stats == "batch":
             m = x.numel() // self.running_mean.numel()
             if m < 2:
@@ -249,31 +254,32 @@ class BatchNorm(nn.Module):
         )
         self.num_batches_tracked.add_(1)
 
-    @contextlib.contextmanager
-    def population_pass(self) -> Iterator[None]:
-        """Accumulate Algorithm 2's statistics over the training-mode forwards run inside.
 
-        The running (EMA) statistics are left untouched during the pass. On exit the layer holds
-        ``population_mean`` = mean of the batch means and ``population_var`` = m / (m - 1) * the
-        mean of the batch variances, where m is the number of values per feature in one batch.
-        """
-        self._population_sums = [
-            torch.zeros_like(self.running_mean),
-            torch.zeros_like(self.running_var),
-            0,
-            0,
-        ]
-        try:
-            yield
-            sum_mean, sum_var, batches, m = self._population_sums
-            if batches == 0:
-                raise RuntimeError("population_pass saw no training-mode batch")
-            with torch.no_grad():
-                self.population_mean.copy_(sum_mean / batches)
-                self.population_var.copy_(sum_var / batches * (m / (m - 1)))
-                self.population_ready.fill_(True)
-        finally:
-            self._population_sums = None
+@contextlib.contextmanager
+def population_pass(layer: BatchNorm) -> Iterator[None]:
+    """Accumulate Algorithm 2's statistics over the training-mode forwards run inside.
+
+    The running (EMA) statistics are left untouched during the pass. On exit the layer holds
+    ``population_mean`` = mean of the batch means and ``population_var`` = m / (m - 1) * the
+    mean of the batch variances, where m is the number of values per feature in one batch.
+    """
+    layer._population_sums = [
+        torch.zeros_like(layer.running_mean),
+        torch.zeros_like(layer.running_var),
+        0,
+        0,
+    ]
+    try:
+        yield
+        sum_mean, sum_var, batches, m = layer._population_sums
+        if batches == 0:
+            raise RuntimeError("population_pass saw no training-mode batch")
+        with torch.no_grad():
+            layer.population_mean.copy_(sum_mean / batches)
+            layer.population_var.copy_(sum_var / batches * (m / (m - 1)))
+            layer.population_ready.fill_(True)
+    finally:
+        layer._population_sums = None
 
 
 @torch.no_grad()
@@ -289,7 +295,7 @@ def population_statistics(model: nn.Module, batches) -> None:
     was_training = {mod: mod.training for mod in model.modules()}
     with contextlib.ExitStack() as stack:
         for layer in layers:
-            stack.enter_context(layer.population_pass())
+            stack.enter_context(population_pass(layer))
         model.eval()
         for layer in layers:
             layer.train()

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import platform
 import signal
 import threading
 import time
@@ -31,7 +30,6 @@ from typing import Any, Iterator, Optional
 import torch
 from torch import nn
 
-from bnlab import __version__
 from bnlab.checkpoint import (
     load_checkpoint,
     remove_checkpoints,
@@ -41,7 +39,7 @@ from bnlab.checkpoint import (
 )
 from bnlab.config import Config, config_dict
 from bnlab.evaluation import EVAL_MODE_NOTE
-from bnlab.provenance import code_state, describe
+from bnlab.provenance import code_state, describe, run_environment
 from bnlab.runfolder import FolderLock, clear_partial, finished_summary, refuse_other_config
 from bnlab.runs import LossWindow, Runs
 
@@ -92,69 +90,23 @@ class Job:
         self.finished: Optional[list[dict[str, Any]]] = None  # summaries, if nothing to train
         self.step, self.elapsed, self.resumes = 0, 0.0, 0
         self.seconds = {"eval": 0.0, "probe": 0.0}
-        self._saved: Optional[dict[str, Any]] = None
+        self.saved: Optional[dict[str, Any]] = None  # the checkpoint to resume from
         self._started: Optional[float] = None
         self._stop: dict[str, Optional[int]] = {"signal": None}
-
-    def find_earlier_results(self) -> None:
-        """Finished (``self.finished``), resumable (a checkpoint), or start over."""
-        done = [finished_summary(r.folder, c) for r, c in zip(self.runs.runs, self.runs.configs())]
-        if all(done) and not self.cfg.rerun:
-            self.finished = done
-            self._warn_if_other_code(done)
-            log.info(
-                "%s: already finished with this config (%s); nothing to train",
-                self.dir,
-                ", ".join(f"seed {s['seed']}: {s['status']}" for s in done),
-            )
-            return
-        self._saved = None if self.cfg.rerun else load_checkpoint(self.dir)
-        if self._saved is not None:
-            refuse_other_config(
-                self.dir, self._saved["config"], config_dict(self.cfg), "an unfinished"
-            )
-            log.info("%s: resuming from the checkpoint at step %d", self.dir, self._saved["step"])
-            return
-        if self.cfg.rerun:
-            log.info("%s: rerun=true: training again from the start", self.dir)
-        elif any((r.folder / "metrics.csv").exists() for r in self.runs.runs):
-            log.warning(
-                "%s: an unfinished run without a usable checkpoint; starting over", self.dir
-            )
-        for run in self.runs.runs:
-            clear_partial(run.folder)
-        remove_checkpoints(self.dir)
-
-    def _warn_if_other_code(self, summaries: list[dict[str, Any]]) -> None:
-        now = code_state()
-        other = [s for s in summaries if s.get("code_version") != now["code_version"]]
-        if other and now["code_version"] is not None:
-            log.warning(
-                "%s: these results came from %s, the code is now %s; kept as they are "
-                "(add rerun=true to train again)",
-                self.dir,
-                describe(other[0]),
-                describe(now),
-            )
 
     def start(self, model: nn.Module, optimizer: torch.optim.Optimizer, total_steps: int) -> None:
         """Restore the checkpoint (if resuming) into ``model`` and ``optimizer``; open the runs."""
         self.model, self.optimizer, self.total_steps = model, optimizer, total_steps
         device = next(model.parameters()).device
         self.window = LossWindow(len(self.seeds), device)
-        if self._saved is not None:
-            self._restore(self._saved)
+        if self.saved is not None:
+            self._restore(self.saved)
         self.runs.open(
             self.step,
             steps_total=total_steps,
             resumes=self.resumes,
             metric_modes=EVAL_MODE_NOTE,
-            torch_version=torch.__version__,
-            bnlab_version=__version__,
-            device=str(device),
-            python=platform.python_version(),
-            threads=torch.get_num_threads(),
-            **code_state(),
+            **run_environment(str(device)),
         )
         self._started = time.perf_counter()
 
@@ -212,29 +164,9 @@ class Job:
                     self.runs.describe("test/accuracy"),
                 )
 
-    def record_training_loss(self, step: int, progress) -> None:
-        """The loss window's mean as ``train/loss`` (divergence checked); the progress bar."""
+    def record_training_loss(self, step: int) -> None:
+        """The loss window's mean as ``train/loss`` (divergence checked: :mod:`bnlab.runs`)."""
         self.runs.record_training_loss(step, self.window.mean_and_reset())
-        progress.update(step - progress.n)
-        losses = [r.last["train/loss"] for r in self.runs.live() if "train/loss" in r.last]
-        if losses:
-            progress.set_postfix_str(f"loss {sum(losses) / len(losses):.4f}", refresh=True)
-
-    def progress_bar(self):
-        """A tqdm bar over the job's steps (off with trainer.progress=false or no terminal)."""
-        from tqdm import tqdm
-
-        runs = self.runs.runs
-        desc = runs[0].folder.name if len(runs) == 1 else runs[0].folder.parent.name
-        return tqdm(
-            total=self.total_steps,
-            initial=self.step,
-            desc=desc[:40],
-            unit="step",
-            dynamic_ncols=True,
-            leave=False,
-            disable=None if self.cfg.trainer.progress else True,
-        )
 
     @contextlib.contextmanager
     def timed(self, what: str) -> Iterator[None]:
@@ -276,12 +208,53 @@ class Job:
         )
 
 
+def earlier_results(job: Job) -> Optional[dict[str, Any]]:
+    """What ``job``'s folder holds: runs finished with this config (``job.finished`` is set;
+    a warning when other code made them), an unfinished job's newest usable checkpoint
+    (returned), or neither (what an unfinished run left is cleared: start over). With
+    ``rerun=true`` finished runs and checkpoints are cleared alike."""
+    runs, rerun = job.runs.runs, job.cfg.rerun
+    done = [finished_summary(r.folder, c) for r, c in zip(runs, job.runs.configs())]
+    if all(done) and not rerun:
+        job.finished = done
+        _warn_if_other_code(job.dir, done)
+        states = ", ".join(f"seed {s['seed']}: {s['status']}" for s in done)
+        log.info("%s: already finished with this config (%s); nothing to train", job.dir, states)
+        return None
+    saved = None if rerun else load_checkpoint(job.dir)
+    if saved is not None:
+        refuse_other_config(job.dir, saved["config"], config_dict(job.cfg), "an unfinished")
+        log.info("%s: resuming from the checkpoint at step %d", job.dir, saved["step"])
+        return saved
+    if rerun:
+        log.info("%s: rerun=true: training again from the start", job.dir)
+    elif any((r.folder / "metrics.csv").exists() for r in runs):
+        log.warning("%s: an unfinished run without a usable checkpoint; starting over", job.dir)
+    for run in runs:
+        clear_partial(run.folder)
+    remove_checkpoints(job.dir)
+    return None
+
+
+def _warn_if_other_code(folder: Path, summaries: list[dict[str, Any]]) -> None:
+    now = code_state()
+    other = [s for s in summaries if s.get("code_version") != now["code_version"]]
+    if other and now["code_version"] is not None:
+        log.warning(
+            "%s: these results came from %s, the code is now %s; kept as they are (add "
+            "rerun=true to train them again)",
+            folder,
+            describe(other[0]),
+            describe(now),
+        )
+
+
 @contextlib.contextmanager
 def open_job(cfg: Config, job_dir: Path) -> Iterator[Job]:
     """The job of ``cfg`` in ``job_dir``, locked, its earlier results found; see the module doc."""
     job = Job(cfg, job_dir)
     with FolderLock(job.dir):
-        job.find_earlier_results()
+        job.saved = earlier_results(job)
         if job.finished is not None:
             yield job
             return

@@ -67,6 +67,22 @@ def code_state() -> dict[str, Any]:
     return dict(_code_state(Path(bnlab.__file__).resolve().parent))
 
 
+def run_environment(device: str) -> dict[str, Any]:
+    """What made a run, for its summary.json: versions, device, threads, and :func:`code_state`."""
+    import platform
+
+    import torch
+
+    return dict(
+        torch_version=torch.__version__,
+        bnlab_version=bnlab.__version__,
+        device=device,
+        python=platform.python_version(),
+        threads=torch.get_num_threads(),
+        **code_state(),
+    )
+
+
 def describe(state: dict[str, Any]) -> str:
     """``commit 1a2b3c4`` or ``commit 1a2b3c4 + changes 5d6e7f8a9b0c``, or ``unrecorded code``."""
     if not state.get("git_commit"):

@@ -69,7 +69,7 @@ def training_loop(
     forward_and_loss = CompiledLosses() if t.compile else replica_losses
     step_optimizer = optimizer_step(optimizer)
     probes = Probes(model) if t.probe_every else None
-    progress = job.progress_bar()
+    progress = progress_bar(job)
 
     def evaluate_and_probe(step: int) -> None:
         if step % t.eval_every == 0 or step in (0, last):
@@ -97,7 +97,8 @@ def training_loop(
         job.window.add(losses.detach())
         job.step = step
         if step % t.log_every == 0 or step == last:
-            job.record_training_loss(step, progress)
+            job.record_training_loss(step)
+            show_progress(progress, job)
             if not job.runs.live():
                 break  # every replica diverged
         evaluate_and_probe(step)
@@ -106,6 +107,32 @@ def training_loop(
     progress.close()
     if job.stop_requested:
         job.stop()  # checkpoint, then RunInterrupted
+
+
+def progress_bar(job: Job):
+    """A tqdm bar over the job's steps (off with trainer.progress=false or no terminal)."""
+    from tqdm import tqdm
+
+    runs = job.runs.runs
+    desc = runs[0].folder.name if len(runs) == 1 else runs[0].folder.parent.name
+    enabled = job.cfg.trainer.progress
+    return tqdm(
+        total=job.total_steps,
+        initial=job.step,
+        desc=desc[:40],
+        unit="step",
+        dynamic_ncols=True,
+        leave=False,
+        disable=None if enabled else True,
+    )
+
+
+def show_progress(progress, job: Job) -> None:
+    """Move the bar to the job's step; show the live runs' mean training loss."""
+    progress.update(job.step - progress.n)
+    losses = [r.last["train/loss"] for r in job.runs.live() if "train/loss" in r.last]
+    if losses:
+        progress.set_postfix_str(f"loss {sum(losses) / len(losses):.4f}", refresh=True)
 
 
 def train(cfg: Config, job_dir: Path) -> list[dict[str, Any]]:
