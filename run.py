@@ -6,6 +6,7 @@ missing data) print one line and exit with status 2.
 """
 
 import logging
+import signal
 import sys
 from pathlib import Path
 
@@ -25,30 +26,38 @@ def main(cfg: DictConfig) -> None:
     from bnlab.errors import BnlabError
     from bnlab.job import RunInterrupted
     from bnlab.process import threads_per_job
-    from bnlab.runfolder import RunFolderBusy, discard_if_unused
+    from bnlab.runfolder import RunFolderBusy, discard_if_unused, record_refusal
     from bnlab.train import run_job
 
     hydra_cfg = HydraConfig.get()
     job_dir = Path(hydra_cfg.runtime.output_dir)
+    sweep = hydra_cfg.mode.name == "MULTIRUN"
     try:
         summaries = run_job(to_config(cfg), job_dir, threads_per_job(hydra_cfg.launcher))
     except RunFolderBusy as exc:
-        if hydra_cfg.mode.name == "MULTIRUN":  # another sweep is on it: leave it, go on
+        if sweep:  # another sweep is on it: leave it, go on
             log.warning("skipped: %s", exc)
             return
         _fail(str(exc))
     except BnlabError as exc:
-        logging.shutdown()  # close run.log, so that an unused folder can go
+        _close_logs_in(job_dir)  # so that an unused folder can go
         discard_if_unused(job_dir)
-        _fail(str(exc))
+        if not sweep:
+            _fail(str(exc))
+        # one bad cell of a sweep: say so, and let the others run (reported again at the end)
+        print(f"bnlab: error: [{job_dir.name}] {exc}", file=sys.stderr, flush=True)
+        record_refusal(Path(hydra_cfg.sweep.dir), job_dir.name, str(exc))
+        return
     except RunInterrupted as exc:
-        log.warning("interrupted: %s", exc)
-        print(f"bnlab: interrupted: {exc}", file=sys.stderr)
+        log.warning("[%s] interrupted: %s", job_dir.name, exc)
+        print(f"bnlab: interrupted: {exc}", file=sys.stderr, flush=True)
+        _hand_on(exc.signum)
         sys.exit(128 + exc.signum)
     for summary in summaries:
         final = summary.get("final", {})
         log.info(
-            "seed %s: %s at step %s, val/accuracy %.4f, test/accuracy %.4f -> %s",
+            "[%s] seed %s: %s at step %s, val/accuracy %.4f, test/accuracy %.4f -> %s",
+            job_dir.name,
             summary["seed"],
             summary["status"],
             summary["step"],
@@ -56,6 +65,23 @@ def main(cfg: DictConfig) -> None:
             final.get("test/accuracy", float("nan")),
             job_dir,
         )
+
+
+def _close_logs_in(folder: Path) -> None:
+    """Close and detach the log files (Hydra's run.log) that write into ``folder``."""
+    root = logging.getLogger()
+    for handler in list(root.handlers):
+        if isinstance(handler, logging.FileHandler) and Path(handler.baseFilename).parent == folder:
+            root.removeHandler(handler)
+            handler.close()
+
+
+def _hand_on(signum: int) -> None:
+    """After our checkpoint, the signal goes to whoever handled it before the job: under
+    submitit, USR2 (time limit or pre-emption) requeues the job, which then resumes."""
+    handler = signal.getsignal(signum)
+    if callable(handler) and handler is not signal.default_int_handler:
+        handler(signum, None)
 
 
 def _fail(message: str) -> None:

@@ -99,13 +99,14 @@ def test_sigkill_mid_run_then_rerun_resumes_to_identical_metrics(tmp_path, unint
 
 
 @pytest.mark.slow
-def test_sigterm_writes_a_checkpoint_and_status_then_resumes(tmp_path, uninterrupted):
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGUSR2])  # USR2: SLURM's warning
+def test_a_stop_signal_writes_a_checkpoint_and_status_then_resumes(tmp_path, uninterrupted, sig):
     proc = _start(tmp_path)
     _wait_for(tmp_path / JOB / "checkpoint.pt", proc)
-    proc.send_signal(signal.SIGTERM)
+    proc.send_signal(sig)
     _, err = proc.communicate(timeout=60)
-    assert proc.returncode == 128 + signal.SIGTERM
-    assert "bnlab: interrupted: SIGTERM at step" in err and "Traceback" not in err
+    assert proc.returncode == 128 + sig
+    assert f"bnlab: interrupted: {sig.name} at step" in err and "Traceback" not in err
     job = _job(tmp_path)
     summary = json.loads((job / "summary.json").read_text())
     assert summary["status"] == "interrupted"

@@ -374,3 +374,37 @@ def test_a_run_with_very_long_overrides_gets_a_folder(tmp_path, smoke_overrides)
     assert status in ("completed", "diverged")  # a 140-layer net: either is a finished run
     again = run_cli(*args, cwd=tmp_path)  # the same command finds its finished run
     assert again.returncode == 0 and "nothing to train" in again.stderr + again.stdout
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("launcher", ["basic", "joblib", "submitit_local"])
+def test_a_bad_cell_of_a_sweep_is_reported_in_one_line_and_the_others_run(tmp_path, launcher):
+    proc = run_cli(
+        "-m",
+        f"hydra/launcher={launcher}",
+        "+experiment=smoke",
+        "optimizer.lr=0.1,-1,0.2",
+        "trainer.steps=20",
+        "trainer.eval_every=20",
+        "trainer.log_every=20",
+        "dataset.synthetic_train=1200",
+        "dataset.val_size=200",
+        f"data_dir={tmp_path / 'data'}",
+        cwd=tmp_path,
+        timeout=600,
+    )
+    assert proc.returncode == 2, proc.stderr[-3000:]
+    refused = [line for line in proc.stderr.splitlines() if "optimizer.lr" in line]
+    assert refused and all(
+        line.startswith("bnlab: error: [")
+        and ",optimizer.lr=-1," in line
+        and line.endswith("] optimizer.lr must be > 0 (got -1.0)")
+        for line in refused
+    )
+    assert "1 job(s) of the sweep refused" in proc.stderr and "Traceback" not in proc.stderr
+    sweep = tmp_path / "outputs" / "smoke"
+    jobs = sorted(p for p in sweep.iterdir() if p.is_dir() and not p.name.startswith("."))
+    assert len(jobs) == 2
+    assert ",optimizer.lr=0.1," in jobs[0].name and ",optimizer.lr=0.2," in jobs[1].name
+    for job in jobs:
+        assert json.loads((job / "summary.json").read_text())["status"] == "completed"

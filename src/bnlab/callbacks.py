@@ -1,12 +1,16 @@
-"""Hydra callback: when a sweep (or a replica-batched run) ends, print and save the comparison."""
+"""Hydra callback: when a sweep ends, print and save the comparison of its runs, and report
+the jobs refused for a bad value (the sweep then exits with status 2)."""
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import Any, Sequence
 
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
+
+from bnlab.runfolder import clear_refusals, refusals
 
 
 def summarize(folder: Path, target: float, job_dirs: Sequence[Path] = ()) -> str | None:
@@ -40,6 +44,7 @@ class ComparisonCallback(Callback):
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
         self.job_dirs = []
+        clear_refusals(Path(config.hydra.sweep.dir))
 
     def on_job_end(self, config: DictConfig, job_return: Any, **kwargs: Any) -> None:
         output_dir = getattr(job_return, "working_dir", None)
@@ -54,3 +59,9 @@ class ComparisonCallback(Callback):
         text = summarize(folder, float(config.target_accuracy), self.job_dirs)
         if text:
             print(f"\nComparison over seeds ({folder}/comparison.csv):\n{text}\n", flush=True)
+        refused = refusals(folder)
+        if refused:  # every other job ran; the sweep as a whole did not succeed
+            for line in refused:
+                print(f"bnlab: error: {line}", file=sys.stderr)
+            print(f"bnlab: {len(refused)} job(s) of the sweep refused (above)", file=sys.stderr)
+            sys.exit(2)

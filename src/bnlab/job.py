@@ -11,10 +11,11 @@ each run's status and summary. The training loop (:mod:`bnlab.train`) runs insid
 What an existing folder means (see :mod:`bnlab.runfolder`): runs that finished with this
 config are not trained again (a warning when other code made them, see
 :mod:`bnlab.provenance`; ``rerun=true`` trains them again); an unfinished job resumes from its
-newest usable checkpoint, or starts over when it has none. SIGINT and SIGTERM become a stop at
-the next step boundary: a checkpoint is written and :class:`RunInterrupted` raised (a second
-signal stops at once). The final status of each run is ``completed`` or ``diverged`` (a
-finished run), ``interrupted``, or ``failed`` (with the error in summary.json).
+newest usable checkpoint, or starts over when it has none. SIGINT, SIGTERM and SIGUSR2 (what
+SLURM sends before a time limit or a pre-emption) become a stop at the next step boundary: a
+checkpoint is written and :class:`RunInterrupted` raised (a second signal stops at once).
+The final status of each run is ``completed`` or ``diverged`` (a finished run),
+``interrupted``, or ``failed`` (with the error in summary.json).
 """
 
 from __future__ import annotations
@@ -44,7 +45,7 @@ from bnlab.runfolder import FolderLock, clear_partial, finished_summary, refuse_
 from bnlab.runs import LossWindow, Runs
 
 log = logging.getLogger("bnlab.train")
-STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGUSR2)  # USR2: SLURM's warning
 
 
 class RunInterrupted(Exception):
@@ -157,7 +158,8 @@ class Job:
             self.runs.flush(step)
             if self.runs.live():
                 log.info(
-                    "step %d/%d  val/accuracy %s  test/accuracy %s",
+                    "[%s] step %d/%d  val/accuracy %s  test/accuracy %s",
+                    self.dir.name,
                     step,
                     self.total_steps,
                     self.runs.describe("val/accuracy"),

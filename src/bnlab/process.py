@@ -47,8 +47,11 @@ def setup_process(cfg: Config, threads: Optional[int] = None) -> None:
 
 
 def threads_per_job(launcher: dict) -> Optional[int]:
-    """Parallel jobs on one machine (joblib launcher) share its cores: cores // n_jobs each;
-    None for other launchers (Hydra's ``hydra.launcher`` node)."""
+    """A job's share of the cores: SLURM's ``SLURM_CPUS_PER_TASK`` where it is set; under the
+    joblib launcher (parallel jobs on one machine) cores // n_jobs; else None (torch's
+    default). ``launcher``: Hydra's ``hydra.launcher`` node."""
+    if os.environ.get("SLURM_CPUS_PER_TASK", "").isdigit():
+        return max(1, int(os.environ["SLURM_CPUS_PER_TASK"]))
     if "joblib" not in str(launcher.get("_target_", "")):
         return None
     cores = os.cpu_count() or 1

@@ -168,3 +168,25 @@ class FolderLock:
             fcntl.flock(self._fd, fcntl.LOCK_UN)
             os.close(self._fd)
             self._fd = None
+
+
+REFUSED = ".refused"  # in a sweep's folder: one file per job refused for a bad value or data
+
+
+def record_refusal(sweep_dir: Path, job_name: str, message: str) -> None:
+    """Note that the sweep's job ``job_name`` was refused (``message``: why), for the sweep's
+    end (:func:`refusals`); every launcher's jobs can write it, whatever process they run in."""
+    folder = Path(sweep_dir) / REFUSED
+    folder.mkdir(parents=True, exist_ok=True)
+    digest = hashlib.sha1(job_name.encode()).hexdigest()[:12]
+    (folder / digest).write_text(f"[{job_name}] {message}\n")
+
+
+def refusals(sweep_dir: Path) -> list[str]:
+    """Each refused job of the sweep: ``[<job folder>] <why>``."""
+    folder = Path(sweep_dir) / REFUSED
+    return sorted(p.read_text().strip() for p in folder.glob("*")) if folder.is_dir() else []
+
+
+def clear_refusals(sweep_dir: Path) -> None:
+    shutil.rmtree(Path(sweep_dir) / REFUSED, ignore_errors=True)

@@ -79,7 +79,7 @@ class Runs:
         self.cfg = cfg
         seeds = [cfg.seed + r for r in range(cfg.trainer.replicas)]
         self.runs = [Run(s, d) for s, d in zip(seeds, seed_dirs(job_dir, seeds))]
-        self.seeds = seeds
+        self.seeds, self.name = seeds, job_dir.name
 
     def configs(self) -> list[dict[str, Any]]:
         """Each run's resolved config (its own seed), as written to its config.yaml."""

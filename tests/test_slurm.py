@@ -1,0 +1,149 @@
+"""The SLURM path against a real controller: a one-node cluster on this machine
+(scripts/slurm_local.sh: munged, slurmctld, slurmd, stopped by pid). A sweep through the
+hydra/launcher=slurm preset gives the same metrics as the local launcher, and a job sent
+USR2 (SLURM's time-limit and pre-emption warning) checkpoints, is requeued by submitit and
+ends with the metrics of an uninterrupted run. Skipped, with the reason, where no cluster
+can be started (not root, no apt-get, no packages)."""
+
+import json
+import os
+import subprocess
+import sys
+import time
+
+import pytest
+from conftest import ROOT, run_cli
+
+SCRIPT = ROOT / "scripts" / "slurm_local.sh"
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def slurm():
+    """A running local cluster: ``{"SLURM_CONF": ...}`` for the processes that use it."""
+    conf = os.environ.get("SLURM_LOCAL_DIR", "/tmp/bnlab-slurm") + "/slurm.conf"
+    env = {"SLURM_CONF": conf}
+    running = subprocess.run(["sinfo", "-h"], env={**os.environ, **env}, capture_output=True)
+    ours = running.returncode != 0
+    if ours:
+        proc = subprocess.run(["bash", str(SCRIPT), "start"], capture_output=True, text=True)
+        if proc.returncode != 0:
+            reason = (proc.stderr.strip().splitlines() or ["no reason given"])[-1]
+            pytest.skip(f"no local SLURM cluster could be started: {reason}")
+    yield env
+    if ours:
+        subprocess.run(["bash", str(SCRIPT), "stop"], capture_output=True)
+
+
+COMMON = [
+    "+experiment=smoke",
+    "dataset.synthetic_train=1500",
+    "dataset.val_size=500",
+    "dataset.synthetic_test=500",
+    "trainer.probe_size=200",
+    "trainer.threads=1",
+]
+
+
+def _metrics(job_dir):
+    return sorted(p.relative_to(job_dir) for p in job_dir.rglob("metrics.csv"))
+
+
+def test_a_sweep_through_the_slurm_preset_equals_the_local_launcher(tmp_path, slurm):
+    grid = ["norm=none,bn", "seed=0,1", "trainer.steps=120", "trainer.eval_every=40"]
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    local = run_cli("-m", *COMMON, *grid, f"data_dir={tmp_path / 'data'}", cwd=tmp_path / "a")
+    assert local.returncode == 0, local.stderr[-2000:]
+    proc = run_cli(
+        "-m",
+        "hydra/launcher=slurm",
+        "hydra.launcher.cpus_per_task=1",
+        "hydra.launcher.timeout_min=10",
+        *COMMON,
+        *grid,
+        f"data_dir={tmp_path / 'data'}",
+        cwd=tmp_path / "b",
+        env=slurm,
+        timeout=600,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    a, b = tmp_path / "a" / "outputs" / "smoke", tmp_path / "b" / "outputs" / "smoke"
+    runs = _metrics(a)
+    assert len(runs) == 4 and _metrics(b) == runs
+    for run in runs:
+        assert (a / run).read_text() == (b / run).read_text(), run
+        summary = json.loads((b / run).with_name("summary.json").read_text())
+        assert summary["status"] == "completed" and summary["threads"] == 1
+    assert list((b / ".submitit").iterdir())  # the jobs went through SLURM
+
+
+def _wait_for_step(metrics, step, proc, timeout=240):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if proc.poll() is not None:
+            raise AssertionError(f"the sweep ended early: {proc.stderr.read()[-2000:]}")
+        if metrics.exists():
+            steps = [int(line.split(",")[0]) for line in metrics.read_text().splitlines()[1:]]
+            if steps and max(steps) >= step:
+                return
+        time.sleep(0.2)
+    raise AssertionError(f"{metrics} never reached step {step}")
+
+
+def _release_when_requeued(job_id, env, timeout=120):
+    """SLURM holds a requeued job for about two minutes before it may start again; once the
+    job is back in the queue, let it start at once."""
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        state = subprocess.run(
+            ["squeue", "-h", "-j", job_id, "-o", "%T|%r"], env=env, capture_output=True, text=True
+        ).stdout.strip()
+        if state.startswith("PENDING"):
+            subprocess.run(["scontrol", "update", f"JobId={job_id}", "StartTime=now"], env=env)
+            return
+        time.sleep(0.2)
+    raise AssertionError(f"job {job_id} was not requeued")
+
+
+def test_usr2_checkpoints_and_the_requeued_job_ends_as_an_uninterrupted_run(tmp_path, slurm):
+    job = [
+        "model.hidden=[256,256,256]",
+        "trainer.steps=3000",
+        "trainer.eval_every=100",
+        "trainer.log_every=50",
+        "trainer.checkpoint_every=0",
+        f"data_dir={tmp_path / 'data'}",
+    ]
+    (tmp_path / "plain").mkdir()
+    plain = run_cli("-m", *COMMON, *job, cwd=tmp_path / "plain", timeout=600)
+    assert plain.returncode == 0, plain.stderr[-2000:]
+    (tmp_path / "slurm").mkdir()
+    cmd = [sys.executable, str(ROOT / "run.py"), "-m", "hydra/launcher=slurm"]
+    cmd += ["hydra.launcher.cpus_per_task=1", "hydra.launcher.timeout_min=10", *COMMON, *job]
+    env = {**os.environ, **slurm, "PYTHONUNBUFFERED": "1"}
+    proc = subprocess.Popen(
+        cmd,
+        cwd=tmp_path / "slurm",
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    sweep = tmp_path / "slurm" / "outputs" / "smoke"
+    folder = next(iter(_metrics(tmp_path / "plain" / "outputs" / "smoke"))).parent
+    _wait_for_step(sweep / folder / "metrics.csv", 300, proc)
+    job_ids = subprocess.run(
+        ["squeue", "-h", "-o", "%i"], env=env, capture_output=True, text=True
+    ).stdout.split()
+    assert len(job_ids) == 1
+    subprocess.run(["scancel", "--signal=USR2", job_ids[0]], env=env, check=True)
+    _release_when_requeued(job_ids[0], env)
+    out, err = proc.communicate(timeout=600)
+    assert proc.returncode == 0, err[-3000:]
+    summary = json.loads((sweep / folder / "summary.json").read_text())
+    assert summary["status"] == "completed" and summary["resumes"] == 1
+    plain_dir = tmp_path / "plain" / "outputs" / "smoke" / folder
+    assert (sweep / folder / "metrics.csv").read_text() == (plain_dir / "metrics.csv").read_text()
+    logs = "".join(p.read_text() for p in (sweep / ".submitit").rglob("*.err"))
+    assert "interrupted: SIGUSR2" in logs  # our handler checkpointed before submitit requeued
