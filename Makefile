@@ -47,9 +47,12 @@ figures: setup
 	@for script in experiments/*.py; do \
 		echo "== $$script"; MPLBACKEND=Agg $(PY) $$script $(if $(FAST),--fast) || exit 1; done
 
-## tensorboard: browse every run under outputs/
+## tensorboard: browse every run under outputs/ (on a remote machine: ssh -L 6006:localhost:6006 host)
+TB_PORT ?= 6006
 tensorboard: $(STAMP)
-	$(VENV)/bin/tensorboard --logdir outputs --host 127.0.0.1
+	@echo "TensorBoard: http://localhost:$(TB_PORT)/  (Ctrl-C stops it; on a remote machine first run"
+	@echo "  ssh -L $(TB_PORT):localhost:$(TB_PORT) <host>  on your own, then open that URL there)"
+	$(VENV)/bin/tensorboard --logdir outputs --host 127.0.0.1 --port $(TB_PORT)
 
 ## clean: remove the virtual environment (keeps data/ and outputs/)
 clean:

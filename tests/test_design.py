@@ -64,6 +64,13 @@ def test_an_experiment_is_one_yaml_one_script_and_a_fast_overlay(name):
     assert fast.norm == full.norm and fast.dataset == full.dataset
 
 
+@pytest.mark.parametrize("name", EXPERIMENTS)
+def test_every_experiment_goes_to_slurm_with_the_preset(name):
+    hydra = compose_cfg("hydra/launcher=slurm", f"+experiment={name}", hydra=True).hydra
+    assert hydra.launcher._target_.endswith("SlurmLauncher")
+    assert hydra.launcher.max_num_timeout > 0 and hydra.launcher.signal_delay_s > 0
+
+
 def test_every_figure_script_has_its_experiment():
     scripts = {p.stem for p in (ROOT / "experiments").glob("*.py")}
     assert scripts - NO_TRAINING == set(EXPERIMENTS)

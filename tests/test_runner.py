@@ -77,6 +77,19 @@ def test_hparams_and_config_text_are_in_tensorboard(tmp_path, smoke_overrides):
     session = plugin_data_pb2.HParamsPluginData.FromString(plugin["_hparams_/session_start_info"])
     keys = set(session.session_start_info.hparams)
     assert {"norm.kind", "norm.eps", "optimizer.lr", "seed"} <= keys
+    experiment = plugin_data_pb2.HParamsPluginData.FromString(plugin["_hparams_/experiment"])
+    metrics = {m.name.tag for m in experiment.experiment.metric_infos}
+    scalars = set(tags["scalars"])
+    assert {"val/accuracy", "test/accuracy", "train/loss"} <= metrics <= scalars  # no copies
+    assert not [t for t in scalars if t.startswith("hparam/")]
+    from tensorboard.plugins.custom_scalar import layout_pb2
+
+    layout = layout_pb2.Layout.FromString(
+        acc.Tensors("custom_scalars__config__")[0].tensor_proto.string_val[0]
+    )
+    charts = {c.title: list(c.multiline.tag) for cat in layout.category for c in cat.chart}
+    assert charts["training loss (train mode)"] == ["^train/loss$"]
+    assert charts["validation loss (eval mode)"] == ["^val/loss$"]
 
 
 def test_bn_trains_on_synthetic_data(tmp_path, smoke_overrides):

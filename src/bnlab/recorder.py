@@ -3,7 +3,10 @@
 * ``metrics.csv``: long format ``step,split,metric,value``; appended, flushed at every
   evaluation, so a killed run keeps every row written before its last evaluation.
 * TensorBoard events: scalars tagged ``<split>/<metric>``, the resolved config in the Text tab,
-  and the run's hyperparameters (the same keys for every run) in the HParams tab.
+  the run's hyperparameters (the same keys for every run) in the HParams tab with its final
+  metrics read from those same scalar tags (no copies in the Scalars tab), and a Custom
+  Scalars layout: training loss, validation loss and accuracy, one chart each with a line per
+  run, so BN and no BN sit side by side.
 * ``config.yaml``: the resolved config of this run (its own seed).
 * ``summary.json``: status (running | completed | diverged | interrupted | failed), final
   metrics, steps/s, wall time, git commit and dirty flag, torch version, device. Written
@@ -15,7 +18,6 @@ from __future__ import annotations
 import csv
 import json
 import os
-import subprocess
 from pathlib import Path
 from typing import Any, Mapping, Optional
 
@@ -23,6 +25,14 @@ import torch
 from omegaconf import OmegaConf
 
 METRICS_HEADER = ("step", "split", "metric", "value")
+# TensorBoard's Custom Scalars tab: one chart per curve, a line per run (BN vs no BN, ...)
+SIDE_BY_SIDE = {
+    "side by side (a line per run)": {
+        "training loss (train mode)": ["Multiline", [r"^train/loss$"]],
+        "validation loss (eval mode)": ["Multiline", [r"^val/loss$"]],
+        "validation accuracy (eval mode)": ["Multiline", [r"^val/accuracy$"]],
+    }
+}
 
 
 def atomic_write_text(path: Path, text: str) -> None:
@@ -56,23 +66,6 @@ def truncate_metrics(path: Path, last_step: int) -> int:
     return len(kept)
 
 
-def git_state(cwd: Optional[Path] = None) -> dict[str, Any]:
-    """The current git commit and whether the work tree has uncommitted changes (or None)."""
-
-    def git(*args: str) -> Optional[str]:
-        try:
-            out = subprocess.run(
-                ["git", *args], cwd=cwd, capture_output=True, text=True, timeout=10
-            )
-        except (OSError, subprocess.SubprocessError):
-            return None
-        return out.stdout.strip() if out.returncode == 0 else None
-
-    commit = git("rev-parse", "HEAD")
-    status = git("status", "--porcelain", "--untracked-files=no") if commit else None
-    return {"git_commit": commit, "git_dirty": None if status is None else bool(status)}
-
-
 class RunRecorder:
     """Writes one run folder. ``purge_step``: on a resume, TensorBoard drops events from there."""
 
@@ -99,6 +92,7 @@ class RunRecorder:
         self.writer = SummaryWriter(str(self.run_dir), purge_step=purge_step)
         if purge_step is None:
             self.writer.add_text("config", f"```yaml\n{config_yaml}```", 0)
+            self.writer.add_custom_scalars(SIDE_BY_SIDE)
         self.summary: dict[str, Any] = {}
 
     def log(self, step: int, split: str, metric: str, value: float) -> None:
@@ -118,12 +112,21 @@ class RunRecorder:
         )
 
     def close(self, final_metrics: Mapping[str, float]) -> None:
-        """Record the HParams entry (same keys for every run) and close the files."""
-        metrics = {f"hparam/{k}": float(v) for k, v in final_metrics.items()}
-        self.writer.add_hparams(self.hparams, metrics, run_name=".")
+        """Record the HParams entry (same keys for every run; its metrics are the scalar tags
+        already written, e.g. ``val/accuracy``) and close the files."""
+        entry = hparams(self.hparams, {tag: float(v) for tag, v in final_metrics.items()})
+        for summary in entry:  # experiment, session start, session end
+            self.writer._get_file_writer().add_summary(summary)
         self.flush()
         self.writer.close()
         self._metrics_file.close()
+
+
+def hparams(hparam_dict: Mapping[str, Any], metric_dict: Mapping[str, float]):
+    """TensorBoard's three HParams summaries (torch's ``summary.hparams``), imported late."""
+    from torch.utils.tensorboard.summary import hparams as make
+
+    return make(dict(hparam_dict), dict(metric_dict))
 
 
 def _jsonable(value: Any) -> Any:
