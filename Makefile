@@ -7,7 +7,7 @@ DATA_DIR ?= data
 FASHION_MNIST := $(DATA_DIR)/FashionMNIST/raw/t10k-labels-idx1-ubyte
 PYTEST_ARGS ?=
 
-.PHONY: setup data run test lint figures tensorboard bench gpu-check gpu-wheels clean
+.PHONY: setup data run test lint figures report notebook tensorboard bench gpu-check gpu-wheels clean
 
 ## setup: virtual environment with bnlab and its dev extras, plus the default dataset
 setup: $(STAMP) $(FASHION_MNIST)
@@ -46,6 +46,14 @@ lint: $(STAMP)
 figures: setup
 	@for script in experiments/*.py; do \
 		echo "== $$script"; MPLBACKEND=Agg $(PY) $$script $(if $(FAST),--fast) || exit 1; done
+
+## report: the tables of docs/results.md and docs/reference.md, from outputs/ and the schema
+report: $(STAMP)
+	$(PY) -m bnlab.report
+
+## notebook: open the walkthrough notebook in Jupyter
+notebook: $(STAMP)
+	$(VENV)/bin/jupyter lab notebooks/bn_walkthrough.ipynb
 
 ## tensorboard: browse every run under outputs/ (on a remote machine: ssh -L 6006:localhost:6006 host)
 TB_PORT ?= 6006

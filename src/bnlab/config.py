@@ -18,11 +18,6 @@ from omegaconf import DictConfig, OmegaConf
 from bnlab.errors import ConfigError
 from bnlab.norms import get_norm
 
-# Field metadata of a key that does not change a run's numbers (where results go, how fast or
-# how verbosely it runs): a finished run is reused when only such keys differ, and they are
-# left out of the run folder's name.
-NOT_A_RESULT = {"result": False}
-
 
 class DatasetName(str, Enum):
     fashion_mnist = "fashion_mnist"
@@ -59,84 +54,116 @@ class OptimizerName(str, Enum):
     adam = "adam"
 
 
+def key(default: Any, help: str, result: bool = True) -> Any:
+    """A schema field: its default, what it means (docs/reference.md is made from these), and
+    whether it changes a run's numbers (``result=False``: where results go, how fast or how
+    verbosely it runs; a finished run is reused when only such keys differ, and they are left
+    out of run folders' names)."""
+    metadata = {"help": help, "result": result}
+    if isinstance(default, list):
+        return field(default_factory=lambda: list(default), metadata=metadata)
+    return field(default=default, metadata=metadata)
+
+
 @dataclass
 class DatasetConfig:
-    name: DatasetName = DatasetName.fashion_mnist
-    val_size: float = 5000  # < 1: a fraction of the training set; >= 1: a count
-    standardize: bool = False
-    train_subset: Optional[int] = None
-    split_seed: int = 0  # the hold-out split and the synthetic data; not the run's seed
-    input_scale: float = 1.0  # multiplies every input: a small value gives low-variance inputs
-    synthetic_train: int = 6000
-    synthetic_test: int = 1000
+    name: DatasetName = key(DatasetName.fashion_mnist, "fashion_mnist, mnist, cifar10, synthetic")
+    val_size: float = key(5000, "held-out validation examples (a number < 1 is a fraction)")
+    standardize: bool = key(False, "subtract the training mean pixel, divide by its std")
+    train_subset: Optional[int] = key(None, "train on the first n examples only (null: all)")
+    split_seed: int = key(0, "seed of the hold-out split and the synthetic data (not the run's)")
+    input_scale: float = key(1.0, "multiply every input (small: inputs whose variance is near eps)")
+    synthetic_train: int = key(6000, "training examples of the synthetic dataset")
+    synthetic_test: int = key(1000, "test examples of the synthetic dataset")
 
 
 @dataclass
 class ModelConfig:
-    name: ModelName = ModelName.mlp
-    hidden: List[int] = field(default_factory=lambda: [100, 100, 100])
-    channels: List[int] = field(default_factory=lambda: [32, 64])
-    activation: Activation = Activation.sigmoid
-    init_std: Optional[float] = None  # None: 1/sqrt(fan_in)
-    dropout: float = 0.0
+    name: ModelName = key(ModelName.mlp, "mlp or cnn")
+    hidden: List[int] = key([100, 100, 100], "MLP hidden widths")
+    channels: List[int] = key([32, 64], "CNN channels per conv block")
+    activation: Activation = key(Activation.sigmoid, "sigmoid, relu, tanh")
+    init_std: Optional[float] = key(None, "weight init std (null: 1/sqrt(fan_in))")
+    dropout: float = key(0.0, "dropout after each hidden block")
 
 
 @dataclass
 class NormConfig:
-    kind: str = "bn"  # a name registered in bnlab.norms: none | bn | torch | ...
-    eps: float = 1e-5
-    momentum: float = 0.1
-    affine: bool = True
-    placement: Placement = Placement.before
-    stats: Stats = Stats.ema
-    noise: float = 0.0  # > 0: "noisy BN" (bnlab.models.BatchNoise) after each BN layer
+    kind: str = key("bn", "a normalization of the registry (bnlab.norms): none, bn, torch, ...")
+    eps: float = key(1e-5, "added to the batch variance")
+    momentum: float = key(0.1, "EMA weight of the newest batch (PyTorch's convention)")
+    affine: bool = key(True, "learn gamma and beta")
+    placement: Placement = key(Placement.before, "before (the paper) or after the nonlinearity")
+    stats: Stats = key(Stats.ema, "inference statistics: ema, population (Algorithm 2), batch")
+    noise: float = key(
+        0.0, "> 0: noisy BN, a <- s*a + m after each norm, m ~ U(-noise, noise), s ~ U(1, 1+noise)"
+    )
 
 
 @dataclass
 class OptimizerConfig:
-    name: OptimizerName = OptimizerName.sgd
-    lr: float = 0.1
-    momentum: float = 0.9  # used by name=momentum
-    beta1: float = 0.9  # used by name=adam
-    beta2: float = 0.999
-    weight_decay: float = 0.0
+    name: OptimizerName = key(OptimizerName.sgd, "sgd, momentum, adam")
+    lr: float = key(0.1, "learning rate")
+    momentum: float = key(0.9, "heavy-ball momentum of name=momentum")
+    beta1: float = key(0.9, "Adam's beta1")
+    beta2: float = key(0.999, "Adam's beta2")
+    weight_decay: float = key(0.0, "L2 penalty (every parameter, gamma and beta too)")
 
 
 @dataclass
 class TrainerConfig:
-    steps: int = 1000
-    epochs: Optional[float] = None  # if set, overrides steps: ceil(epochs * n_train / batch_size)
-    batch_size: int = 60
-    eval_every: int = 500
-    log_every: int = 100
-    replicas: int = 1  # seeds seed .. seed+replicas-1 trained together as one batched model
-    eval_batch_size: int = 10000
-    probe_size: int = 1000  # validation examples for the sigmoid-input percentiles
-    eval_train: int = 0  # > 0: train/accuracy and train/loss_evalmode on this many examples
-    eval_trainmode: bool = False  # with BN: val/*_trainmode, BN with batch statistics
-    threads: Optional[int] = field(default=None, metadata=NOT_A_RESULT)  # None: torch's default
-    # torch.compile the training step (forward + backward); evaluation stays eager
-    compile: bool = field(default=False, metadata=NOT_A_RESULT)
-    probe_every: int = 0  # > 0: ICS and loss-landscape probes every this many steps (bnlab.probes)
-    checkpoint_every: int = 5000  # steps between checkpoints; 0: only on a signal and at the end
-    divergence_loss: float = 1000.0  # a window's mean loss above this (or NaN/inf): diverged
-    progress: bool = field(default=True, metadata=NOT_A_RESULT)  # a tqdm bar on a terminal
+    steps: int = key(1000, "optimizer steps")
+    epochs: Optional[float] = key(
+        None, "if set, overrides steps: ceil(epochs * n_train / batch_size)"
+    )
+    batch_size: int = key(60, "mini-batch size (>= 2 where the norm uses batch statistics)")
+    eval_every: int = key(500, "evaluate every n steps (and at step 0 and the end)")
+    log_every: int = key(100, "record the mean training loss every n steps")
+    replicas: int = key(1, "train seeds seed..seed+K-1 together as one batched model")
+    eval_batch_size: int = key(10000, "examples per forward pass during evaluation")
+    probe_size: int = key(1000, "validation examples for the activation-input percentiles")
+    eval_train: int = key(0, "> 0: also train/accuracy, train/loss_evalmode on n examples")
+    eval_trainmode: bool = key(False, "with BN, also val/*_trainmode: BN with batch statistics")
+    threads: Optional[int] = key(None, "torch threads (null: the launcher's share)", result=False)
+    compile: bool = key(
+        False, "torch.compile the training step (equal up to float rounding)", result=False
+    )
+    probe_every: int = key(0, "> 0: ICS and loss-landscape probes every n steps (probe/*)")
+    checkpoint_every: int = key(5000, "steps between checkpoints (0: on a signal and at the end)")
+    divergence_loss: float = key(1000.0, "a window's mean loss above this, or NaN/inf: diverged")
+    progress: bool = key(True, "a progress bar (when stderr is a terminal)", result=False)
 
 
 @dataclass
 class Config:
-    name: str = field(default="run", metadata=NOT_A_RESULT)  # results go to outputs/<name>/
-    seed: int = 0
-    device: str = field(default="auto", metadata=NOT_A_RESULT)  # auto | cpu | cuda | cuda:N
-    data_dir: str = field(default="data", metadata=NOT_A_RESULT)
-    # true: train a job again although its runs finished (with this config, maybe other code)
-    rerun: bool = field(default=False, metadata=NOT_A_RESULT)
-    target_accuracy: float = 0.8  # "steps to reach" in the comparison table
+    name: str = key("run", "results go to outputs/<name>/", result=False)
+    seed: int = key(0, "initial weights, batch order, dropout (seeds seed..seed+K-1)")
+    device: str = key("auto", "auto (cuda if present), cpu, cuda, cuda:N", result=False)
+    data_dir: str = key("data", "where datasets are read (and downloaded)", result=False)
+    rerun: bool = key(
+        False, "train finished runs again (e.g. after the code changed)", result=False
+    )
+    target_accuracy: float = key(0.8, "'steps to reach' in the comparison table")
     dataset: DatasetConfig = field(default_factory=DatasetConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     norm: NormConfig = field(default_factory=NormConfig)
     optimizer: OptimizerConfig = field(default_factory=OptimizerConfig)
     trainer: TrainerConfig = field(default_factory=TrainerConfig)
+
+
+def reference(schema: type = Config, prefix: str = "") -> list[tuple[str, Any, str]]:
+    """(dotted key, default, meaning) of every key of the schema, in order."""
+    rows, types = [], get_type_hints(schema)
+    instance = schema()
+    for f in fields(schema):
+        if is_dataclass(types[f.name]):
+            rows += reference(types[f.name], f"{prefix}{f.name}.")
+        else:
+            default = getattr(instance, f.name)
+            rows.append(
+                (f"{prefix}{f.name}", getattr(default, "value", default), f.metadata["help"])
+            )
+    return rows
 
 
 def flatten(tree: dict, prefix: str = "") -> dict[str, Any]:
@@ -164,7 +191,7 @@ def config_dict(cfg: Config) -> dict[str, Any]:
 
 
 def non_result_keys(schema: type = Config, prefix: str = "") -> list[str]:
-    """The dotted keys marked ``NOT_A_RESULT`` in the schema (the one list of them)."""
+    """The dotted keys marked ``result=False`` in the schema (the one list of them)."""
     keys, types = [], get_type_hints(schema)
     for f in fields(schema):
         if is_dataclass(types[f.name]):

@@ -30,7 +30,7 @@ from bnlab.errors import BnlabError
 
 FINISHED = ("completed", "diverged")
 # Keys that do not change results: a finished run is reused when only these differ.
-NON_RESULT_KEYS = set(non_result_keys())  # marked NOT_A_RESULT in the schema
+NON_RESULT_KEYS = set(non_result_keys())  # marked result=False in the schema
 # What a job's folder holds before training writes anything (Hydra's files, our lock).
 NOT_RESULTS = {".hydra", "run.log", ".lock"}
 # Longest folder name, in bytes (NAME_MAX of ext4, xfs, btrfs, tmpfs...): a name that fits is

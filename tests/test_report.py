@@ -1,0 +1,71 @@
+"""`make report` writes docs/results.md's tables from real run folders, and docs/reference.md's
+key table from the schema; both committed pages are what it writes."""
+
+import shutil
+
+import pandas as pd
+from conftest import ROOT
+
+from bnlab.config import Config, reference
+from bnlab.provenance import code_state, describe
+from bnlab.report import CLAIMS, TABLES, main
+
+PAGE = """# a page
+<!-- report: claims -->
+<!-- /report -->
+text kept
+<!-- report: bn_vs_nobn -->
+old table
+<!-- /report -->
+<!-- report: eps_sweep -->
+eps table from earlier runs
+<!-- /report -->
+"""
+
+
+def test_report_writes_tables_from_a_real_sweep(smoke_sweep, tmp_path, capsys):
+    outputs = tmp_path / "outputs"
+    shutil.copytree(smoke_sweep, outputs / "bn_vs_nobn")
+    page = tmp_path / "results.md"
+    page.write_text(PAGE)
+    assert main([str(page), "--outputs", str(outputs)]) == 0
+    text = page.read_text()
+    assert "text kept" in text and "old table" not in text
+    assert "eps table from earlier runs" in text  # no eps_sweep runs: the block stays
+    assert "eps_sweep: no runs under" in capsys.readouterr().out
+    assert (
+        f"`python run.py +experiment=bn_vs_nobn` (4 runs; data from {describe(code_state())})"
+        in text
+    )
+    # the BN row: mean +/- std over the 2 seeds of the final validation accuracy, from metrics.csv
+    finals = []
+    for seed in (0, 1):
+        m = pd.read_csv(smoke_sweep / f"norm=bn,seed={seed}" / "metrics.csv")
+        acc = m[(m.split == "val") & (m.metric == "accuracy")]
+        finals.append(acc.sort_values("step").value.iloc[-1])
+    expected = f"{pd.Series(finals).mean():.3f} +/- {pd.Series(finals).std(ddof=1):.3f}"
+    bn_row = next(line for line in text.splitlines() if line.startswith("| bn | 2 |"))
+    assert expected in bn_row
+    ledger = text.split("<!-- report: claims -->")[1].split("<!-- /report -->")[0]
+    rows = [line for line in ledger.splitlines() if line.startswith("| ") and "---" not in line]
+    assert len(rows) == 1 + len(CLAIMS)
+    faster = next(r for r in rows if r.startswith("| BN reaches a given accuracy"))
+    assert any(
+        v in faster for v in ("**confirmed**", "**contradicted**", "**not reproduced here**")
+    )
+    assert "no runs yet (lr_sweep)" in next(r for r in rows if "5x and 30x" in r)
+
+
+def test_every_experiment_has_a_table_and_the_committed_pages_have_their_blocks():
+    experiments = {p.stem for p in (ROOT / "experiments").glob("*.py")} - {"loss_surface"}
+    assert set(TABLES) <= experiments
+    results = (ROOT / "docs" / "results.md").read_text()
+    for name in ["claims", *TABLES]:
+        assert f"<!-- report: {name} -->" in results, name
+
+
+def test_the_committed_reference_lists_every_key_as_the_schema_states_it():
+    text = (ROOT / "docs" / "reference.md").read_text()
+    for key, default, meaning in reference(Config):
+        shown = "null" if default is None else default
+        assert f"| `{key}` | `{shown}` | {meaning}" in text, key
