@@ -128,10 +128,14 @@ def test_probes_do_not_change_the_training_run(tmp_path, smoke_overrides):
     common = [*smoke_overrides, "model.dropout=0.1", "trainer.replicas=2"]
     off, on = tmp_path / "off", tmp_path / "on"
     run_job(make_config(*common), off)
-    run_job(make_config(*common, "trainer.probe_every=50"), on)
+    run_job(make_config(*common, "trainer.probe_every=50", "trainer.grad_norm_every=40"), on)
     for seed in (0, 1):
         a = pd.read_csv(off / f"seed={seed}" / "metrics.csv")
         b = pd.read_csv(on / f"seed={seed}" / "metrics.csv")
+        norms = b[b["split"] == "grad_norm"]
+        assert sorted(norms["step"].unique()) == [0, 40, 80, 120]
+        assert set(norms["metric"]) == {"layer1", "layer2", "layer3", "layer4"}
+        assert (norms["value"] > 0).all()
         probes = b[b["split"] == "probe"]
         assert set(probes["metric"]) >= {
             "ics_l2_layer2",
@@ -141,7 +145,8 @@ def test_probes_do_not_change_the_training_run(tmp_path, smoke_overrides):
             "beta_smoothness",
         }
         assert sorted(probes["step"].unique()) == [0, 50, 100]
-        pd.testing.assert_frame_equal(a, b[b["split"] != "probe"].reset_index(drop=True))
+        trained = b[~b["split"].isin(["probe", "grad_norm"])].reset_index(drop=True)
+        pd.testing.assert_frame_equal(a, trained)
         summary = json.loads((on / f"seed={seed}" / "summary.json").read_text())
         assert 0 < summary["probe_time_share"] < 1
         assert "probe_time_share" not in json.loads(

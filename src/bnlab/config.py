@@ -81,9 +81,17 @@ class DatasetConfig:
 class ModelConfig:
     name: ModelName = key(ModelName.mlp, "mlp or cnn")
     hidden: List[int] = key([100, 100, 100], "MLP hidden widths")
+    depth: Optional[int] = key(
+        None, "MLP: depth hidden layers of model.width units, in place of hidden"
+    )
+    width: int = key(100, "MLP: the hidden width when model.depth is set")
+    residual: bool = key(
+        False, "MLP: pre-activation skip connections h + W act(norm(h)) between equal widths"
+    )
     channels: List[int] = key([32, 64], "CNN channels per conv block")
     activation: Activation = key(Activation.sigmoid, "sigmoid, relu, tanh")
-    init_std: Optional[float] = key(None, "weight init std (null: 1/sqrt(fan_in))")
+    init_std: Optional[float] = key(None, "weight init std (null: init_gain / sqrt(fan_in))")
+    init_gain: float = key(1.0, "with init_std null: 1 is LeCun's init, sqrt(2) He's (ReLU)")
     dropout: float = key(0.0, "dropout after each hidden block")
 
 
@@ -129,6 +137,7 @@ class TrainerConfig:
         False, "torch.compile the training step (equal up to float rounding)", result=False
     )
     probe_every: int = key(0, "> 0: ICS and loss-landscape probes every n steps (probe/*)")
+    grad_norm_every: int = key(0, "> 0: each layer's gradient norm every n steps (grad_norm/*)")
     checkpoint_every: int = key(5000, "steps between checkpoints (0: on a signal and at the end)")
     divergence_loss: float = key(1000.0, "a window's mean loss above this, or NaN/inf: diverged")
     progress: bool = key(True, "a progress bar (when stderr is a terminal)", result=False)
@@ -149,6 +158,11 @@ class Config:
     norm: NormConfig = field(default_factory=NormConfig)
     optimizer: OptimizerConfig = field(default_factory=OptimizerConfig)
     trainer: TrainerConfig = field(default_factory=TrainerConfig)
+
+
+def hidden_widths(model: ModelConfig) -> list[int]:
+    """The MLP's hidden widths: model.depth x [model.width] when depth is set, else hidden."""
+    return [model.width] * model.depth if model.depth is not None else list(model.hidden)
 
 
 def reference(schema: type = Config, prefix: str = "") -> list[tuple[str, Any, str]]:
@@ -268,6 +282,12 @@ def validate(cfg: Config) -> None:
             cfg.trainer.probe_every,
         ),
         (
+            cfg.trainer.grad_norm_every >= 0,
+            "trainer.grad_norm_every",
+            "must be >= 0 (0: no gradient norms)",
+            cfg.trainer.grad_norm_every,
+        ),
+        (
             cfg.trainer.eval_batch_size >= 1,
             "trainer.eval_batch_size",
             "must be >= 1",
@@ -296,9 +316,17 @@ def validate(cfg: Config) -> None:
         (
             cfg.model.init_std is None or cfg.model.init_std > 0,
             "model.init_std",
-            "must be > 0 or null (1/sqrt(fan_in))",
+            "must be > 0 or null (init_gain/sqrt(fan_in))",
             cfg.model.init_std,
         ),
+        (cfg.model.init_gain > 0, "model.init_gain", "must be > 0", cfg.model.init_gain),
+        (
+            cfg.model.depth is None or cfg.model.depth >= 1,
+            "model.depth",
+            "must be >= 1 or null (model.hidden)",
+            cfg.model.depth,
+        ),
+        (cfg.model.width >= 1, "model.width", "must be >= 1", cfg.model.width),
         (
             len(cfg.model.hidden) > 0 and min(cfg.model.hidden) >= 1,
             "model.hidden",
@@ -340,6 +368,13 @@ def validate(cfg: Config) -> None:
     for ok, key, rule, value in checks:
         if not ok:
             raise ConfigError(f"{key} {rule} (got {value!r})")
+    if cfg.model.depth is not None and list(cfg.model.hidden) != ModelConfig().hidden:
+        raise ConfigError(
+            f"model.depth={cfg.model.depth} builds the hidden layers from model.width; leave "
+            f"model.hidden at its default (got {list(cfg.model.hidden)})"
+        )
+    if (cfg.model.depth is not None or cfg.model.residual) and cfg.model.name.value != "mlp":
+        raise ConfigError("model.depth and model.residual apply to model=mlp only")
     norm = get_norm(cfg.norm.kind)
     if norm.batch_statistics and cfg.trainer.batch_size < 2:
         raise ConfigError(

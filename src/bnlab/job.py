@@ -196,7 +196,7 @@ class Job:
         wall, k = self.wall_time(), len(self.seeds)
         cost = {}
         for what, seconds in self.seconds.items():
-            if what == "eval" or self.cfg.trainer.probe_every:
+            if what == "eval" or self.cfg.trainer.probe_every or self.cfg.trainer.grad_norm_every:
                 cost[f"{what}_seconds"] = round(seconds, 3)
                 cost[f"{what}_time_share"] = round(seconds / wall, 4) if wall else None
         self.runs.finish(

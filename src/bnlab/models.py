@@ -27,7 +27,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from bnlab.config import Config, NormConfig
+from bnlab.config import Config, NormConfig, hidden_widths
 from bnlab.norms import get_norm
 
 ACTIVATIONS = {"sigmoid": nn.Sigmoid, "relu": nn.ReLU, "tanh": nn.Tanh}
@@ -138,8 +138,14 @@ class _ReplicaModel(nn.Module):
         self.captured: Optional[Tensor] = None
 
     @torch.no_grad()
-    def _init_weights(self, weights: Sequence[tuple[Tensor, int]], init_std: Optional[float]):
-        """Fill each (weight, fan_in) with N(0, std^2); replica r draws from generator(seed_r).
+    def _init_weights(
+        self,
+        weights: Sequence[tuple[Tensor, int]],
+        init_std: Optional[float],
+        init_gain: float = 1.0,
+    ):
+        """Fill each (weight, fan_in) with N(0, std^2), std = init_std or init_gain/sqrt(fan_in);
+        replica r draws from generator(seed_r).
 
         Weights are drawn in layer order, so a network with and without BN (same shapes) starts
         from identical weights for the same seed.
@@ -147,7 +153,7 @@ class _ReplicaModel(nn.Module):
         for r, seed in enumerate(self.seeds):
             gen = torch.Generator().manual_seed(seed)
             for weight, fan_in in weights:
-                std = init_std if init_std is not None else 1.0 / math.sqrt(fan_in)
+                std = init_std if init_std is not None else init_gain / math.sqrt(fan_in)
                 weight[r].copy_(torch.randn(weight[r].shape, generator=gen) * std)
 
     def _run_blocks(self, x: Tensor, unit0) -> Tensor:
@@ -157,10 +163,13 @@ class _ReplicaModel(nn.Module):
             if not (self.capture and i == last):
                 x = block(x)
                 continue
-            for layer in block:
+            residual = isinstance(block, PreActivationBlock)
+            out = x
+            for layer in block.branch if residual else block:
                 if isinstance(layer, _ACTIVATION_TYPES):
-                    self.captured = unit0(x)
-                x = layer(x)
+                    self.captured = unit0(out)
+                out = layer(out)
+            x = x + out if residual else out
         return x
 
 
@@ -182,10 +191,39 @@ def hidden_block(
     return nn.Sequential(linear(not before), *before, ACTIVATIONS[activation](), *after, *tail())
 
 
+class PreActivationBlock(nn.Module):
+    """A residual block with the normalization and nonlinearity before the linear map (He et
+    al. 2016's pre-activation form): h -> h + W act(norm(h)), for equal widths in and out."""
+
+    def __init__(self, branch: nn.Sequential):
+        super().__init__()
+        self.branch = branch
+
+    def forward(self, h: Tensor) -> Tensor:
+        return h + self.branch(h)
+
+
+def pre_activation_block(
+    linear: nn.Module, norm: NormConfig, replicas: int, features: int, activation: str, tail
+) -> PreActivationBlock:
+    norms = norm_layers(norm, replicas, features, "mlp")
+    return PreActivationBlock(nn.Sequential(*norms, ACTIVATIONS[activation](), linear, *tail()))
+
+
+def first_linear(block: nn.Module) -> nn.Module:
+    """A hidden block's linear map (or convolution): its first module with a weight of >= 3
+    dimensions (replicas, in, out)."""
+    return next(
+        m for m in block.modules() if getattr(m, "weight", None) is not None and m.weight.dim() >= 3
+    )
+
+
 class MLP(_ReplicaModel):
     """in -> [Linear -> (norm) -> activation -> (norm) -> dropout] x len(hidden) -> Linear.
 
-    The default is the paper's Figure 1 network: 784-100-100-100-10 with sigmoid units.
+    The default is the paper's Figure 1 network: 784-100-100-100-10 with sigmoid units. With
+    ``residual``, every hidden block after the first whose width equals the one before it is a
+    :class:`PreActivationBlock`, h + W act(norm(h)) (the head reads the sum).
     """
 
     def __init__(
@@ -198,6 +236,8 @@ class MLP(_ReplicaModel):
         dropout: float = 0.0,
         init_std: Optional[float] = None,
         seeds: Sequence[int] = (0,),
+        residual: bool = False,
+        init_gain: float = 1.0,
     ):
         super().__init__(seeds)
         k, norm = self.replicas, norm or NormConfig()
@@ -208,12 +248,15 @@ class MLP(_ReplicaModel):
         blocks, width = [], in_features
         for h in hidden:
             linear = partial(BatchedLinear, k, width, h)
-            blocks.append(hidden_block(linear, norm, k, h, "mlp", activation, tail))
+            if residual and blocks and h == width:
+                blocks.append(pre_activation_block(linear(True), norm, k, h, activation, tail))
+            else:
+                blocks.append(hidden_block(linear, norm, k, h, "mlp", activation, tail))
             width = h
         self.blocks = nn.ModuleList(blocks)
         self.head = BatchedLinear(k, width, num_classes)
-        linears = [b[0] for b in blocks] + [self.head]
-        self._init_weights([(lin.weight, lin.fan_in) for lin in linears], init_std)
+        linears = [first_linear(b) for b in blocks] + [self.head]
+        self._init_weights([(lin.weight, lin.fan_in) for lin in linears], init_std, init_gain)
 
     def forward(self, x: Tensor) -> Tensor:
         return self.head(self._run_blocks(x, lambda pre: pre[..., 0]))
@@ -247,6 +290,7 @@ class CNN(_ReplicaModel):
         dropout: float = 0.0,
         init_std: Optional[float] = None,
         seeds: Sequence[int] = (0,),
+        init_gain: float = 1.0,
     ):
         super().__init__(seeds)
         k, norm = self.replicas, norm or NormConfig()
@@ -266,7 +310,7 @@ class CNN(_ReplicaModel):
         self.channels = list(channels)
         self.features = width * size * size
         self.head = BatchedLinear(k, self.features, num_classes)
-        self._init_weights(weights + [(self.head.weight, self.features)], init_std)
+        self._init_weights(weights + [(self.head.weight, self.features)], init_std, init_gain)
 
     def forward(self, x: Tensor) -> Tensor:
         k = self.replicas
@@ -296,8 +340,10 @@ def build_model(cfg: Config, input_shape: Sequence[int], num_classes: int, seeds
         norm=cfg.norm,
         dropout=m.dropout,
         init_std=m.init_std,
+        init_gain=m.init_gain,
         seeds=seeds,
     )
     if m.name.value == "mlp":
-        return MLP(input_shape[0], num_classes, hidden=m.hidden, **common)
+        hidden = hidden_widths(m)
+        return MLP(input_shape[0], num_classes, hidden=hidden, residual=m.residual, **common)
     return CNN(input_shape[0], input_shape[-1], num_classes, channels=m.channels, **common)

@@ -16,6 +16,10 @@ L+1; a layer's parameters are its linear map or convolution plus the BN after it
   ``grad_change`` = max_eta d(eta), and the effective beta-smoothness
   ``beta_smoothness`` = max_eta d(eta) / ||eta * g||.
 
+* **Gradient norm per layer** (``trainer.grad_norm_every``): ``grad_norm/layer<i>`` =
+  ||dL/dW_i||_2 for every layer i = 1..L+1, the quantity whose growth from the last layer to
+  the first Yang et al. (2019) predict for BN networks (:func:`growth_factor` fits it).
+
 Norms run over all of a replica's parameters (ICS: over W_i alone). The probes evaluate the
 model functionally on copies of its buffers (BN's running statistics stay untouched), with
 the random number generator reset to one state before each forward (every evaluation sees the
@@ -33,7 +37,7 @@ import torch
 from torch import Tensor, nn
 from torch.func import functional_call
 
-from bnlab.models import replica_cross_entropy
+from bnlab.models import first_linear, replica_cross_entropy
 
 ETA_MULTIPLES = (0.5, 1.0, 1.5, 2.0, 2.5, 3.0, 3.5, 4.0)
 
@@ -49,12 +53,9 @@ def layer_of(name: str, num_blocks: int) -> int:
 
 
 def layer_weight_names(model: nn.Module) -> list[str]:
-    """The weight W_i of each layer: the first parameter of each block, then the head's."""
-    names = [n for n, _ in model.named_parameters()]
-    weights = [
-        next(n for n in names if n.startswith(f"blocks.{i}.")) for i in range(len(model.blocks))
-    ]
-    return weights + ["head.weight"]
+    """The weight W_i of each layer: each block's linear map (or convolution), then the head's."""
+    name_of = {id(p): n for n, p in model.named_parameters()}
+    return [name_of[id(first_linear(block).weight)] for block in model.blocks] + ["head.weight"]
 
 
 @contextlib.contextmanager
@@ -193,3 +194,25 @@ class Probes:
                     loss_and_grad, w, lr, self.k, self.eta_multiples, at_w=at_w
                 ),
             }
+
+
+def gradient_norms(model: nn.Module, x: Tensor, y: Tensor) -> dict[str, Tensor]:
+    """``layer<i>``: ||dL/dW_i||, (K,), for every layer of ``model`` on the batch (x, y), on
+    copies of its buffers and with the random generator as it was (the run is untouched)."""
+    probes = Probes(model)
+    with torch.no_grad(), same_randomness(x.device) as reset:
+        _, grads = probes._loss_and_grad(x, y, reset)(probes._weights())
+    return {f"layer{i}": _norm([grads[w]], probes.k) for i, w in enumerate(probes.weights, 1)}
+
+
+def growth_factor(norms: Tensor) -> Tensor:
+    """The per-layer growth of gradient norms from the last hidden layer to the first: exp of
+    minus the least-squares slope of log ||dL/dW_i|| over i. ``norms``: (layers, K) for layers
+    2..L (the input layer and the head have other fan-ins and are left out by the caller);
+    returns (K,). 1 means flat; Yang et al. predict sqrt(pi / (pi - 1)) = 1.21 for a wide
+    ReLU network with BN at initialization."""
+    logs = norms.log()
+    i = torch.arange(len(logs), dtype=logs.dtype, device=logs.device)
+    i = i - i.mean()
+    slope = (i[:, None] * (logs - logs.mean(0))).sum(0) / (i**2).sum()
+    return torch.exp(-slope)

@@ -38,7 +38,7 @@ from bnlab.evaluation import evaluation_metrics
 from bnlab.fastpaths import CompiledLosses, optimizer_step
 from bnlab.job import Job, open_job
 from bnlab.models import build_model, replica_losses
-from bnlab.probes import Probes
+from bnlab.probes import Probes, gradient_norms
 from bnlab.process import resolve_device, setup_process
 
 log = logging.getLogger(__name__)
@@ -75,12 +75,19 @@ def training_loop(
         if step % t.eval_every == 0 or step in (0, last):
             with job.timed("eval"):
                 job.record(step, evaluation_metrics(cfg, model, data, order))
-        if probes is not None and step % t.probe_every == 0:
+        probing = probes is not None and step % t.probe_every == 0
+        norms = t.grad_norm_every and step % t.grad_norm_every == 0
+        if probing or norms:
             with job.timed("probe"):  # on the batch that the next step trains on
                 idx = order.indices(step + 1)
-                lr = optimizer.param_groups[0]["lr"]
-                values = probes(gather(data.x_train, idx), gather(data.y_train, idx), lr)
-                job.record(step, {f"probe/{k}": v for k, v in values.items()}, final=False)
+                x, y = gather(data.x_train, idx), gather(data.y_train, idx)
+                values = {}
+                if norms:
+                    values = {f"grad_norm/{k}": v for k, v in gradient_norms(model, x, y).items()}
+                if probing:
+                    lr = optimizer.param_groups[0]["lr"]
+                    values.update({f"probe/{k}": v for k, v in probes(x, y, lr).items()})
+                job.record(step, values, final=False)
 
     model.train()
     if job.step == 0:

@@ -1,0 +1,100 @@
+"""Depth as a model parameter: model.depth x model.width, pre-activation residual blocks, He's
+init gain, and the per-layer gradient norms whose growth at initialization Yang et al. (2019)
+predict for BN: sqrt(pi / (pi - 1)) = 1.21 per layer for a wide ReLU network."""
+
+import math
+
+import pytest
+import torch
+from conftest import ROOT, make_config
+
+from bnlab.data import DEBIAN_FASHION_MNIST, load_splits
+from bnlab.errors import ConfigError
+from bnlab.evaluation import unit_percentiles
+from bnlab.models import MLP, PreActivationBlock, build_model, replica_losses
+from bnlab.probes import gradient_norms, growth_factor
+
+HE = f"model.init_gain={math.sqrt(2)}"
+
+
+def _real_batch(n: int):
+    """n training images and labels: Fashion-MNIST where it is, else the synthetic images."""
+    try:
+        if not (DEBIAN_FASHION_MNIST.is_dir() or (ROOT / "data" / "FashionMNIST").is_dir()):
+            raise FileNotFoundError
+        splits = load_splits("fashion_mnist", ROOT / "data")
+    except Exception:
+        splits = load_splits("synthetic", synthetic_train=2 * n)
+    return splits.x_train[:n], splits.y_train[:n]
+
+
+@pytest.mark.parametrize("norm,low,high", [("bn", 1.10, 1.35), ("none", 0.9, 1.1)])
+def test_gradient_growth_per_layer_at_init_matches_the_mean_field_theory(norm, low, high):
+    """30 ReLU layers of width 512, batch 512, He init: with BN the gradient norm grows by
+    about 1.21 per layer from the last to the first; without BN it stays flat."""
+    cfg = make_config(
+        f"norm={norm}",
+        "model.depth=30",
+        "model.width=512",
+        "model.activation=relu",
+        HE,
+        "trainer.replicas=2",
+    )
+    model = build_model(cfg, (784,), 10, seeds=[0, 1])
+    x, y = _real_batch(512)
+    norms = gradient_norms(model, x, y)
+    assert len(norms) == 31  # 30 hidden layers and the head
+    hidden = torch.stack([norms[f"layer{i}"] for i in range(2, 31)])
+    factor = growth_factor(hidden)
+    assert ((low <= factor) & (factor <= high)).all(), factor
+
+
+def test_growth_factor_recovers_a_known_geometric_sequence():
+    norms = torch.tensor([[1.3**-i, 0.8**-i] for i in range(12)])  # falls from layer to layer
+    torch.testing.assert_close(growth_factor(norms), torch.tensor([1.3, 0.8]))
+
+
+def test_depth_and_width_build_the_hidden_layers():
+    cfg = make_config("model.depth=5", "model.width=32")
+    model = build_model(cfg, (784,), 10, seeds=[0])
+    assert [b[0].weight.shape[-1] for b in model.blocks] == [32] * 5
+    with pytest.raises(ConfigError, match="leave model.hidden at its default"):
+        make_config("model.depth=5", "model.hidden=[10,10]")
+    with pytest.raises(ConfigError, match="model=mlp only"):
+        make_config("model=cnn", "model.residual=true")
+
+
+@pytest.mark.parametrize("norm", ["none", "bn"])
+def test_residual_blocks_add_a_pre_activation_branch(norm):
+    cfg = make_config(
+        f"norm={norm}",
+        "model.depth=3",
+        "model.width=16",
+        "model.residual=true",
+        "model.activation=relu",
+    )
+    model = build_model(cfg, (20,), 4, seeds=[0, 1])
+    assert not isinstance(model.blocks[0], PreActivationBlock)  # 20 -> 16: no skip
+    assert all(isinstance(b, PreActivationBlock) for b in model.blocks[1:])
+    h = torch.randn(2, 8, 16)
+    branch = model.blocks[1].branch
+    assert isinstance(branch[-1], type(model.head))  # norm, act, then the linear map
+    torch.testing.assert_close(model.blocks[1](h), h + branch(h))
+    percentiles = unit_percentiles(model, torch.randn(50, 20))  # captured inside the branch
+    assert percentiles.shape == (2, 3)
+
+
+def test_a_residual_bn_network_of_replicas_equals_separate_networks():
+    kwargs = dict(
+        hidden=(12, 12, 12),
+        activation="relu",
+        residual=True,
+        init_gain=math.sqrt(2),
+        norm=make_config().norm,
+    )
+    batched = MLP(10, 3, seeds=(4, 5), **kwargs)
+    x, y = torch.randn(2, 16, 10), torch.randint(0, 3, (2, 16))
+    losses = replica_losses(batched, x, y)
+    for r, seed in enumerate((4, 5)):
+        single = MLP(10, 3, seeds=(seed,), **kwargs)
+        torch.testing.assert_close(replica_losses(single, x[r : r + 1], y[r : r + 1])[0], losses[r])
