@@ -7,6 +7,7 @@ can be started (not root, no apt-get, no packages)."""
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -23,8 +24,14 @@ def slurm():
     """A running local cluster: ``{"SLURM_CONF": ...}`` for the processes that use it."""
     conf = os.environ.get("SLURM_LOCAL_DIR", "/tmp/bnlab-slurm") + "/slurm.conf"
     env = {"SLURM_CONF": conf}
-    running = subprocess.run(["sinfo", "-h"], env={**os.environ, **env}, capture_output=True)
-    ours = running.returncode != 0
+    running = (
+        shutil.which("sinfo")
+        and subprocess.run(
+            ["sinfo", "-h"], env={**os.environ, **env}, capture_output=True
+        ).returncode
+        == 0
+    )
+    ours = not running
     if ours:
         proc = subprocess.run(["bash", str(SCRIPT), "start"], capture_output=True, text=True)
         if proc.returncode != 0:

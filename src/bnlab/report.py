@@ -366,6 +366,7 @@ class Claim:
     experiments: tuple[str, ...]
     measure: Callable[[dict], tuple[str, str]]
     figure: str
+    rule: str = "confirmed if the difference goes the claim's way by more than 1 std over seeds"
 
 
 CLAIMS = [
@@ -396,6 +397,7 @@ CLAIMS = [
         ("lr_sweep",),
         claim_high_lr,
         "lr_sweep.png",
+        "confirmed if no BN seed diverges at x5 or x30 and both are within 0.02 of x1",
     ),
     Claim(
         "BN trains at initial weight scales where the plain network does not",
@@ -403,6 +405,7 @@ CLAIMS = [
         ("init_sweep",),
         claim_init_scales,
         "init_sweep.png",
+        "confirmed if BN reaches 0.5 train accuracy at more of the scales",
     ),
     Claim(
         "BN breaks at very small batches (batch 2)",
@@ -410,6 +413,7 @@ CLAIMS = [
         ("batch_size_sweep",),
         claim_tiny_batch,
         "batch_size_sweep.png",
+        "confirmed if batch 2 is more than 0.1 below batch 4",
     ),
     Claim(
         "Population statistics (Algorithm 2) serve inference at least as well as the EMA",
@@ -417,6 +421,7 @@ CLAIMS = [
         ("inference_stats",),
         claim_population,
         "inference_stats.png",
+        "contradicted if population is more than 1 std below EMA at a batch size",
     ),
     Claim(
         "BN reduces internal covariate shift",
@@ -424,6 +429,7 @@ CLAIMS = [
         ("landscape",),
         claim_ics,
         "landscape.png",
+        "per model, the 1-std rule on the ICS cosine; contradicted if one model contradicts",
     ),
     Claim(
         "Noisy BN (ICS put back) trains about as well as BN",
@@ -431,6 +437,7 @@ CLAIMS = [
         ("landscape",),
         claim_noisy_bn,
         "landscape.png",
+        "confirmed if noisy BN is within 0.03 of BN for both models",
     ),
     Claim(
         "BN makes the loss landscape smoother (smaller beta-smoothness)",
@@ -438,6 +445,7 @@ CLAIMS = [
         ("landscape",),
         claim_smoother,
         "landscape.png",
+        "per model, the 1-std rule; mixed when the two models differ",
     ),
     Claim(
         "BN regularizes (a smaller gap between validation and training loss)",
@@ -459,6 +467,7 @@ CLAIMS = [
         ("eps_sweep",),
         claim_eps,
         "eps_sweep.png",
+        "confirmed if the three means span less than 0.01",
     ),
     Claim(
         "Per-channel BN helps a CNN",
