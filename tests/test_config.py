@@ -116,7 +116,7 @@ def test_wrong_types_and_unknown_keys_fail_at_composition(override):
     "args,code,needle",
     [
         (["norm.eps=-1"], 2, "bnlab: error: norm.eps must be > 0 (got -1.0)"),
-        (["norm.kind=nonexistent"], 2, "bnlab: error: norm.kind must be one of bn, none, torch"),
+        (["norm.kind=nonexistent"], 2, "bnlab: error: norm.kind must be one of bn, batch_renorm"),
         (["trainer.steps=abc"], 1, "trainer.steps"),
     ],
 )

@@ -96,6 +96,12 @@ def test_bench_quick_prints_every_comparison_and_the_machine_line():
     for shape in ("(256, 1024)", "(128, 64, 32, 32)", "(32, 256, 8, 8)", "(60, 100)"):
         assert any(shape in line and "nn.BatchNorm" in line for line in lines)
     assert "skipped: no CUDA device" in proc.stdout or torch.cuda.is_available()
+    for layer, reference in (
+        ("group_norm", "nn.GroupNorm"),
+        ("layer_norm", "nn.LayerNorm"),
+        ("batch_renorm", "nn.BatchNorm"),
+    ):
+        assert any(f"{layer}: x" in line and reference in line for line in lines), layer
     last = lines[-1]
     assert last.startswith("bench: ")
     values = dict(re.findall(r"(\w+)=(\S+)", last))
@@ -105,6 +111,9 @@ def test_bench_quick_prints_every_comparison_and_the_machine_line():
         "train_step_ratio",
         "replicas_speedup",
         "fig1_seconds",
+        "group_norm_ratio",
+        "layer_norm_ratio",
+        "batch_renorm_ratio",
     ):
         assert float(values[key]) > 0, (key, last)
     assert values["fig1_steps"] == "500"

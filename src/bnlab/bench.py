@@ -43,6 +43,8 @@ from bnlab.batchnorm import BatchNorm
 from bnlab.config import NormConfig
 from bnlab.fastpaths import CompiledLosses, optimizer_step
 from bnlab.models import MLP, replica_losses
+from bnlab.norms.batch_renorm import BatchRenorm
+from bnlab.norms.groupnorm import GroupNorm
 
 LARGE_SHAPES = [(256, 1024), (128, 64, 32, 32), (32, 256, 8, 8)]
 SMALL_SHAPE = (60, 100)
@@ -132,6 +134,47 @@ def bench_layers(quick: bool, compiled: bool, out) -> dict[str, float]:
                 key = f"{kind}:{name}"
                 worst[key] = max(worst.get(key, 0.0), ratio)
     return worst
+
+
+NORM_SHAPES = [(256, 1024), (128, 64, 32, 32)]
+
+
+def bench_other_norms(quick: bool, out) -> dict[str, float]:
+    """The normalizations beyond BN, eager, forward + backward, each against torch's own (and
+    Batch Renorm, which torch lacks, against nn.BatchNorm); returns each one's worst ratio."""
+    out("\n1b. Other normalizations, forward + backward, eager (vs torch's layer)")
+    worst: dict[str, float] = {}
+    for shape in NORM_SHAPES:
+        c = shape[1]
+        x, dy = torch.randn(shape, requires_grad=True), torch.randn(shape)
+        pairs = {
+            "group_norm": (GroupNorm(c, 4), nn.GroupNorm(4, c), "nn.GroupNorm"),
+            "batch_renorm": (
+                BatchRenorm(c),
+                (nn.BatchNorm1d if len(shape) == 2 else nn.BatchNorm2d)(c),
+                "nn.BatchNorm",
+            ),
+        }
+        if len(shape) == 2:
+            pairs["layer_norm"] = (GroupNorm(c, 1), nn.LayerNorm(c), "nn.LayerNorm")
+        for name, (ours, theirs, label) in pairs.items():
+            contenders = {label: _fwd_bwd(theirs, x, dy), f"bnlab {name}": _fwd_bwd(ours, x, dy)}
+            calls = 2 if quick else max(1, min(500, int(2e6 / torch.Size(shape).numel())))
+            timings = interleaved(contenders, calls, 3 if quick else 9)
+            ratio = timings[f"bnlab {name}"].median / timings[label].median
+            for who, timing in timings.items():
+                out(f"   {str(shape):20s} {who:20s} {timing.row()}")
+            out(f"   {str(shape):20s} {name}: x{ratio:.2f} of {label}")
+            worst[f"{name}_ratio"] = max(worst.get(f"{name}_ratio", 0.0), ratio)
+    return worst
+
+
+def _fwd_bwd(layer, x, dy):
+    def call():
+        layer(x).backward(dy)
+        x.grad = None
+
+    return call
 
 
 # ----------------------------------------------------------------------------- 2. and 3.
@@ -306,7 +349,10 @@ def main(argv: Optional[list[str]] = None) -> int:
         "--threads", type=int, default=os.cpu_count(), help="torch threads (default: every core)"
     )
     parser.add_argument(
-        "--skip", nargs="*", default=[], choices=["layer", "step", "replicas", "fig1", "gpu"]
+        "--skip",
+        nargs="*",
+        default=[],
+        choices=["layer", "norms", "step", "replicas", "fig1", "gpu"],
     )
     args = parser.parse_args(argv)
 
@@ -336,6 +382,8 @@ def main(argv: Optional[list[str]] = None) -> int:
             results[f"bn_layer_ratio_{kind}"] = worst[f"{kind}:bnlab eager"]
             if compiled:
                 results[f"bn_layer_ratio_{kind}_compiled"] = worst[f"{kind}:bnlab compiled"]
+    if "norms" not in args.skip:
+        results.update(bench_other_norms(args.quick, out))
     if "step" not in args.skip:
         ratios = bench_train_step(args.quick, compiled, data, out)
         results["train_step_ratio"] = ratios["eager"]

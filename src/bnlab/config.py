@@ -106,6 +106,10 @@ class NormConfig:
     noise: float = key(
         0.0, "> 0: noisy BN, a <- s*a + m after each norm, m ~ U(-noise, noise), s ~ U(1, 1+noise)"
     )
+    groups: int = key(4, "group: groups of features (channels) per example; divides each width")
+    rmax: float = key(3.0, "batch_renorm: the final bound of r = sigma_B / sigma (>= 1)")
+    dmax: float = key(5.0, "batch_renorm: the final bound of d = (mu_B - mu) / sigma (>= 0)")
+    renorm_warmup: int = key(5000, "batch_renorm: steps over which rmax, dmax grow from 1, 0")
 
 
 @dataclass
@@ -242,6 +246,10 @@ def validate(cfg: Config) -> None:
         (cfg.norm.eps > 0, "norm.eps", "must be > 0", cfg.norm.eps),
         (0 < cfg.norm.momentum <= 1, "norm.momentum", "must be in (0, 1]", cfg.norm.momentum),
         (cfg.norm.noise >= 0, "norm.noise", "must be >= 0 (0: no noise)", cfg.norm.noise),
+        (cfg.norm.groups >= 1, "norm.groups", "must be >= 1", cfg.norm.groups),
+        (cfg.norm.rmax >= 1, "norm.rmax", "must be >= 1", cfg.norm.rmax),
+        (cfg.norm.dmax >= 0, "norm.dmax", "must be >= 0", cfg.norm.dmax),
+        (cfg.norm.renorm_warmup >= 0, "norm.renorm_warmup", "must be >= 0", cfg.norm.renorm_warmup),
         (cfg.optimizer.lr > 0, "optimizer.lr", "must be > 0", cfg.optimizer.lr),
         (
             0 <= cfg.optimizer.momentum < 1,

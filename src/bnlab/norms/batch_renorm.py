@@ -1,0 +1,143 @@
+"""Batch Renormalization (Ioffe, 2017) from scratch, with a closed-form backward:
+``norm.kind=batch_renorm``.
+
+BN trains on the batch's statistics and infers with moving averages; when batches are small
+or not i.i.d. the two differ. Batch Renorm corrects each training batch towards the moving
+averages mu and sigma = sqrt(running_var + eps), per feature, over the m values of the batch::
+
+    mu_B    = 1/m * sum_i x_i,      sigma_B = sqrt(1/m * sum_i (x_i - mu_B)^2 + eps)
+    r       = clip(sigma_B / sigma, 1/rmax, rmax)          (treated as constants in the
+    d       = clip((mu_B - mu) / sigma, -dmax, dmax)        backward pass)
+    x_hat_i = (x_i - mu_B) / sigma_B * r + d
+    y_i     = gamma * x_hat_i + beta
+
+Backward, with z_i = (x_i - mu_B) / sigma_B (BN's x_hat) and r, d constant::
+
+    dbeta  = sum_i dy_i,    dgamma = sum_i dy_i * x_hat_i
+    dx_i   = r * gamma / (m * sigma_B) * (m dy_i - sum_j dy_j - z_i * sum_j dy_j z_j)
+
+which is BN's backward times r. rmax and dmax start at 1 and 0 (plain BN) and grow linearly
+to ``norm.rmax`` and ``norm.dmax`` over ``norm.renorm_warmup`` training steps. The moving
+averages are kept as BN keeps them (``norm.momentum``; unbiased running variance), and
+inference uses them, as BN with EMA statistics does. With rmax = 1 and dmax = 0 the layer
+trains exactly as BN.
+"""
+
+from __future__ import annotations
+
+from typing import Optional
+
+import torch
+from torch import Tensor
+
+from bnlab.batchnorm import BatchNorm, feature_layout
+from bnlab.errors import ConfigError
+from bnlab.norms import register_norm
+
+
+class BatchRenormFunction(torch.autograd.Function):
+    """Training-mode Batch Renorm with r and d given (computed by the module from the batch
+    statistics and the moving averages, under no_grad: constants for autograd)."""
+
+    @staticmethod
+    def forward(ctx, x, weight, bias, mean, var, r, d, eps, dims, m, view):
+        # mean and var: the batch's (biased), computed by the module; the closed-form
+        # backward accounts for their dependence on x
+        invstd = torch.rsqrt(var.view(view) + eps)
+        z = (x - mean.view(view)) * invstd
+        x_hat = z * r.view(view) + d.view(view)
+        y = x_hat if weight is None else torch.addcmul(bias.view(view), x_hat, weight.view(view))
+        ctx.save_for_backward(z, x_hat, invstd, r, weight)
+        ctx.dims, ctx.m, ctx.view = dims, m, view
+        return y
+
+    @staticmethod
+    def backward(ctx, dy):
+        z, x_hat, invstd, r, weight = ctx.saved_tensors
+        dims, m, view = ctx.dims, ctx.m, ctx.view
+        g = dy if weight is None else dy * weight.view(view)
+        scale = invstd * r.view(view) / m
+        dx = (m * g - g.sum(dims, keepdim=True) - z * (g * z).sum(dims, keepdim=True)) * scale
+        if weight is None:
+            return (dx, *[None] * 10)
+        shape = weight.shape
+        dgamma = (dy * x_hat).sum(dims).view(shape)
+        dbeta = dy.sum(dims).view(shape)
+        return (dx, dgamma, dbeta, *[None] * 8)
+
+
+class BatchRenorm(BatchNorm):
+    """BN whose training batches are renormalized towards the moving averages (module doc).
+
+    Args as :class:`~bnlab.batchnorm.BatchNorm` (EMA inference statistics), and ``rmax``,
+    ``dmax``, ``warmup``: the final clipping bounds and the steps over which they grow from
+    1 and 0. The training step count is ``num_batches_tracked``.
+    """
+
+    def __init__(
+        self,
+        num_features: int,
+        eps: float = 1e-5,
+        momentum: float = 0.1,
+        affine: bool = True,
+        replicas: Optional[int] = None,
+        rmax: float = 3.0,
+        dmax: float = 5.0,
+        warmup: int = 5000,
+    ):
+        super().__init__(num_features, eps, momentum, affine, "ema", replicas)
+        self.rmax, self.dmax, self.warmup = float(rmax), float(dmax), int(warmup)
+
+    def bounds(self) -> tuple[float, float]:
+        """(rmax, dmax) now: linear from (1, 0) to the final values over ``warmup`` steps."""
+        done = 1.0 if self.warmup == 0 else min(1.0, int(self.num_batches_tracked) / self.warmup)
+        return 1 + (self.rmax - 1) * done, self.dmax * done
+
+    def forward(self, x: Tensor) -> Tensor:
+        if not self.training:
+            return super().forward(x)
+        dims, view = feature_layout(x, self.num_features, self.replicas, "BatchRenorm")
+        m = x.numel() // self.running_mean.numel()
+        if m < 2:
+            raise ValueError(f"BatchRenorm needs batches of at least 2 (got {tuple(x.shape)})")
+        rmax, dmax = self.bounds()
+        with torch.no_grad():  # two passes, as BatchNorm: far faster than var() on CPU
+            shape = self.running_mean.shape
+            mean = x.sum(dims).mul_(1.0 / m).view(shape)
+            centred = x - mean.view(view)
+            var = (centred * centred).sum(dims).mul_(1.0 / m).view(shape)
+            sigma = torch.sqrt(self.running_var + self.eps)
+            r = (torch.sqrt(var + self.eps) / sigma).clamp(1 / rmax, rmax)
+            d = ((mean - self.running_mean) / sigma).clamp(-dmax, dmax)
+            self._track(mean, var, m)
+        args = (mean, var, r, d, self.eps, dims, m, view)
+        return BatchRenormFunction.apply(x, self.weight, self.bias, *args)
+
+
+@register_norm("batch_renorm")
+class BatchRenormLayer:
+    """``norm.kind=batch_renorm``: :class:`BatchRenorm` with the norm config's bounds."""
+
+    batch_statistics = True
+
+    @classmethod
+    def from_config(cls, norm, replicas: int, features: int, layout: str) -> BatchRenorm:
+        options = dict(
+            eps=norm.eps,
+            momentum=norm.momentum,
+            affine=norm.affine,
+            rmax=norm.rmax,
+            dmax=norm.dmax,
+            warmup=norm.renorm_warmup,
+        )
+        if layout == "mlp":
+            return BatchRenorm(features, replicas=replicas, **options)
+        return BatchRenorm(replicas * features, **options)
+
+    @classmethod
+    def check_config(cls, cfg) -> None:
+        if cfg.norm.stats.value != "ema" or cfg.trainer.eval_trainmode:
+            raise ConfigError(
+                "norm.kind=batch_renorm infers with its moving averages: it needs "
+                "norm.stats=ema and trainer.eval_trainmode=false"
+            )
