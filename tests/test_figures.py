@@ -202,3 +202,20 @@ def test_landscape_figure(tmp_path):
     assert set(df[df["split"] == "probe"]["model.name"]) == {"mlp", "cnn"}
     _script("landscape").draw(df, tmp_path)
     _check_png(tmp_path / "landscape.png", min_width=2000)
+
+
+def test_small_batch_figure(tmp_path):
+    df = _mini_sweep(
+        tmp_path,
+        {"norm": ["none", "bn", "batch_renorm", "layer", "group"], "trainer.batch_size": [4, 60]},
+    )
+    assert set(df["norm.kind"]) == {"none", "bn", "batch_renorm", "layer", "group"}
+    _script("small_batch").draw(df, tmp_path)
+    _check_png(tmp_path / "small_batch.png", min_width=700)
+
+
+def test_non_iid_figure_from_batches_of_two_classes(tmp_path):
+    df = _mini_sweep(tmp_path, {"norm": ["bn", "group"], "dataset.classes_per_batch": ["null", 2]})
+    assert set(df["dataset.classes_per_batch"].dropna()) == {2}
+    _script("non_iid").draw(df, tmp_path)
+    _check_png(tmp_path / "non_iid.png", min_width=700)

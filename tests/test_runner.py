@@ -421,3 +421,20 @@ def test_a_bad_cell_of_a_sweep_is_reported_in_one_line_and_the_others_run(tmp_pa
     assert ",optimizer.lr=0.1," in jobs[0].name and ",optimizer.lr=0.2," in jobs[1].name
     for job in jobs:
         assert json.loads((job / "summary.json").read_text())["status"] == "completed"
+
+
+def test_non_iid_batches_hold_k_classes_and_depend_only_on_seed_and_step():
+    from bnlab.batches import BatchOrder
+    from bnlab.errors import ConfigError
+
+    labels = torch.arange(1000) % 10
+    order = BatchOrder(1000, 12, [3, 4], "cpu", labels, classes_per_batch=3)
+    for step in (1, 50, 83, 84, 200):  # 83 batches an epoch: across the epoch boundary too
+        idx = order.indices(step)
+        for row in idx:
+            counts = torch.bincount(labels[row], minlength=10)
+            assert sorted(counts[counts > 0].tolist()) == [4, 4, 4]
+        again = BatchOrder(1000, 12, [3, 4], "cpu", labels, classes_per_batch=3)
+        assert torch.equal(again.indices(step), idx)
+    with pytest.raises(ConfigError, match="classes_per_batch=7 must be in 1..10 and divide"):
+        make_config("dataset.classes_per_batch=7")

@@ -75,6 +75,9 @@ class DatasetConfig:
     input_scale: float = key(1.0, "multiply every input (small: inputs whose variance is near eps)")
     synthetic_train: int = key(6000, "training examples of the synthetic dataset")
     synthetic_test: int = key(1000, "test examples of the synthetic dataset")
+    classes_per_batch: Optional[int] = key(
+        None, "non-i.i.d. training batches: each from this many classes only (null: i.i.d.)"
+    )
 
 
 @dataclass
@@ -376,6 +379,12 @@ def validate(cfg: Config) -> None:
     for ok, key, rule, value in checks:
         if not ok:
             raise ConfigError(f"{key} {rule} (got {value!r})")
+    k = cfg.dataset.classes_per_batch
+    if k is not None and not (1 <= k <= 10 and cfg.trainer.batch_size % k == 0):
+        raise ConfigError(
+            f"dataset.classes_per_batch={k} must be in 1..10 and divide trainer.batch_size "
+            f"({cfg.trainer.batch_size})"
+        )
     if cfg.model.depth is not None and list(cfg.model.hidden) != ModelConfig().hidden:
         raise ConfigError(
             f"model.depth={cfg.model.depth} builds the hidden layers from model.width; leave "

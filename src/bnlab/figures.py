@@ -10,6 +10,13 @@ from pathlib import Path
 import matplotlib.pyplot as plt
 import pandas as pd
 
+NORMS = {  # norm.kind -> (label, colour), for figures that compare normalizations
+    "none": ("No normalization", "tab:blue"),
+    "bn": ("BatchNorm", "tab:red"),
+    "batch_renorm": ("Batch Renorm", "tab:purple"),
+    "layer": ("LayerNorm", "tab:green"),
+    "group": ("GroupNorm", "tab:orange"),
+}
 VARIANTS = {
     "none": ("No BN", "tab:blue"),
     "bn": ("BN", "tab:red"),

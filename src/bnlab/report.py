@@ -169,6 +169,8 @@ TABLES: dict[str, Callable[[pd.DataFrame], str]] = {
         [Column("train loss (eval mode)", "train", "loss_evalmode"), VAL_LOSS, VAL],
     ),
     "cnn_bn_vs_nobn": lambda df: table(df, ["variant"], [TRAIN_LOSS, VAL]),
+    "small_batch": lambda df: table(df, ["trainer.batch_size", "variant"], [VAL]),
+    "non_iid": lambda df: table(df, ["variant", "dataset.classes_per_batch"], [TRAIN_LOSS, VAL]),
     "landscape": lambda df: table(
         df,
         ["model.name", "variant"],
@@ -359,6 +361,26 @@ def claim_cnn(dfs):
     return f"val accuracy BN {pm(bn)}, no BN {pm(none)}", compare(bn, none, "confirms")
 
 
+def claim_group_norm_small_batch(dfs):
+    df = dfs["small_batch"]
+    gn2, bn2 = (final(df, variant=v, trainer__batch_size=2) for v in ("group", "bn"))
+    by_size = per_seed(df.assign(variant=variant(df)), "val", "accuracy")
+    gn = select(by_size, variant="group").groupby("trainer.batch_size")["value"].mean()
+    text = (
+        f"val accuracy at batch 2: GroupNorm {pm(gn2)}, BN {pm(bn2)}; GroupNorm's range "
+        f"over batch sizes {gn.min():.3f}-{gn.max():.3f}"
+    )
+    return text, compare(gn2, bn2, "confirms")
+
+
+def claim_renorm_non_iid(dfs):
+    df = select(dfs["non_iid"], dataset__classes_per_batch=2)
+    renorm, bn = (final(df, variant=v) for v in ("batch_renorm", "bn"))
+    return f"val accuracy, 2-class batches: Batch Renorm {pm(renorm)}, BN {pm(bn)}", compare(
+        renorm, bn, "confirms"
+    )
+
+
 @dataclass
 class Claim:
     text: str
@@ -468,6 +490,20 @@ CLAIMS = [
         claim_eps,
         "eps_sweep.png",
         "confirmed if the three means span less than 0.01",
+    ),
+    Claim(
+        "GroupNorm beats BN at batch 2",
+        "Wu & He 2018",
+        ("small_batch",),
+        claim_group_norm_small_batch,
+        "small_batch.png",
+    ),
+    Claim(
+        "Batch Renorm beats BN when batches are not i.i.d.",
+        "Ioffe 2017",
+        ("non_iid",),
+        claim_renorm_non_iid,
+        "non_iid.png",
     ),
     Claim(
         "Per-channel BN helps a CNN",

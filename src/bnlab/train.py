@@ -159,7 +159,14 @@ def train(cfg: Config, job_dir: Path) -> list[dict[str, Any]]:
         data = load_data(cfg, device)
         model = build_model(cfg, data.input_shape, data.num_classes, job.seeds).to(device)
         optimizer = build_optimizer(cfg.optimizer, model.parameters())
-        order = BatchOrder(len(data.x_train), cfg.trainer.batch_size, job.seeds, device)
+        order = BatchOrder(
+            len(data.x_train),
+            cfg.trainer.batch_size,
+            job.seeds,
+            device,
+            data.y_train,
+            cfg.dataset.classes_per_batch,
+        )
         job.start(model, optimizer, total_steps(cfg.trainer, len(data.x_train)))
         training_loop(cfg, job, model, optimizer, data, order)
     return job.runs.summaries()
