@@ -146,11 +146,9 @@ def test_batch_renorm_corrects_towards_the_moving_averages():
 
 def test_batch_renorm_bounds_grow_over_the_warmup():
     layer = BatchRenorm(2, rmax=3.0, dmax=5.0, warmup=100)
-    assert layer.bounds() == (1.0, 0.0)
-    layer.num_batches_tracked.fill_(50)
-    assert layer.bounds() == (2.0, 2.5)
-    layer.num_batches_tracked.fill_(500)
-    assert layer.bounds() == (3.0, 5.0)
+    for steps, expected in ((0, (1.0, 0.0)), (50, (2.0, 2.5)), (500, (3.0, 5.0))):
+        layer.num_batches_tracked.fill_(steps)
+        assert tuple(float(b) for b in layer.bounds()) == expected
 
 
 @pytest.mark.parametrize("kind", ["layer", "group", "batch_renorm"])
@@ -174,3 +172,9 @@ def test_norm_config_checks():
         make_config("norm=group", "norm.groups=3")
     with pytest.raises(ConfigError, match="batch_renorm"):
         make_config("norm=batch_renorm", "norm.stats=population")
+    with pytest.raises(ConfigError, match="norm.rmax must be >= 1"):
+        make_config("norm=batch_renorm", "norm.rmax=0.5")
+    bn, group = (
+        MLP(20, 5, hidden=(8,), norm=make_config(f"norm={k}").norm) for k in ("bn", "group")
+    )
+    assert bn.blocks[0][0].bias is None and group.blocks[0][0].bias is not None

@@ -70,3 +70,29 @@ def test_results_of_this_code_are_reused_silently(tmp_path, smoke_overrides, cap
         run_job(cfg, tmp_path / "run")
     assert "already finished" in caplog.text
     assert not [r for r in caplog.records if r.levelname == "WARNING"]
+
+
+@needs_git
+def test_a_job_resumed_with_other_code_records_both(tmp_path, smoke_overrides, caplog):
+    import torch
+
+    from bnlab.checkpoint import load_checkpoint, save_checkpoint
+
+    cfg = make_config(*smoke_overrides, "trainer.steps=40", "trainer.eval_every=20")
+    folder = tmp_path / "run"
+    run_job(cfg, folder)
+    state = load_checkpoint(folder)  # as if an older commit had trained it and been stopped
+    state["code_history"] = ["commit 0000000"]
+    save_checkpoint(folder, {k: v for k, v in state.items() if k != "format"})
+    summary = json.loads((folder / "summary.json").read_text())
+    (folder / "summary.json").write_text(json.dumps({**summary, "status": "interrupted"}))
+    assert torch.load(folder / "checkpoint.pt", weights_only=True)["code_history"]
+    with caplog.at_level("WARNING"):
+        [resumed] = run_job(cfg, folder)
+    assert "resumed with other code: trained so far by commit 0000000" in caplog.text
+    assert resumed["code_history"] == ["commit 0000000", describe(NOW)]
+    assert resumed["code_version"] is None and resumed["status"] == "completed"
+    caplog.clear()
+    with caplog.at_level("WARNING"):
+        run_job(cfg, folder)  # finished, but no single version made it: it warns
+    assert f"came from commit 0000000 then {describe(NOW)}" in caplog.text

@@ -153,7 +153,11 @@ class TrainerConfig:
 @dataclass
 class Config:
     name: str = key("run", "results go to outputs/<name>/", result=False)
-    seed: int = key(0, "initial weights, batch order, dropout (seeds seed..seed+K-1)")
+    seed: int = key(
+        0,
+        "replica r's initial weights and batch order use seed+r; dropout and BN noise draw "
+        "from one generator seeded with seed",
+    )
     device: str = key("auto", "auto (cuda if present), cpu, cuda, cuda:N", result=False)
     data_dir: str = key("data", "where datasets are read (and downloaded)", result=False)
     rerun: bool = key(
@@ -249,10 +253,6 @@ def validate(cfg: Config) -> None:
         (cfg.norm.eps > 0, "norm.eps", "must be > 0", cfg.norm.eps),
         (0 < cfg.norm.momentum <= 1, "norm.momentum", "must be in (0, 1]", cfg.norm.momentum),
         (cfg.norm.noise >= 0, "norm.noise", "must be >= 0 (0: no noise)", cfg.norm.noise),
-        (cfg.norm.groups >= 1, "norm.groups", "must be >= 1", cfg.norm.groups),
-        (cfg.norm.rmax >= 1, "norm.rmax", "must be >= 1", cfg.norm.rmax),
-        (cfg.norm.dmax >= 0, "norm.dmax", "must be >= 0", cfg.norm.dmax),
-        (cfg.norm.renorm_warmup >= 0, "norm.renorm_warmup", "must be >= 0", cfg.norm.renorm_warmup),
         (cfg.optimizer.lr > 0, "optimizer.lr", "must be > 0", cfg.optimizer.lr),
         (
             0 <= cfg.optimizer.momentum < 1,

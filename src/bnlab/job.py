@@ -69,16 +69,18 @@ def stop_on_signals() -> Iterator[dict[str, Optional[int]]]:
         return
 
     def handler(signum, frame):
-        if request["signal"] is not None:
-            raise KeyboardInterrupt
-        request["signal"] = signum
+        if request["signal"] is None:
+            request["signal"] = signum
+        elif signum == signal.SIGINT:  # a second Ctrl-C: stop at once (a repeated SIGTERM or
+            raise KeyboardInterrupt  # USR2 from a scheduler changes nothing: already stopping)
 
     previous = {sig: signal.signal(sig, handler) for sig in STOP_SIGNALS}
     try:
         yield request
     finally:
         for sig, old in previous.items():
-            signal.signal(sig, old)
+            if old is not None:  # None: installed from C, cannot be put back from Python
+                signal.signal(sig, old)
 
 
 class Job:
@@ -92,6 +94,7 @@ class Job:
         self.step, self.elapsed, self.resumes = 0, 0.0, 0
         self.seconds = {"eval": 0.0, "probe": 0.0}
         self.saved: Optional[dict[str, Any]] = None  # the checkpoint to resume from
+        self.code_history: list[str] = []  # the code that trained this job, in order
         self._started: Optional[float] = None
         self._stop: dict[str, Optional[int]] = {"signal": None}
 
@@ -102,14 +105,27 @@ class Job:
         self.window = LossWindow(len(self.seeds), device)
         if self.saved is not None:
             self._restore(self.saved)
+            self.saved = None  # the model and optimizer hold it now
+        environment = run_environment(str(device))
+        now = describe(environment)
+        if self.code_history and self.code_history[-1] != now:
+            log.warning(
+                "%s: resumed with other code: trained so far by %s, now by %s",
+                self.dir,
+                self.code_history[-1],
+                now,
+            )
+        self.code_history = [h for h in self.code_history if h != now] + [now]
+        if len(self.code_history) > 1:  # no single version made these results
+            environment.update(code_history=self.code_history, code_version=None)
+        self._started = time.perf_counter()
         self.runs.open(
             self.step,
             steps_total=total_steps,
             resumes=self.resumes,
             metric_modes=EVAL_MODE_NOTE,
-            **run_environment(str(device)),
+            **environment,
         )
-        self._started = time.perf_counter()
 
     def _restore(self, saved: dict[str, Any]) -> None:
         self.model.load_state_dict(saved["model"])
@@ -124,6 +140,7 @@ class Job:
             "probe": float(saved.get("probe_seconds", 0.0)),
         }
         self.runs.restore(saved["replicas"], self.step)
+        self.code_history = list(saved.get("code_history", []))
 
     def wall_time(self) -> float:
         return self.elapsed + time.perf_counter() - self._started
@@ -135,6 +152,7 @@ class Job:
         save_checkpoint(
             self.dir,
             {
+                "code_history": self.code_history,
                 "step": self.step,
                 "model": self.model.state_dict(),
                 "optimizer": self.optimizer.state_dict(),
@@ -191,8 +209,11 @@ class Job:
         if self._started is None:
             return
         if outcome == "completed":
-            self.checkpoint()  # the trained model stays available
-            (self.dir / "checkpoint.prev.pt").unlink(missing_ok=True)
+            try:  # the trained model stays available
+                self.checkpoint()
+                (self.dir / "checkpoint.prev.pt").unlink(missing_ok=True)
+            except OSError as exc:  # the results are complete without it
+                log.warning("%s: the final checkpoint could not be written (%s)", self.dir, exc)
         wall, k = self.wall_time(), len(self.seeds)
         cost = {}
         for what, seconds in self.seconds.items():
@@ -263,10 +284,11 @@ def open_job(cfg: Config, job_dir: Path) -> Iterator[Job]:
         with stop_on_signals() as job._stop:
             try:
                 yield job
-            except RunInterrupted:
+            except (RunInterrupted, KeyboardInterrupt):
                 job.finish("interrupted")
                 raise
             except BaseException as exc:
                 job.finish("failed", f"{type(exc).__name__}: {exc}")
                 raise
-            job.finish("completed")
+            else:
+                job.finish("completed")

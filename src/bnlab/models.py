@@ -183,12 +183,15 @@ def hidden_block(
     tail: Callable[[], list[nn.Module]] = list,
 ) -> nn.Sequential:
     """linear -> (norm) -> activation -> (norm) -> tail, the norm where ``norm.placement`` puts
-    it. ``linear(bias)`` builds the linear map: without a bias when a norm follows it directly
-    (BN's beta takes its role); ``tail()`` builds the layers after the nonlinearity."""
+    it. ``linear(bias)`` builds the linear map: without a bias when a norm that cancels it
+    follows directly (BN's beta takes its role); ``tail()`` builds the layers after the
+    nonlinearity."""
     norms = norm_layers(norm, replicas, features, layout)
     before = norms if norm.placement == "before" else []
     after = norms if norm.placement == "after" else []
-    return nn.Sequential(linear(not before), *before, ACTIVATIONS[activation](), *after, *tail())
+    absorbs = getattr(get_norm(norm.kind), "absorbs_bias", True)  # per-unit statistics do
+    bias = not (before and absorbs)
+    return nn.Sequential(linear(bias), *before, ACTIVATIONS[activation](), *after, *tail())
 
 
 class PreActivationBlock(nn.Module):

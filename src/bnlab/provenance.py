@@ -48,7 +48,8 @@ def _code_state(package_dir: Path) -> tuple[tuple[str, Any], ...]:
     )
     changes = hashlib.sha1(diff.encode())
     for name in sorted(filter(None, untracked.split("\0"))):
-        changes.update(name.encode() + b"\0" + (top / name).read_bytes())
+        if (top / name).is_file():
+            changes.update(name.encode() + b"\0" + (top / name).read_bytes())
     dirty = bool(diff or untracked)
     trees = _git("rev-parse", "HEAD:src", "HEAD:conf", cwd=top) or commit
     version = hashlib.sha1(trees.encode() + (changes.digest() if dirty else b""))
@@ -84,7 +85,10 @@ def run_environment(device: str) -> dict[str, Any]:
 
 
 def describe(state: dict[str, Any]) -> str:
-    """``commit 1a2b3c4`` or ``commit 1a2b3c4 + changes 5d6e7f8a9b0c``, or ``unrecorded code``."""
+    """``commit 1a2b3c4`` or ``commit 1a2b3c4 + changes 5d6e7f8a9b0c``, or ``unrecorded code``;
+    for a run resumed with other code, each version in order (``code_history``)."""
+    if state.get("code_history"):
+        return " then ".join(state["code_history"])
     if not state.get("git_commit"):
         return "unrecorded code"
     text = f"commit {state['git_commit'][:7]}"

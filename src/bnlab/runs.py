@@ -143,6 +143,8 @@ class Runs:
         """The final status of every run (``outcome`` for those still running), its summary,
         its HParams entry; then close its files."""
         for run in self.runs:
+            if run.recorder is None:  # the job failed before this run was opened
+                continue
             if run.status == "running":
                 run.status = outcome
             extra = {"error": error} if error and run.status == "failed" else {}

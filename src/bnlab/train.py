@@ -90,7 +90,7 @@ def training_loop(
                 job.record(step, values, final=False)
 
     model.train()
-    if job.step == 0:
+    if job.step == 0 and not job.resumes:  # (a job stopped at step 0 has recorded it)
         evaluate_and_probe(0)
     for step in range(job.step + 1, last + 1):
         if job.stop_requested:
@@ -112,7 +112,7 @@ def training_loop(
         if t.checkpoint_every and step % t.checkpoint_every == 0 and step < last:
             job.checkpoint()
     progress.close()
-    if job.stop_requested:
+    if job.stop_requested and job.step < last:
         job.stop()  # checkpoint, then RunInterrupted
 
 

@@ -12,7 +12,9 @@ defaults)::
         def from_config(cls, norm: NormConfig, replicas: int, features: int, layout: str):
             return cls(...)  # the layer for `features` units of K = replicas models
 
-``layout`` is how the models lay out K replicas: ``"mlp"``, a (K, N, C) input; ``"cnn"``, an
+A normalization that does not cancel a per-unit shift of its input (one normalizing over
+groups of units, say) sets ``absorbs_bias = False``, so the linear map before it keeps its
+bias. ``layout`` is how the models lay out K replicas: ``"mlp"``, a (K, N, C) input; ``"cnn"``, an
 (N, K*C, H, W) feature map (the layout of a grouped convolution, where per-channel statistics
 are already per-replica statistics). ``from_config`` may return None: no layer at all (then
 the linear map before it keeps its bias). An optional classmethod ``check_config(cfg)`` raises

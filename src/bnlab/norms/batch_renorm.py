@@ -88,9 +88,12 @@ class BatchRenorm(BatchNorm):
         super().__init__(num_features, eps, momentum, affine, "ema", replicas)
         self.rmax, self.dmax, self.warmup = float(rmax), float(dmax), int(warmup)
 
-    def bounds(self) -> tuple[float, float]:
-        """(rmax, dmax) now: linear from (1, 0) to the final values over ``warmup`` steps."""
-        done = 1.0 if self.warmup == 0 else min(1.0, int(self.num_batches_tracked) / self.warmup)
+    def bounds(self) -> tuple[Tensor, Tensor]:
+        """(rmax, dmax) now: linear from (1, 0) to the final values over ``warmup`` steps
+        (tensors on the layer's device: no host transfer per step)."""
+        done = (self.num_batches_tracked.float() / max(self.warmup, 1)).clamp(max=1.0)
+        if self.warmup == 0:
+            done = torch.ones_like(done)
         return 1 + (self.rmax - 1) * done, self.dmax * done
 
     def forward(self, x: Tensor) -> Tensor:
@@ -107,8 +110,8 @@ class BatchRenorm(BatchNorm):
             centred = x - mean.view(view)
             var = (centred * centred).sum(dims).mul_(1.0 / m).view(shape)
             sigma = torch.sqrt(self.running_var + self.eps)
-            r = (torch.sqrt(var + self.eps) / sigma).clamp(1 / rmax, rmax)
-            d = ((mean - self.running_mean) / sigma).clamp(-dmax, dmax)
+            r = torch.minimum(torch.maximum(torch.sqrt(var + self.eps) / sigma, 1 / rmax), rmax)
+            d = torch.minimum(torch.maximum((mean - self.running_mean) / sigma, -dmax), dmax)
             self._track(mean, var, m)
         args = (mean, var, r, d, self.eps, dims, m, view)
         return BatchRenormFunction.apply(x, self.weight, self.bias, *args)
@@ -136,6 +139,13 @@ class BatchRenormLayer:
 
     @classmethod
     def check_config(cls, cfg) -> None:
+        for key, ok, rule in (
+            ("rmax", cfg.norm.rmax >= 1, ">= 1"),
+            ("dmax", cfg.norm.dmax >= 0, ">= 0"),
+            ("renorm_warmup", cfg.norm.renorm_warmup >= 0, ">= 0"),
+        ):
+            if not ok:
+                raise ConfigError(f"norm.{key} must be {rule} (got {getattr(cfg.norm, key)!r})")
         if cfg.norm.stats.value != "ema" or cfg.trainer.eval_trainmode:
             raise ConfigError(
                 "norm.kind=batch_renorm infers with its moving averages: it needs "

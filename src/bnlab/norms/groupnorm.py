@@ -117,6 +117,7 @@ class GroupNormLayer:
     """``norm.kind=group``: :class:`GroupNorm` with ``norm.groups`` groups per replica."""
 
     batch_statistics = False
+    absorbs_bias = False  # a per-unit bias before it is not cancelled (only a group's mean)
 
     @classmethod
     def from_config(cls, norm, replicas: int, features: int, layout: str) -> GroupNorm:
@@ -124,6 +125,8 @@ class GroupNormLayer:
 
     @classmethod
     def check_config(cls, cfg) -> None:
+        if cfg.norm.groups < 1:
+            raise ConfigError(f"norm.groups must be >= 1 (got {cfg.norm.groups})")
         widths = cfg.model.channels if cfg.model.name.value == "cnn" else cfg.model.hidden
         widths = [cfg.model.width] if cfg.model.depth is not None else widths
         bad = [w for w in widths if w % cfg.norm.groups]
@@ -138,6 +141,7 @@ class LayerNormLayer:
     """``norm.kind=layer``: :class:`GroupNorm` with one group (all of an example's features)."""
 
     batch_statistics = False
+    absorbs_bias = False
 
     @classmethod
     def from_config(cls, norm, replicas: int, features: int, layout: str) -> GroupNorm:
