@@ -54,6 +54,7 @@ def test_report_writes_tables_from_a_real_sweep(smoke_sweep, tmp_path, capsys):
         v in faster for v in ("**confirmed**", "**contradicted**", "**not reproduced here**")
     )
     assert "no runs yet (lr_sweep)" in next(r for r in rows if "5x and 30x" in r)
+    assert "within 0.02 of x1" in next(r for r in rows if "5x and 30x" in r)  # its rule
 
 
 def test_every_experiment_has_a_table_and_the_committed_pages_have_their_blocks():

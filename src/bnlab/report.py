@@ -95,6 +95,13 @@ def variant(df: pd.DataFrame) -> pd.Series:
 # ----------------------------------------------------------------------------- tables
 
 
+def shown(value) -> str:
+    """A key's value as written in a table: 4.0 as 4, other values as they are."""
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)
+
+
 def markdown(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
     lines = ["| " + " | ".join(header) + " |", "|" + " --- |" * len(header)]
     return "\n".join(lines + ["| " + " | ".join(map(str, r)) + " |" for r in rows])
@@ -121,7 +128,7 @@ def table(df: pd.DataFrame, by: Sequence[str], columns: Sequence[Column]) -> str
         where = {k.replace(".", "__"): key[k] for k in by}
         seeds = select(values[columns[0].label], **where)
         rows.append(
-            [*map(str, key), len(seeds)]
+            [*map(shown, key), len(seeds)]
             + [cell(select(values[c.label], **where), c.digits) for c in columns]
         )
     return markdown([*by, "seeds", *(c.label for c in columns)], rows)
@@ -527,10 +534,10 @@ def claims_ledger(dfs: dict[str, pd.DataFrame]) -> str:
             except (KeyError, ValueError, IndexError) as exc:  # runs of another shape
                 measured, verdict = f"cannot be measured from these runs ({exc})", "-"
         command = " ".join(f"`python run.py +experiment={e}`" for e in claim.experiments)
-        rows.append(
-            [claim.text, claim.source, f"**{verdict}**", measured, f"{claim.figure}; {command}"]
-        )
-    return markdown(["claim", "source", "verdict here", "measured", "figure; command"], rows)
+        figure = f"{claim.figure}; {command}"
+        rows.append([claim.text, claim.source, f"**{verdict}**", measured, claim.rule, figure])
+    header = ["claim", "source", "verdict here", "measured", "rule", "figure; command"]
+    return markdown(header, rows)
 
 
 # ----------------------------------------------------------------------------- the page
