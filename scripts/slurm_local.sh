@@ -92,12 +92,13 @@ CONF
 }
 
 stop() {
-  local pidfile
+  local pidfile pid
   for pidfile in "$DIR/slurmd.pid" "$DIR/slurmctld.pid" "$DIR/munge/munged.pid"; do
-    if alive "$pidfile"; then
-      kill "$(cat "$pidfile")"
-      for _ in $(seq 1 50); do alive "$pidfile" || break; sleep 0.1; done
-      alive "$pidfile" && kill -9 "$(cat "$pidfile")" 2>/dev/null || true
+    pid=$(cat "$pidfile" 2>/dev/null || true)  # read once: a daemon removes its own on exit
+    if [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null; then
+      kill "$pid"
+      for _ in $(seq 1 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+      kill -9 "$pid" 2>/dev/null || true
     fi
     rm -f "$pidfile"
   done
