@@ -70,3 +70,13 @@ def test_the_committed_reference_lists_every_key_as_the_schema_states_it():
     for key, default, meaning in reference(Config):
         shown = "null" if default is None else default
         assert f"| `{key}` | `{shown}` | {meaning}" in text, key
+
+
+def test_select_matches_numbers_as_numbers_and_null_as_missing():
+    from bnlab.report import select, shown
+
+    df = pd.DataFrame({"a.b": [2.0, None, 3.0], "c": ["x", "y", "x"]})
+    assert list(select(df, a__b=2).index) == [0]
+    assert list(select(df, a__b=None).index) == [1]
+    assert list(select(df, c="x", a__b=3).index) == [2]
+    assert [shown(v) for v in (4.0, 0.5, float("nan"), "bn")] == ["4", "0.5", "null", "bn"]
