@@ -1,18 +1,20 @@
-"""The CNN with and without per-channel BN (cnn_bn_vs_nobn.png): training loss and validation
-accuracy over training, mean over 3 seeds with a 95% interval.
+"""The CNN with per-channel BN, LayerNorm, GroupNorm or no normalization (cnn_bn_vs_nobn.png):
+training loss and validation accuracy over training, mean over 3 seeds with a 95% interval.
 """
 
-from bnlab.figures import figure_script, label_and_colour, loss_and_accuracy
+from bnlab.figures import NORMS, figure_script, loss_and_accuracy
 
 
 def draw(df, out):
     variants = [
-        (*label_and_colour(kind), "-", df[df["norm.kind"] == kind]) for kind in ("none", "bn")
+        (*NORMS[kind], "-", df[df["norm.kind"] == kind])
+        for kind in NORMS
+        if kind in set(df["norm.kind"])
     ]
     channels = df["model.channels"].iloc[0]
     loss_and_accuracy(
         variants,
-        f"CNN {channels} channels, per-channel BN vs none "
+        f"CNN {channels} channels, normalizations "
         f"({df['dataset.name'].iloc[0]}, lr {df['optimizer.lr'].iloc[0]:g}, "
         f"{df['seed'].nunique()} seeds)",
         out / "cnn_bn_vs_nobn.png",

@@ -368,6 +368,13 @@ def claim_eps(dfs):
     return text, CONFIRMED if spread < 0.01 else CONTRADICTED
 
 
+def claim_layer_norm_cnn(dfs):
+    bn, layer = (final(dfs["cnn_bn_vs_nobn"], variant=v) for v in ("bn", "layer"))
+    return f"CNN val accuracy at batch 60: BN {pm(bn)}, LayerNorm {pm(layer)}", compare(
+        bn, layer, "confirms"
+    )
+
+
 def claim_cnn(dfs):
     bn, none = (final(dfs["cnn_bn_vs_nobn"], variant=v) for v in ("bn", "none"))
     return f"val accuracy BN {pm(bn)}, no BN {pm(none)}", compare(bn, none, "confirms")
@@ -516,6 +523,13 @@ CLAIMS = [
         ("non_iid",),
         claim_renorm_non_iid,
         "non_iid.png",
+    ),
+    Claim(
+        "LayerNorm loses to BN on a CNN at an ordinary batch size",
+        "Wu & He 2018",
+        ("cnn_bn_vs_nobn",),
+        claim_layer_norm_cnn,
+        "cnn_bn_vs_nobn.png",
     ),
     Claim(
         "Per-channel BN helps a CNN",
