@@ -99,7 +99,7 @@ def draw(out: Path) -> Path:
         )
     ax.plot(*START, "ks", ms=6)
     ax.legend(loc="lower right", fontsize=8)
-    fig.suptitle("Why a rounder loss surface helps: the seed document's h1 vs h2")
+    fig.suptitle("Why a rounder loss surface helps: the blog post's h1 vs h2")
     fig.tight_layout()
     return save(fig, out / "loss_surface.png")
 
