@@ -52,12 +52,11 @@ def run_cli(
     )
 
 
-@pytest.fixture
-def smoke_overrides(tmp_path):
-    """Overrides for a tiny synthetic run whose data folder is private to the test."""
+def smoke_args(data_dir: Path) -> list[str]:
+    """Overrides for a tiny synthetic run reading (generating) its data in ``data_dir``."""
     return [
         "+experiment=smoke",
-        f"data_dir={tmp_path / 'data'}",
+        f"data_dir={data_dir}",
         "dataset.synthetic_train=1500",
         "dataset.val_size=500",
         "dataset.synthetic_test=500",
@@ -66,6 +65,12 @@ def smoke_overrides(tmp_path):
         "trainer.log_every=20",
         "trainer.probe_size=200",
     ]
+
+
+@pytest.fixture
+def smoke_overrides(tmp_path):
+    """Overrides for a tiny synthetic run whose data folder is private to the test."""
+    return smoke_args(tmp_path / "data")
 
 
 @pytest.fixture(scope="session")
@@ -77,18 +82,6 @@ def smoke_sweep(tmp_path_factory):
     data = root.parent / "data"
     for kind in ("none", "bn"):
         for seed in (0, 1):
-            cfg = make_config(
-                "+experiment=smoke",
-                f"data_dir={data}",
-                f"norm={kind}",
-                f"seed={seed}",
-                "dataset.synthetic_train=1500",
-                "dataset.val_size=500",
-                "dataset.synthetic_test=500",
-                "trainer.steps=120",
-                "trainer.eval_every=40",
-                "trainer.log_every=20",
-                "trainer.probe_size=200",
-            )
+            cfg = make_config(*smoke_args(data), f"norm={kind}", f"seed={seed}")
             run_job(cfg, root / f"norm={kind},seed={seed}")
     return root

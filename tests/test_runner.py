@@ -24,6 +24,20 @@ EXPECTED_SCALARS = {
 }
 
 
+def _tiny_sweep(tmp_path: Path, *overrides: str, timeout: float = 300):
+    """`python run.py -m +experiment=smoke <overrides>` on a small synthetic set, in tmp_path."""
+    return run_cli(
+        "-m",
+        "+experiment=smoke",
+        *overrides,
+        "dataset.synthetic_train=1200",
+        "dataset.val_size=200",
+        f"data_dir={tmp_path / 'data'}",
+        cwd=tmp_path,
+        timeout=timeout,
+    )
+
+
 def _scalar_tags(run_dir: Path) -> set[str]:
     acc = EventAccumulator(str(run_dir))
     acc.Reload()
@@ -168,18 +182,13 @@ def test_one_diverging_replica_leaves_the_others_training(tmp_path, smoke_overri
 
 
 def test_multirun_names_folders_by_overrides_and_prints_the_comparison(tmp_path):
-    proc = run_cli(
-        "-m",
-        "+experiment=smoke",
+    proc = _tiny_sweep(
+        tmp_path,
         "norm=none,bn",
         "seed=0,1",
         "trainer.steps=60",
         "trainer.eval_every=30",
         "trainer.log_every=30",
-        "dataset.synthetic_train=1200",
-        "dataset.val_size=200",
-        f"data_dir={tmp_path / 'data'}",
-        cwd=tmp_path,
     )
     assert proc.returncode == 0, proc.stderr[-2000:]
     sweep = tmp_path / "outputs" / "smoke"
@@ -323,18 +332,13 @@ def test_input_scale_scales_every_split():
 @pytest.mark.slow
 @pytest.mark.parametrize("launcher", ["joblib", "submitit_local"])
 def test_sweeps_run_through_the_scale_out_launchers(tmp_path, launcher):
-    proc = run_cli(
-        "-m",
+    proc = _tiny_sweep(
+        tmp_path,
         f"hydra/launcher={launcher}",
-        "+experiment=smoke",
         "norm=none,bn",
         "trainer.steps=40",
         "trainer.eval_every=20",
         "trainer.log_every=20",
-        "dataset.synthetic_train=1200",
-        "dataset.val_size=200",
-        f"data_dir={tmp_path / 'data'}",
-        cwd=tmp_path,
         timeout=600,
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
@@ -392,18 +396,13 @@ def test_a_run_with_very_long_overrides_gets_a_folder(tmp_path, smoke_overrides)
 @pytest.mark.slow
 @pytest.mark.parametrize("launcher", ["basic", "joblib", "submitit_local"])
 def test_a_bad_cell_of_a_sweep_is_reported_in_one_line_and_the_others_run(tmp_path, launcher):
-    proc = run_cli(
-        "-m",
+    proc = _tiny_sweep(
+        tmp_path,
         f"hydra/launcher={launcher}",
-        "+experiment=smoke",
         "optimizer.lr=0.1,-1,0.2",
         "trainer.steps=20",
         "trainer.eval_every=20",
         "trainer.log_every=20",
-        "dataset.synthetic_train=1200",
-        "dataset.val_size=200",
-        f"data_dir={tmp_path / 'data'}",
-        cwd=tmp_path,
         timeout=600,
     )
     assert proc.returncode == 2, proc.stderr[-3000:]
