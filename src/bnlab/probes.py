@@ -182,6 +182,14 @@ class Probes:
             )
 
     @torch.no_grad()
+    def grad_norms(self, x: Tensor, y: Tensor) -> dict[str, Tensor]:
+        """``layer<i>``: ||dL/dW_i||, (K,), for every layer on the batch (x, y), on copies of
+        the buffers and with the random generator as it was (the run is untouched)."""
+        with same_randomness(x.device) as reset:
+            _, grads = self._loss_and_grad(x, y, reset)(self._weights())
+        return {f"layer{i}": _norm([grads[w]], self.k) for i, w in enumerate(self.weights, 1)}
+
+    @torch.no_grad()
     def __call__(self, x: Tensor, y: Tensor, lr: float) -> dict[str, Tensor]:
         """Both, sharing the gradient at the current weights."""
         w = self._weights()
@@ -197,12 +205,8 @@ class Probes:
 
 
 def gradient_norms(model: nn.Module, x: Tensor, y: Tensor) -> dict[str, Tensor]:
-    """``layer<i>``: ||dL/dW_i||, (K,), for every layer of ``model`` on the batch (x, y), on
-    copies of its buffers and with the random generator as it was (the run is untouched)."""
-    probes = Probes(model)
-    with torch.no_grad(), same_randomness(x.device) as reset:
-        _, grads = probes._loss_and_grad(x, y, reset)(probes._weights())
-    return {f"layer{i}": _norm([grads[w]], probes.k) for i, w in enumerate(probes.weights, 1)}
+    """:meth:`Probes.grad_norms` of ``model`` on the batch (x, y), once."""
+    return Probes(model).grad_norms(x, y)
 
 
 def growth_factor(norms: Tensor) -> Tensor:

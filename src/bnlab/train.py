@@ -38,7 +38,7 @@ from bnlab.evaluation import evaluation_metrics
 from bnlab.fastpaths import CompiledLosses, optimizer_step
 from bnlab.job import Job, open_job
 from bnlab.models import build_model, replica_losses
-from bnlab.probes import Probes, gradient_norms
+from bnlab.probes import Probes
 from bnlab.process import resolve_device, setup_process
 
 log = logging.getLogger(__name__)
@@ -68,14 +68,14 @@ def training_loop(
     last = job.total_steps
     forward_and_loss = CompiledLosses() if t.compile else replica_losses
     step_optimizer = optimizer_step(optimizer)
-    probes = Probes(model) if t.probe_every else None
+    probes = Probes(model) if t.probe_every or t.grad_norm_every else None
     progress = progress_bar(job)
 
     def evaluate_and_probe(step: int) -> None:
         if step % t.eval_every == 0 or step in (0, last):
             with job.timed("eval"):
                 job.record(step, evaluation_metrics(cfg, model, data, order))
-        probing = probes is not None and step % t.probe_every == 0
+        probing = t.probe_every and step % t.probe_every == 0
         norms = t.grad_norm_every and step % t.grad_norm_every == 0
         if probing or norms:
             with job.timed("probe"):  # on the batch that the next step trains on
@@ -83,7 +83,7 @@ def training_loop(
                 x, y = gather(data.x_train, idx), gather(data.y_train, idx)
                 values = {}
                 if norms:
-                    values = {f"grad_norm/{k}": v for k, v in gradient_norms(model, x, y).items()}
+                    values = {f"grad_norm/{k}": v for k, v in probes.grad_norms(x, y).items()}
                 if probing:
                     lr = optimizer.param_groups[0]["lr"]
                     values.update({f"probe/{k}": v for k, v in probes(x, y, lr).items()})
