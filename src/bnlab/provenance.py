@@ -34,13 +34,12 @@ def _git(*args: str, cwd: Path) -> Optional[str]:
     return out.stdout if out.returncode == 0 else None
 
 
-@functools.lru_cache(maxsize=None)
-def _code_state(package_dir: Path) -> tuple[tuple[str, Any], ...]:
+@functools.cache
+def _code_state() -> dict[str, Any]:
+    package_dir = Path(bnlab.__file__).resolve().parent
     commit = _git("rev-parse", "HEAD", cwd=package_dir)
     if commit is None:
-        return tuple(
-            dict(git_commit=None, git_dirty=None, code_changes=None, code_version=None).items()
-        )
+        return dict(git_commit=None, git_dirty=None, code_changes=None, code_version=None)
     top = Path(_git("rev-parse", "--show-toplevel", cwd=package_dir).strip())
     diff = _git("diff", "HEAD", "--binary", "--", *CODE_PATHS, cwd=top) or ""
     untracked = (
@@ -53,19 +52,18 @@ def _code_state(package_dir: Path) -> tuple[tuple[str, Any], ...]:
     dirty = bool(diff or untracked)
     trees = _git("rev-parse", "HEAD:src", "HEAD:conf", cwd=top) or commit
     version = hashlib.sha1(trees.encode() + (changes.digest() if dirty else b""))
-    state = dict(
+    return dict(
         git_commit=commit.strip(),
         git_dirty=dirty,
         code_changes=changes.hexdigest()[:12] if dirty else None,
         code_version=version.hexdigest()[:12],
     )
-    return tuple(state.items())
 
 
 def code_state() -> dict[str, Any]:
     """The fields of the module docstring for the code running now (computed once a process:
     a process runs the code it imported)."""
-    return dict(_code_state(Path(bnlab.__file__).resolve().parent))
+    return dict(_code_state())  # a copy: callers may add to it
 
 
 def run_environment(device: str) -> dict[str, Any]:

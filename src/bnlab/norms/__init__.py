@@ -43,7 +43,6 @@ def register_norm(name: str) -> Callable[[type], type]:
     def register(cls: type) -> type:
         if not callable(getattr(cls, "from_config", None)):
             raise TypeError(f"{cls.__name__} needs a from_config classmethod to be a norm")
-        cls.norm_name = name
         NORMS[name] = cls
         return cls
 
