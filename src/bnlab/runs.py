@@ -129,7 +129,13 @@ class Runs:
             if not math.isfinite(value) or value > self.cfg.trainer.divergence_loss:
                 run.status, run.diverged_step = "diverged", step
                 run.recorder.flush()
-                log.warning("seed %d diverged: training loss %s at step %d", run.seed, value, step)
+                log.warning(
+                    "[%s] seed %d diverged: training loss %s at step %d",
+                    self.name,
+                    run.seed,
+                    value,
+                    step,
+                )
             else:
                 run.last["train/loss"] = value
 
