@@ -22,7 +22,7 @@ log=${OUT:-.}/gpu_check.log
   nvidia-smi -L || true
   "$PY" -c "import torch; print('torch', torch.__version__, 'cuda:', torch.cuda.is_available())"
   "$PY" -m pytest -q -p no:cacheprovider tests/test_gpu.py; tests=$?
-  "$PY" -m bnlab.bench --skip layer step replicas fig1; bench=$?
+  "$PY" -m bnlab.bench --skip layer norms step replicas fig1; bench=$?
   echo "gpu_check: tests exit $tests, bench exit $bench"
   exit $(( tests || bench ))
 } 2>&1 | tee "$log"
