@@ -119,6 +119,11 @@ class NormConfig:
 class OptimizerConfig:
     name: OptimizerName = key(OptimizerName.sgd, "sgd, momentum, adam")
     lr: float = key(0.1, "learning rate")
+    lr_grid: Optional[List[float]] = key(
+        None,
+        "plain SGD: these rates trained side by side as replicas, each rate's runs in lr=<rate>/,"
+        " each as if run alone with optimizer.lr=<rate>",
+    )
     momentum: float = key(0.9, "heavy-ball momentum of name=momentum")
     beta1: float = key(0.9, "Adam's beta1")
     beta2: float = key(0.999, "Adam's beta2")
@@ -247,6 +252,32 @@ def to_config(cfg: DictConfig | Config) -> Config:
     return cfg
 
 
+def lr_grid_checks(cfg: Config) -> list[tuple[bool, str, str, Any]]:
+    """``optimizer.lr_grid`` trains its rates as replicas with one fused SGD step
+    (:func:`bnlab.fastpaths.replica_sgd_step`): plain SGD only, and no probe that needs one
+    rate (the loss-landscape probe steps along the gradient by ``lr``)."""
+    grid, o = cfg.optimizer.lr_grid, cfg.optimizer
+    if grid is None:
+        return []
+    return [
+        (len(grid) > 0, "optimizer.lr_grid", "must list at least one rate, or be null", grid),
+        (all(lr > 0 for lr in grid), "optimizer.lr_grid", "every rate must be > 0", grid),
+        (len(set(grid)) == len(grid), "optimizer.lr_grid", "has a rate twice", grid),
+        (
+            o.name is OptimizerName.sgd and o.weight_decay == 0,
+            "optimizer.lr_grid",
+            "needs optimizer=sgd with weight_decay=0 (plain SGD)",
+            f"{o.name.value}, weight_decay={o.weight_decay}",
+        ),
+        (
+            cfg.trainer.probe_every == 0,
+            "optimizer.lr_grid",
+            "cannot run with trainer.probe_every > 0 (its landscape probe needs one rate)",
+            grid,
+        ),
+    ]
+
+
 def validate(cfg: Config) -> None:
     """Range checks that types cannot express; raise ConfigError naming the key."""
     checks = [
@@ -362,6 +393,7 @@ def validate(cfg: Config) -> None:
             "must be >= 1 or null",
             cfg.dataset.train_subset,
         ),
+        *lr_grid_checks(cfg),
         (0 < cfg.target_accuracy <= 1, "target_accuracy", "must be in (0, 1]", cfg.target_accuracy),
         (
             cfg.device == "auto" or cfg.device == "cpu" or cfg.device.startswith("cuda"),

@@ -7,13 +7,17 @@
 * :func:`fused_sgd_step` replaces ``optimizer.step()`` for plain SGD (no momentum, no weight
   decay): ``w <- w - lr * grad`` for every parameter as one ``torch._foreach_add_``, the kernel
   ``SGD(foreach=True)`` runs (so the same numbers), without its per-call overhead.
+* :func:`replica_sgd_step` is that step with one rate per replica (``optimizer.lr_grid``):
+  w[r] <- w[r] - lr_r * grad[r]. The replicas of one rate are contiguous, so each rate is one
+  ``_foreach_add_`` over those replicas' slices with that rate as its scalar: the kernel and
+  the numbers of a separate run at that rate.
 """
 
 from __future__ import annotations
 
 import logging
 from functools import partial
-from typing import Callable
+from typing import Callable, Optional, Sequence
 
 import torch
 from torch import Tensor, nn
@@ -63,6 +67,31 @@ def fused_sgd_step(optimizer: torch.optim.SGD) -> None:
             torch._foreach_add_(params, [p.grad for p in params], alpha=-group["lr"])
 
 
+@torch.no_grad()
+def replica_sgd_step(params: list[nn.Parameter], spans: list[tuple[float, int, int]]) -> None:
+    """Plain SGD with a rate per replica; ``spans``: (rate, first, end) replica ranges. Every
+    parameter's first dimension is replica-major (K, ...) or (K * n, ...)."""
+    k = spans[-1][2]
+    for lr, first, end in spans:
+        rows = [(p, p.shape[0] // k) for p in params if p.grad is not None]
+        torch._foreach_add_(
+            [p[first * n : end * n] for p, n in rows],
+            [p.grad[first * n : end * n] for p, n in rows],
+            alpha=-lr,
+        )
+
+
+def rate_spans(lrs: Sequence[float]) -> list[tuple[float, int, int]]:
+    """Runs of equal rates in replica order: [0.1, 0.1, 1.0] -> [(0.1, 0, 2), (1.0, 2, 3)]."""
+    spans: list[tuple[float, int, int]] = []
+    for r, lr in enumerate(lrs):
+        if spans and spans[-1][0] == lr:
+            spans[-1] = (lr, spans[-1][1], r + 1)
+        else:
+            spans.append((lr, r, r + 1))
+    return spans
+
+
 def is_plain_sgd(optimizer: torch.optim.Optimizer) -> bool:
     if type(optimizer) is not torch.optim.SGD:
         return False
@@ -75,6 +104,14 @@ def is_plain_sgd(optimizer: torch.optim.Optimizer) -> bool:
     )
 
 
-def optimizer_step(optimizer: torch.optim.Optimizer) -> Callable[[], None]:
-    """``optimizer.step``, or :func:`fused_sgd_step` in its place for plain SGD."""
+def optimizer_step(
+    optimizer: torch.optim.Optimizer, replica_lrs: Optional[Sequence[float]] = None
+) -> Callable[[], None]:
+    """``optimizer.step``, or :func:`fused_sgd_step` in its place for plain SGD; with
+    ``replica_lrs`` (one rate per replica, plain SGD only), :func:`replica_sgd_step`."""
+    if replica_lrs is not None:
+        if not is_plain_sgd(optimizer):
+            raise ValueError("a rate per replica needs plain SGD")
+        params = [p for g in optimizer.param_groups for p in g["params"]]
+        return partial(replica_sgd_step, params, rate_spans(replica_lrs))
     return partial(fused_sgd_step, optimizer) if is_plain_sgd(optimizer) else optimizer.step

@@ -1,10 +1,12 @@
-"""The K runs of a job, one per seed, and the one place where a job's metrics reach them.
+"""The runs of a job, one per replica, and the one place where a job's metrics reach them.
 
-A job trains K seeds as one replica-batched model, so every metric it measures is a (K,)
-tensor: entry r belongs to seed ``seed + r``. :meth:`Runs.record` turns such tensors into rows
-of each run's metrics.csv and TensorBoard events (one host transfer for all of them), for the
-runs that are still running; a run whose training loss turned NaN, infinite or larger than
-``trainer.divergence_loss`` is marked ``diverged`` and records nothing more.
+A job trains its runs as one replica-batched model: seeds ``seed .. seed+K-1`` (K =
+``trainer.replicas``), and with ``optimizer.lr_grid`` those K seeds at each rate of the grid
+(:func:`run_configs`). Every metric it measures is then a tensor with one entry per run.
+:meth:`Runs.record` turns such tensors into rows of each run's metrics.csv and TensorBoard
+events (one host transfer for all of them), for the runs that are still running; a run whose
+training loss turned NaN, infinite or larger than ``trainer.divergence_loss`` is marked
+``diverged`` and records nothing more.
 """
 
 from __future__ import annotations
@@ -72,18 +74,41 @@ class LossWindow:
         return mean
 
 
+def run_configs(cfg: Config) -> list[Config]:
+    """The runs a job of ``cfg`` trains, in replica order: for each rate of
+    ``optimizer.lr_grid`` (or ``optimizer.lr`` alone), seeds ``seed .. seed+K-1``; each the
+    config that run would have if it were run alone (its seed, its rate, no grid)."""
+    grid = cfg.optimizer.lr_grid
+    optimizers = (
+        [replace(cfg.optimizer, lr=lr, lr_grid=None) for lr in grid] if grid else [cfg.optimizer]
+    )
+    seeds = [cfg.seed + r for r in range(cfg.trainer.replicas)]
+    return [replace(cfg, seed=s, optimizer=o) for o in optimizers for s in seeds]
+
+
+def run_dirs(cfg: Config, job_dir: Path) -> list[Path]:
+    """Each run's folder, in replica order: :func:`bnlab.runfolder.seed_dirs` of the job folder,
+    or, with ``optimizer.lr_grid``, of one ``lr=<rate>`` folder per rate inside it."""
+    grid = cfg.optimizer.lr_grid
+    seeds = [cfg.seed + r for r in range(cfg.trainer.replicas)]
+    bases = [job_dir / f"lr={lr!r}" for lr in grid] if grid else [job_dir]
+    return [d for base in bases for d in seed_dirs(base, seeds)]
+
+
 class Runs:
-    """The runs of a job of ``cfg`` in ``job_dir`` (see :func:`bnlab.runfolder.seed_dirs`)."""
+    """The runs of a job of ``cfg`` in ``job_dir`` (:func:`run_configs`, :func:`run_dirs`)."""
 
     def __init__(self, cfg: Config, job_dir: Path):
         self.cfg = cfg
-        seeds = [cfg.seed + r for r in range(cfg.trainer.replicas)]
-        self.runs = [Run(s, d) for s, d in zip(seeds, seed_dirs(job_dir, seeds))]
-        self.seeds, self.name = seeds, job_dir.name
+        self.run_cfgs = run_configs(cfg)
+        self.runs = [Run(c.seed, d) for c, d in zip(self.run_cfgs, run_dirs(cfg, job_dir))]
+        self.seeds = [c.seed for c in self.run_cfgs]  # each replica's seed
+        self.lrs = [c.optimizer.lr for c in self.run_cfgs]  # each replica's learning rate
+        self.name = job_dir.name
 
     def configs(self) -> list[dict[str, Any]]:
-        """Each run's resolved config (its own seed), as written to its config.yaml."""
-        return [config_dict(replace(self.cfg, seed=r.seed)) for r in self.runs]
+        """Each run's resolved config (its own seed and rate), as written to its config.yaml."""
+        return [config_dict(c) for c in self.run_cfgs]
 
     def live(self) -> list[Run]:
         return [r for r in self.runs if r.status == "running"]
@@ -91,10 +116,12 @@ class Runs:
     def open(self, step: int, **summary: Any) -> None:
         """Open each run's recorder (on a resume, at ``step``: later events are dropped) and
         write its first summary.json."""
-        for run, config in zip(self.runs, self.configs()):
-            run_cfg = replace(self.cfg, seed=run.seed)
+        for run, run_cfg in zip(self.runs, self.run_cfgs):
             run.recorder = RunRecorder(
-                run.folder, config, hparams_of(run_cfg), purge_step=step + 1 if step else None
+                run.folder,
+                config_dict(run_cfg),
+                hparams_of(run_cfg),
+                purge_step=step + 1 if step else None,
             )
             run.recorder.write_summary(status=run.status, seed=run.seed, step=step, **summary)
 

@@ -17,9 +17,11 @@
   exactly as it would be without them;
 * every ``checkpoint_every`` steps, on a stop signal and at the end: a checkpoint.
 
-Replica r is seed ``seed + r`` and is recorded as its own run. The job around the loop (folder
-lock, earlier results, resume, signals, statuses, summaries) is :mod:`bnlab.job`; the fast
-paths the loop may take (the compiled forward, the fused SGD step) are :mod:`bnlab.fastpaths`.
+Replica r is seed ``seed + r`` and is recorded as its own run; with ``optimizer.lr_grid`` the
+replicas are those seeds at each rate of the grid, each stepped with its own rate. The job
+around the loop (folder lock, earlier results, resume, signals, statuses, summaries) is
+:mod:`bnlab.job`; the fast paths the loop may take (the compiled forward, the fused SGD step)
+are :mod:`bnlab.fastpaths`.
 """
 
 from __future__ import annotations
@@ -67,7 +69,7 @@ def training_loop(
     t = cfg.trainer
     last = job.total_steps
     forward_and_loss = CompiledLosses() if t.compile else replica_losses
-    step_optimizer = optimizer_step(optimizer)
+    step_optimizer = optimizer_step(optimizer, job.runs.lrs if cfg.optimizer.lr_grid else None)
     probes = Probes(model) if t.probe_every or t.grad_norm_every else None
     progress = progress_bar(job)
 

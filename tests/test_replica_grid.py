@@ -1,0 +1,73 @@
+"""A learning-rate grid trained as replicas (``optimizer.lr_grid``): each cell is its own run,
+with the config of a separate run at that rate and its numbers up to float32 rounding.
+
+Not bit for bit: some of PyTorch's CPU kernels round differently with the size of the whole
+tensor (``log_softmax`` over 360 rows differs in the last bit from the same 120 rows alone,
+and so do some reductions), so K = 6 replicas and K = 2 differ by about 1e-7 per step, as
+seeds trained as replicas do (tests/test_models.py)."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+import yaml
+from conftest import make_config, run_cli
+
+from bnlab.config import ConfigError
+from bnlab.fastpaths import rate_spans
+from bnlab.train import run_job
+
+
+def _metrics(folder):
+    return pd.read_csv(folder / "metrics.csv")
+
+
+@pytest.mark.parametrize("compile", [False, True])
+def test_rate_grid_as_replicas_equals_separate_runs(tmp_path, smoke_overrides, compile):
+    args = [*smoke_overrides, "norm=bn", "trainer.replicas=2", f"trainer.compile={compile}"]
+    grid = [0.05, 0.4, 2.0]
+    run_job(make_config(*args, f"optimizer.lr_grid=[{','.join(map(str, grid))}]"), tmp_path / "g")
+    for lr in grid:
+        run_job(make_config(*args, f"optimizer.lr={lr}"), tmp_path / f"lr{lr}")
+        for seed in (0, 1):
+            cell = tmp_path / "g" / f"lr={lr!r}" / f"seed={seed}"
+            alone = tmp_path / f"lr{lr}" / f"seed={seed}"
+            together, apart = _metrics(cell), _metrics(alone)
+            assert together[["step", "split", "metric"]].equals(apart[["step", "split", "metric"]])
+            pd.testing.assert_series_equal(together.value, apart.value, rtol=1e-4, atol=1e-5)
+            # each cell's config is the separate run's: its rate, its seed, no grid
+            config = yaml.safe_load((cell / "config.yaml").read_text())
+            assert config == yaml.safe_load((alone / "config.yaml").read_text())
+            assert config["optimizer"]["lr"] == lr and config["optimizer"]["lr_grid"] is None
+    # the rates really differ: the largest rate's curve is not the smallest's
+    lo = _metrics(tmp_path / "g" / "lr=0.05" / "seed=0")
+    hi = _metrics(tmp_path / "g" / "lr=2.0" / "seed=0")
+    assert not lo.value.equals(hi.value)
+
+
+def test_rate_spans_group_equal_neighbours():
+    assert rate_spans([0.1, 0.1, 1.0, 1.0, 0.1]) == [(0.1, 0, 2), (1.0, 2, 4), (0.1, 4, 5)]
+
+
+@pytest.mark.parametrize(
+    "override,message",
+    [
+        ("optimizer.lr_grid=[]", "must list at least one rate"),
+        ("optimizer.lr_grid=[0.1,-1]", "every rate must be > 0"),
+        ("optimizer.lr_grid=[0.1,0.1]", "has a rate twice"),
+        ("trainer.probe_every=10", "probe_every"),
+        ("optimizer=momentum", "needs optimizer=sgd"),
+    ],
+)
+def test_a_grid_that_cannot_train_as_replicas_is_refused_by_name(override, message):
+    base = ["optimizer.lr_grid=[0.1,1.0]"]
+    args = [override] if override.startswith("optimizer.lr_grid") else [*base, override]
+    with pytest.raises(ConfigError, match=message):
+        make_config(*args)
+
+
+def test_a_bad_grid_on_the_command_line_is_one_line(tmp_path):
+    proc = run_cli("optimizer.lr_grid=[0.1,0]", "trainer.steps=1", cwd=tmp_path)
+    assert proc.returncode != 0
+    assert "optimizer.lr_grid every rate must be > 0" in proc.stderr
+    assert "Traceback" not in proc.stderr
