@@ -27,13 +27,15 @@ def main(cfg: DictConfig) -> None:
     from bnlab.job import RunInterrupted
     from bnlab.process import threads_per_job
     from bnlab.runfolder import RunFolderBusy, discard_if_unused, record_refusal
+    from bnlab.runs import run_dirs
     from bnlab.train import run_job
 
     hydra_cfg = HydraConfig.get()
     job_dir = Path(hydra_cfg.runtime.output_dir)
     sweep = hydra_cfg.mode.name == "MULTIRUN"
     try:
-        summaries = run_job(to_config(cfg), job_dir, threads_per_job(hydra_cfg.launcher))
+        config = to_config(cfg)
+        summaries = run_job(config, job_dir, threads_per_job(hydra_cfg.launcher))
     except RunFolderBusy as exc:
         if sweep:  # another sweep is on it: leave it, go on
             log.warning("skipped: %s", exc)
@@ -53,17 +55,17 @@ def main(cfg: DictConfig) -> None:
         print(f"bnlab: interrupted: {exc}", file=sys.stderr, flush=True)
         _hand_on(exc.signum)
         sys.exit(128 + exc.signum)
-    for summary in summaries:
+    for folder, summary in zip(run_dirs(config, job_dir), summaries):
         final = summary.get("final", {})
         log.info(
-            "[%s] seed %s: %s at step %s, val/accuracy %.4f, test/accuracy %.4f -> %s",
+            "[%s] %s: %s at step %s, val/accuracy %.4f, test/accuracy %.4f -> %s",
             job_dir.name,
-            summary["seed"],
+            folder.relative_to(job_dir) if folder != job_dir else f"seed {summary['seed']}",
             summary["status"],
             summary["step"],
             final.get("val/accuracy", float("nan")),
             final.get("test/accuracy", float("nan")),
-            job_dir,
+            folder,
         )
 
 

@@ -34,6 +34,7 @@ class Run:
 
     seed: int
     folder: Path
+    label: str = ""  # how log lines name it: "seed 3", or its folder in the job's ("lr=0.1/seed=3")
     recorder: Optional[RunRecorder] = None
     status: str = "running"
     diverged_step: Optional[int] = None
@@ -101,7 +102,10 @@ class Runs:
     def __init__(self, cfg: Config, job_dir: Path):
         self.cfg = cfg
         self.run_cfgs = run_configs(cfg)
-        self.runs = [Run(c.seed, d) for c, d in zip(self.run_cfgs, run_dirs(cfg, job_dir))]
+        self.runs = [
+            Run(c.seed, d, str(d.relative_to(job_dir)) if d != job_dir else f"seed {c.seed}")
+            for c, d in zip(self.run_cfgs, run_dirs(cfg, job_dir))
+        ]
         self.seeds = [c.seed for c in self.run_cfgs]  # each replica's seed
         self.lrs = [c.optimizer.lr for c in self.run_cfgs]  # each replica's learning rate
         self.name = job_dir.name
@@ -157,9 +161,9 @@ class Runs:
                 run.status, run.diverged_step = "diverged", step
                 run.recorder.flush()
                 log.warning(
-                    "[%s] seed %d diverged: training loss %s at step %d",
+                    "[%s] %s diverged: training loss %s at step %d",
                     self.name,
-                    run.seed,
+                    run.label,
                     value,
                     step,
                 )
