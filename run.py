@@ -62,7 +62,7 @@ def main(cfg: DictConfig) -> None:
             job_dir.name,
             folder.relative_to(job_dir) if folder != job_dir else f"seed {summary['seed']}",
             summary["status"],
-            summary["step"],
+            summary.get("diverged_step") or summary["step"],
             final.get("val/accuracy", float("nan")),
             final.get("test/accuracy", float("nan")),
             folder,

@@ -9,7 +9,7 @@ import matplotlib.pyplot as plt
 import pandas as pd
 
 from bnlab.analysis import final_table
-from bnlab.figures import batch_size_axis, figure_script, final_lines, save
+from bnlab.figures import figure_script, final_lines, log2_axis, save
 
 
 def draw(df, out):
@@ -30,7 +30,7 @@ def draw(df, out):
             "bn_train": ("BN, batch statistics at test time", "tab:orange"),
         },
     )
-    batch_size_axis(ax, table["trainer.batch_size"].unique())
+    log2_axis(ax, table["trainer.batch_size"].unique())
     ax.set_xlabel("batch size")
     ax.set_ylabel("final validation accuracy")
     ax.legend(fontsize=8)

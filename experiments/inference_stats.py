@@ -7,7 +7,7 @@ import matplotlib.pyplot as plt
 import pandas as pd
 
 from bnlab.analysis import final_table
-from bnlab.figures import batch_size_axis, figure_script, final_lines, save
+from bnlab.figures import figure_script, final_lines, log2_axis, save
 
 
 def draw(df, out):
@@ -28,7 +28,7 @@ def draw(df, out):
             "batch": ("each test batch's own statistics", "tab:orange"),
         },
     )
-    batch_size_axis(ax, table["trainer.batch_size"].unique())
+    log2_axis(ax, table["trainer.batch_size"].unique())
     ax.set_xlabel("batch size (training, and test batches for batch statistics)")
     ax.set_ylabel("final validation accuracy")
     ax.legend(fontsize=8)

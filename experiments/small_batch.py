@@ -7,14 +7,14 @@ import matplotlib.pyplot as plt
 import pandas as pd
 
 from bnlab.analysis import final_table
-from bnlab.figures import NORMS, batch_size_axis, figure_script, final_lines, save
+from bnlab.figures import NORMS, figure_script, final_lines, log2_axis, save
 
 
 def draw(df, out):
     table = final_table(df, "val", "accuracy")
     fig, ax = plt.subplots(figsize=(6.5, 4.5), layout="constrained")
     final_lines(ax, table, "trainer.batch_size", "norm.kind", NORMS)
-    batch_size_axis(ax, table["trainer.batch_size"].unique())
+    log2_axis(ax, table["trainer.batch_size"].unique())
     ax.set_xlabel("batch size")
     ax.set_ylabel("final validation accuracy (eval mode)")
     ax.legend(fontsize=8)

@@ -98,3 +98,60 @@ def test_a_residual_bn_network_of_replicas_equals_separate_networks():
     for r, seed in enumerate((4, 5)):
         single = MLP(10, 3, seeds=(seed,), **kwargs)
         torch.testing.assert_close(replica_losses(single, x[r : r + 1], y[r : r + 1])[0], losses[r])
+
+
+def test_growth_at_init_from_run_folders_is_the_growth_of_the_model_at_init(
+    tmp_path, smoke_overrides
+):
+    """bnlab.depth reads the step-0 gradient norms a run recorded; they are the norms of the
+    model as built, on the first step's batch: the same growth factor, for every rate of a
+    grid (one initialization), and a diverged rate counted at chance in best_rates."""
+    from bnlab.analysis import load_runs, runs_table
+    from bnlab.batches import BatchOrder, gather
+    from bnlab.data import load_data
+    from bnlab.depth import CHANCE, best_rates, dynamic_range, growth_at_init
+    from bnlab.train import run_job
+
+    args = [
+        *smoke_overrides,
+        "model=mlp_relu",
+        "norm=bn",
+        "model.depth=8",
+        "model.width=64",
+        "trainer.replicas=2",
+        "trainer.grad_norm_every=40",
+        "optimizer.lr_grid=[0.1,1e30]",
+    ]
+    cfg = make_config(*args)
+    run_job(cfg, tmp_path / "job")
+    df = load_runs(tmp_path / "job")
+    growth = growth_at_init(df).set_index(["optimizer.lr", "seed"])["growth"]
+
+    data = load_data(cfg, torch.device("cpu"))
+    model = build_model(cfg, data.input_shape, data.num_classes, seeds=[0, 1])
+    idx = BatchOrder(len(data.x_train), 60, [0, 1], torch.device("cpu"), data.y_train).indices(1)
+    norms = gradient_norms(model, gather(data.x_train, idx), gather(data.y_train, idx))
+    expected = growth_factor(torch.stack([norms[f"layer{i}"] for i in range(2, 9)]))
+    for lr in (0.1, 1e30):
+        torch.testing.assert_close(
+            torch.tensor([growth[(lr, 0)], growth[(lr, 1)]], dtype=torch.float32),
+            expected,
+            rtol=1e-4,
+            atol=0,
+        )
+    assert (1.05 < expected).all()  # BN's explosion, even at width 64 and batch 60
+
+    best = best_rates(df).iloc[0]
+    assert best["optimizer.lr"] == 0.1 and best["seeds"] == 2
+    diverged = df[df["optimizer.lr"] == 1e30].drop_duplicates("run")["status"]
+    assert set(diverged) == {"diverged"}
+    assert best["mean"] > CHANCE
+    spread = dynamic_range(df).merge(runs_table(df)[["run", "seed", "optimizer.lr"]])
+    at0 = spread[(spread.step == 0) & (spread["optimizer.lr"] == 0.1)].sort_values("seed")
+    all_norms = torch.stack([norms[f"layer{i}"] for i in range(1, 10)])  # input .. head
+    torch.testing.assert_close(
+        torch.tensor(at0["range"].to_numpy(), dtype=torch.float32),
+        all_norms.max(0).values / all_norms.min(0).values,
+        rtol=1e-4,
+        atol=0,
+    )

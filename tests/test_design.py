@@ -59,7 +59,7 @@ def test_an_experiment_is_one_yaml_one_script_and_a_fast_overlay(name):
     full = compose_cfg(f"+experiment={name}")
     fast = compose_cfg(f"+experiment={name}_fast")
     assert full.name == name and fast.name == f"{name}_fast"
-    budget = ("steps", "epochs", "eval_every", "probe_every")
+    budget = ("steps", "epochs", "eval_every", "probe_every", "replicas")
     assert any(full.trainer[k] != fast.trainer[k] for k in budget)
     assert fast.norm == full.norm and fast.dataset == full.dataset
 

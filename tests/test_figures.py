@@ -219,3 +219,34 @@ def test_non_iid_figure_from_batches_of_two_classes(tmp_path):
     assert set(df["dataset.classes_per_batch"].dropna()) == {2}
     _script("non_iid").draw(df, tmp_path)
     _check_png(tmp_path / "non_iid.png", min_width=700)
+
+
+def test_depth_figure_from_a_rate_grid(tmp_path):
+    df = _mini_sweep(
+        tmp_path,
+        {
+            "model": ["mlp", "mlp_relu"],
+            "norm": ["none", "bn"],
+            "model.residual": ["false", "true"],
+            "model.depth": [3, 6],
+        },
+        "model.width=32",
+        "optimizer.lr_grid=[0.1,1.0]",
+        "trainer.grad_norm_every=10",
+    )
+    assert set(df["optimizer.lr"]) == {0.1, 1.0}
+    _script("depth").draw(df, tmp_path)
+    _check_png(tmp_path / "depth.png", min_width=2000)
+
+
+def test_depth_init_figure(tmp_path):
+    df = _mini_sweep(
+        tmp_path,
+        {"norm": ["none", "bn"], "trainer.batch_size": [8, 32, 128]},
+        "model=mlp_relu",
+        "model.depth=8",
+        "model.width=32",
+        "trainer.grad_norm_every=10",
+    )
+    _script("depth_init").draw(df, tmp_path)
+    _check_png(tmp_path / "depth_init.png")

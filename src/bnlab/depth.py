@@ -63,9 +63,13 @@ def growth_at_init(df: pd.DataFrame) -> pd.DataFrame:
 
 
 def dynamic_range(df: pd.DataFrame) -> pd.DataFrame:
-    """One row per run and recorded step: ``range`` = max / min gradient norm over the layers."""
+    """One row per run and recorded step: ``range`` = max / min gradient norm over the layers
+    (NaN where a norm is not a positive number: a diverged run's)."""
     norms = layer_norms(df)
-    spread = norms.groupby(["run", "step"])["value"].agg(lambda v: v.max() / v.min())
+    value = norms["value"].where(np.isfinite(norms["value"]) & (norms["value"] > 0))
+    grouped = norms.assign(value=value).groupby(["run", "step"])["value"]
+    spread = grouped.max() / grouped.min()
+    spread[grouped.count() < grouped.size()] = np.nan
     return spread.rename("range").reset_index()
 
 

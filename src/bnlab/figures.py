@@ -68,11 +68,11 @@ def loss_and_accuracy(variants, title: str, path: Path, accuracy_ylim=(0.6, 0.92
     return save(fig, path, pd.concat([runs for *_, runs in variants]))
 
 
-def batch_size_axis(ax, sizes) -> None:
-    """A log2 x axis labelled with the batch sizes themselves."""
-    sizes = sorted(sizes)
+def log2_axis(ax, values) -> None:
+    """A log2 x axis labelled with the values themselves (batch sizes, depths)."""
+    values = sorted(values)
     ax.set_xscale("log", base=2)
-    ax.set_xticks(sizes, [str(b) for b in sizes])
+    ax.set_xticks(values, [str(v) for v in values])
     ax.grid(alpha=0.3)
 
 

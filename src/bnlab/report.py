@@ -31,7 +31,8 @@ from typing import Callable, Optional, Sequence
 import numpy as np
 import pandas as pd
 
-from bnlab.analysis import final_table, load_runs, steps_to_reach
+from bnlab import depth
+from bnlab.analysis import final_table, load_runs, runs_table, steps_to_reach
 from bnlab.config import non_result_keys, reference
 
 PAGES = [Path("docs/results.md"), Path("docs/reference.md")]
@@ -134,6 +135,46 @@ def table(df: pd.DataFrame, by: Sequence[str], columns: Sequence[Column]) -> str
     return markdown([*by, "seeds", *(c.label for c in columns)], rows)
 
 
+def depth_table(df: pd.DataFrame) -> str:
+    """Per activation and variant, one column per depth: the final val accuracy at the best
+    rate of the grid (mean +/- std over seeds, diverged seeds counted at chance), @ that rate;
+    and the growth factor of the gradient norm at init (mean +/- std over seeds)."""
+    best = depth.best_rates(df)
+    growth = depth.growth_at_init(df).drop_duplicates([*depth.CELL, "seed"])
+    depths = sorted(best["model.depth"].astype(int).unique())
+    rows = []
+    for (activation, name), cells in best.groupby(["model.activation", "variant"]):
+        g = growth[(growth["model.activation"] == activation) & (growth["variant"] == name)]
+        row = [activation, name]
+        for d in depths:
+            c = cells[cells["model.depth"] == d]
+            if c.empty:
+                row.append("-")
+                continue
+            c = c.iloc[0]
+            gd = g[g["model.depth"] == d]["growth"].dropna()
+            acc = f"{c['mean']:.3f} +/- {c['std']:.3f} @{c['optimizer.lr']:g}"
+            if c["diverged"]:
+                acc += f" ({int(c['diverged'])} diverged)"
+            row.append(acc + (f"; x{gd.mean():.3f} +/- {gd.std():.3f}" if len(gd) else ""))
+        rows.append(row)
+    return markdown(["activation", "variant", *(f"depth {d}" for d in depths)], rows)
+
+
+def depth_init_table(df: pd.DataFrame) -> str:
+    """Per batch size: the growth factor of the gradient norm at init, with and without BN."""
+    growth = depth.growth_at_init(df)
+    rows = []
+    for size in sorted(growth["trainer.batch_size"].astype(int).unique()):
+        here = growth[growth["trainer.batch_size"] == size]
+        cells = []
+        for kind in ("none", "bn"):
+            g = here[here["norm.kind"] == kind]["growth"].dropna()
+            cells.append(f"{g.mean():.3f} +/- {g.std():.3f}" if len(g) else "-")
+        rows.append([size, len(here) // 2, *cells])
+    return markdown(["batch size", "seeds", "no normalization", "BN"], rows)
+
+
 VAL = Column("val accuracy", "val", "accuracy")
 TRAIN_LOSS = Column("train loss (last window)", "train", "loss")
 VAL_LOSS = Column("val loss", "val", "loss")
@@ -178,6 +219,8 @@ TABLES: dict[str, Callable[[pd.DataFrame], str]] = {
     "cnn_bn_vs_nobn": lambda df: table(df, ["variant"], [TRAIN_LOSS, VAL]),
     "small_batch": lambda df: table(df, ["trainer.batch_size", "variant"], [VAL]),
     "non_iid": lambda df: table(df, ["variant", "dataset.classes_per_batch"], [TRAIN_LOSS, VAL]),
+    "depth": depth_table,
+    "depth_init": depth_init_table,
     "landscape": lambda df: table(
         df,
         ["model.name", "variant"],
@@ -400,6 +443,89 @@ def claim_renorm_non_iid(dfs):
     )
 
 
+TRAINED = 0.7  # "trains": best-rate mean val accuracy within the depth budget
+
+
+def claim_growth_at_init(dfs):
+    growth = depth.growth_at_init(dfs["depth_init"])
+    bn = growth[(growth["norm.kind"] == "bn") & (growth["trainer.batch_size"] >= 256)]
+    by_size = bn.groupby("trainer.batch_size")["growth"].mean()
+    g = bn["growth"].dropna()
+    small = growth[(growth["norm.kind"] == "bn")].groupby("trainer.batch_size")["growth"].mean()
+    text = (
+        f"ReLU + BN, depth 32, growth per layer at batch >= 256: {g.mean():.3f} +/- {g.std():.3f}"
+        f" ({', '.join(f'{b}: {v:.3f}' for b, v in by_size.items())}); at batch "
+        f"{int(small.index[0])}: {small.iloc[0]:.3f} (theory {depth.THEORY_RELU_BN:.3f})"
+    )
+    ok = abs(g.mean() - depth.THEORY_RELU_BN) <= max(0.03, 2 * g.std())
+    return text, CONFIRMED if ok else CONTRADICTED
+
+
+def _relu_bn_spread(dfs):
+    df = depth.with_variant(dfs["depth"])
+    deepest = df["model.depth"].max()
+    best = depth.best_rates(df)
+    lr = select(best, model__activation="relu", variant="BN", model__depth=deepest)
+    spread = depth.dynamic_range(df).merge(runs_table(df), on="run")
+    spread = select(
+        spread,
+        model__activation="relu",
+        variant="BN",
+        model__depth=deepest,
+        optimizer__lr=float(lr["optimizer.lr"].iloc[0]),
+    )
+    return deepest, spread.groupby("step")["range"].apply(lambda v: np.exp(np.log(v).mean()))
+
+
+def claim_range_shrinks(dfs):
+    deepest, spread = _relu_bn_spread(dfs)
+    later = spread[spread.index > 0]
+    step = int(later.index[min(3, len(later) - 1)])
+    text = (
+        f"ReLU + BN, depth {deepest}, best rate: gradient norms' max/min over layers "
+        f"{spread.iloc[0]:,.0f} at step 0, {later.iloc[0]:,.1f} at step {int(later.index[0])}, "
+        f"{spread[step]:,.1f} at step {step}"
+    )
+    return text, CONFIRMED if spread[step] * 10 <= spread.iloc[0] else CONTRADICTED
+
+
+def _deepest(dfs):
+    trained = depth.deepest_trained(depth.best_rates(dfs["depth"]), TRAINED)
+    return trained.set_index(["model.activation", "variant"])["deepest trained"]
+
+
+def _depth_words(deepest, activation, variants):
+    return ", ".join(
+        f"{v} {'none' if np.isnan(deepest[(activation, v)]) else int(deepest[(activation, v)])}"
+        for v in variants
+    )
+
+
+def claim_bn_trains_deep(dfs):
+    deepest = _deepest(dfs)
+    plain, bn = "no normalization", "BN"
+    out, verdicts = [], []
+    for activation in ("sigmoid", "relu"):
+        out.append(f"{activation}: " + _depth_words(deepest, activation, (bn, plain)))
+        a, b = np.nan_to_num(deepest[(activation, bn)]), np.nan_to_num(deepest[(activation, plain)])
+        verdicts.append(CONFIRMED if a > b else (CONTRADICTED if a < b else NOT_REPRODUCED))
+    verdict = (
+        verdicts[0]
+        if len(set(verdicts)) == 1
+        else "mixed: " + ", ".join(f"{a} {v}" for a, v in zip(("sigmoid", "ReLU"), verdicts))
+    )
+    depths = dfs["depth"]["model.depth"].astype(int)
+    return f"deepest depth trained (of {depths.min()}-{depths.max()}): " + "; ".join(out), verdict
+
+
+def claim_skips_rescue_bn(dfs):
+    deepest = _deepest(dfs)
+    bn, skips = "BN", "BN + skips"
+    a, b = np.nan_to_num(deepest[("relu", skips)]), np.nan_to_num(deepest[("relu", bn)])
+    text = "ReLU, deepest depth trained: " + _depth_words(deepest, "relu", (skips, bn))
+    return text, CONFIRMED if a > b else (CONTRADICTED if a < b else NOT_REPRODUCED)
+
+
 @dataclass
 class Claim:
     text: str
@@ -530,6 +656,40 @@ CLAIMS = [
         ("cnn_bn_vs_nobn",),
         claim_layer_norm_cnn,
         "cnn_bn_vs_nobn.png",
+    ),
+    Claim(
+        "At init, a plain ReLU network with BN has gradients growing ~1.21x per layer "
+        "towards the input",
+        "Yang et al. 2019",
+        ("depth_init",),
+        claim_growth_at_init,
+        "depth_init.png",
+        "confirmed if the mean at batch >= 256 is within max(0.03, 2 std) of 1.21",
+    ),
+    Claim(
+        "After the first steps, the gradients' dynamic range across layers shrinks dramatically",
+        "Yang et al. 2019",
+        ("depth",),
+        claim_range_shrinks,
+        "depth.png",
+        "confirmed if max/min falls at least 10x by the 4th recorded step",
+    ),
+    Claim(
+        "BN makes deep networks trainable",
+        "Ioffe & Szegedy 2015; the blog post",
+        ("depth",),
+        claim_bn_trains_deep,
+        "depth.png",
+        f"trained: best-rate mean val accuracy >= {TRAINED} at that depth and every shallower "
+        "one; confirmed if BN trains deeper than no normalization",
+    ),
+    Claim(
+        "Skip connections make deep (ReLU) BN networks trainable",
+        "Yang et al. 2019; He et al. 2016",
+        ("depth",),
+        claim_skips_rescue_bn,
+        "depth.png",
+        f"trained as above (>= {TRAINED}); confirmed if BN + skips trains deeper than plain BN",
     ),
     Claim(
         "Per-channel BN helps a CNN",
