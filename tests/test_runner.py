@@ -10,6 +10,7 @@ from conftest import ROOT, make_config, run_cli
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from bnlab.data import DEBIAN_FASHION_MNIST
+from bnlab.errors import ConfigError
 from bnlab.train import run_job
 
 EXPECTED_SCALARS = {
@@ -316,6 +317,32 @@ def test_trainmode_evaluation_leaves_the_model_unchanged(tmp_path, smoke_overrid
         evaluate(model, x, y, 10)
     assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
     assert [m.stats for m in model.modules() if isinstance(m, BatchNorm)] == ["ema"]
+
+
+@pytest.mark.parametrize("splits", ["[]", "[test]"])
+def test_eval_splits_choose_the_held_out_splits_but_the_last_evaluation_has_both(
+    tmp_path, smoke_overrides, splits
+):
+    """trainer.eval_splits trims what every evaluation but the last measures, and changes
+    nothing else: the training curve and the final metrics are those of a full evaluation."""
+    run_job(make_config(*smoke_overrides, "norm=bn"), tmp_path / "all")
+    run_job(
+        make_config(*smoke_overrides, "norm=bn", f"trainer.eval_splits={splits}"), tmp_path / "some"
+    )
+    full = pd.read_csv(tmp_path / "all" / "metrics.csv")
+    trimmed = pd.read_csv(tmp_path / "some" / "metrics.csv")
+    held_out = trimmed[trimmed.split.isin(["val", "test"])]
+    wanted = {"test"} if splits == "[test]" else set()
+    assert set(held_out[held_out.step < 120].split) == wanted
+    assert set(held_out[held_out.step == 120].split) == {"val", "test"}
+    pd.testing.assert_frame_equal(
+        trimmed.reset_index(drop=True),
+        full[
+            ~full.split.isin(["val", "test"] if not wanted else ["val"]) | (full.step == 120)
+        ].reset_index(drop=True),
+    )
+    with pytest.raises(ConfigError, match="trainer.eval_splits may list val and test only"):
+        make_config("trainer.eval_splits=[train]")
 
 
 def test_input_scale_scales_every_split():

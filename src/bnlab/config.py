@@ -142,6 +142,9 @@ class TrainerConfig:
     replicas: int = key(1, "train seeds seed..seed+K-1 together as one batched model")
     eval_batch_size: int = key(10000, "examples per forward pass during evaluation")
     probe_size: int = key(1000, "validation examples for the activation-input percentiles")
+    eval_splits: List[str] = key(
+        ["val", "test"], "held-out splits of every evaluation (val, test); the last has both"
+    )
     eval_train: int = key(0, "> 0: also train/accuracy, train/loss_evalmode on n examples")
     eval_trainmode: bool = key(False, "with BN, also val/*_trainmode: BN with batch statistics")
     threads: Optional[int] = key(None, "torch threads (null: the launcher's share)", result=False)
@@ -307,6 +310,12 @@ def validate(cfg: Config) -> None:
             cfg.trainer.epochs,
         ),
         (cfg.trainer.eval_train >= 0, "trainer.eval_train", "must be >= 0", cfg.trainer.eval_train),
+        (
+            set(cfg.trainer.eval_splits) <= {"val", "test"},
+            "trainer.eval_splits",
+            "may list val and test only",
+            list(cfg.trainer.eval_splits),
+        ),
         (
             cfg.dataset.input_scale > 0,
             "dataset.input_scale",

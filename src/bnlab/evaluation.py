@@ -4,7 +4,8 @@ the end, all under ``torch.no_grad()``.
 * ``val/loss``, ``val/accuracy``, ``test/loss``, ``test/accuracy``: full-batch cross-entropy
   and accuracy in eval mode (BN uses its ``norm.stats`` inference statistics; with
   ``norm.stats=population`` they are recomputed first over one epoch of training batches,
-  the paper's Algorithm 2);
+  the paper's Algorithm 2), for the splits of ``trainer.eval_splits``, and for both at the
+  last evaluation;
 * ``<activation>_input/p15, p50, p85``: the 15/50/85th percentiles of the input of unit 0 of
   the last hidden layer's nonlinearity over a fixed probe batch (the paper's Figure 1b/c);
 * with ``trainer.eval_train`` > 0: ``train/loss_evalmode`` and ``train/accuracy`` on that many
@@ -90,21 +91,20 @@ def population_batches(order: BatchOrder, x_train: Tensor):
 
 
 def evaluation_metrics(
-    cfg: Config, model: nn.Module, data: Splits, order: BatchOrder
+    cfg: Config, model: nn.Module, data: Splits, order: BatchOrder, last: bool = False
 ) -> dict[str, Tensor]:
     """Every metric of the module docstring, ``{"split/metric": (K,) tensor}``, in a fixed
-    order (the order of their rows in metrics.csv)."""
+    order (the order of their rows in metrics.csv); ``last``: the run's last evaluation."""
     t = cfg.trainer
     bn_layers = [m for m in model.modules() if isinstance(m, BatchNorm)]
     if any(m.stats == "population" for m in bn_layers):
         population_statistics(model, population_batches(order, data.x_train))
     metrics = {}
-    metrics["val/loss"], metrics["val/accuracy"] = evaluate(
-        model, data.x_val, data.y_val, t.eval_batch_size
-    )
-    metrics["test/loss"], metrics["test/accuracy"] = evaluate(
-        model, data.x_test, data.y_test, t.eval_batch_size
-    )
+    held_out = {"val": (data.x_val, data.y_val), "test": (data.x_test, data.y_test)}
+    for split, (x, y) in held_out.items():
+        if last or split in t.eval_splits:
+            loss, accuracy = evaluate(model, x, y, t.eval_batch_size)
+            metrics[f"{split}/loss"], metrics[f"{split}/accuracy"] = loss, accuracy
     unit = f"{cfg.model.activation.value}_input"
     percentiles = unit_percentiles(model, data.x_val[: t.probe_size])
     for name, column in zip(("p15", "p50", "p85"), percentiles.T):

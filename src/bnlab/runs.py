@@ -200,6 +200,8 @@ class Runs:
     def describe(self, metric: str) -> str:
         """``metric``'s last value over the running runs: one value, or mean +/- std (n)."""
         values = [r.last[metric] for r in self.live() if metric in r.last]
+        if not values:
+            return "-"
         if len(values) == 1:
             return f"{values[0]:.4f}"
         return f"{np.mean(values):.4f} +/- {np.std(values):.4f} (n={len(values)})"
