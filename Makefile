@@ -66,9 +66,10 @@ tensorboard: $(STAMP)
 clean:
 	rm -rf $(VENV)
 
-## bench: speed ratios side by side (BN layer, training step, replicas, Figure 1 run, GPU)
+## bench: speed ratios side by side (BN layer, training step, replicas, Figure 1 run, GPU) and
+## the suite's wall time from outputs/ (FULL=1: the full-budget runs of `make figures`)
 bench: setup
-	$(PY) -m bnlab.bench
+	$(PY) -m bnlab.bench $(if $(FULL),--full)
 
 ## gpu-check: the CUDA tests and bench section on this machine's GPU (scripts/gpu_check.sh)
 gpu-check: $(STAMP)

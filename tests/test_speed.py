@@ -2,9 +2,11 @@
 script itself runs and prints its machine-readable line (its ratios are not asserted here:
 timings on a shared machine are for `make bench` to print, not for tests to judge)."""
 
+import json
 import re
 import subprocess
 import sys
+import time
 
 import pandas as pd
 import pytest
@@ -117,6 +119,8 @@ def test_bench_quick_prints_every_comparison_and_the_machine_line():
     ):
         assert float(values[key]) > 0, (key, last)
     assert values["fig1_steps"] == "500"
+    assert "6. Suite" in proc.stdout and float(values["reference_step_ms"]) > 0
+    assert "suite_fast_seconds" in values
     jobs = [line for line in lines if "s in the trainer" in line]  # from each job's summary
     assert len(jobs) == 2 and all("evaluation" in line for line in jobs)
 
@@ -137,3 +141,21 @@ def test_a_failing_compile_falls_back_to_eager_with_a_warning(monkeypatch, caplo
         for _ in range(2):
             assert torch.equal(compiled(model, x, y), replica_losses(reference, x, y))
     assert "torch.compile failed" in caplog.text and "C++ compiler" in caplog.text
+
+
+def test_the_suite_time_of_an_experiment_spans_its_processes(tmp_path):
+    """bench's suite section reads an experiment's wall time from its runs' summary.json: at
+    least the sum of its jobs' own times, at most the command's wall time (+1 s: the kernel
+    gives process start times to the second)."""
+    from conftest import run_cli, smoke_args
+
+    from bnlab.bench import experiment_wall_time
+
+    start = time.time()
+    proc = run_cli("-m", *smoke_args(tmp_path / "data"), "seed=0,1", "name=suite", cwd=tmp_path)
+    elapsed = time.time() - start
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    seconds, runs = experiment_wall_time(tmp_path / "outputs" / "suite")
+    assert runs == 2
+    jobs = [json.loads(p.read_text()) for p in (tmp_path / "outputs").rglob("summary.json")]
+    assert sum(j["wall_time_s"] for j in jobs) <= seconds <= elapsed + 1.0

@@ -11,12 +11,15 @@ rounds, and a ratio of medians. Sections:
 3. replicas: K=10 seeds as one batched model vs one seed at a time (model-steps per second);
 4. fig1: the paper's Figure 1 run end to end (``run.py +experiment=paper_fig1``), wall time;
 5. gpu: on CUDA, when a CUDA device is present: one seed eager and compiled, K=100 replicas
-   compiled (steps per second).
+   compiled (steps per second);
+6. suite: the wall time of every experiment's fast runs (``--full``: full-budget runs) in
+   outputs/, read from their summary.json, and of all of them, with the reference step time
+   (nn.BatchNorm1d's eager training step) measured now beside it.
 
 The last line is machine-readable:
 ``bench: bn_layer_ratio_large=... bn_layer_ratio_small=... train_step_ratio=...
-replicas_speedup=... fig1_seconds=...``. ``--quick`` runs every section on a small budget
-(a smoke test of the script; its numbers are not the targets').
+replicas_speedup=... fig1_seconds=... suite_fast_seconds=...``. ``--quick`` runs every section
+on a small budget (a smoke test of the script; its numbers are not the targets').
 """
 
 from __future__ import annotations
@@ -337,6 +340,68 @@ def bench_gpu(quick: bool, out, k: int = 100) -> dict[str, float]:
     }
 
 
+# ----------------------------------------------------------------------------- 6. suite
+
+
+def experiment_names(conf: Path = Path("conf/experiment")) -> list[str]:
+    """Every experiment with a figure (``<name>.yaml`` beside ``<name>_fast.yaml``), sorted."""
+    return sorted(p.stem for p in conf.glob("*.yaml") if (conf / f"{p.stem}_fast.yaml").exists())
+
+
+def experiment_wall_time(folder: Path) -> tuple[Optional[float], int]:
+    """(seconds, runs) of the experiment whose runs are under ``folder``: from the start of the
+    first process that trained one of them to the end of the last (``process_started_at``,
+    else ``started_at``, and ``finished_at`` in their summary.json). None when a run is
+    unfinished or older than those fields."""
+    summaries = [json.loads(p.read_text()) for p in folder.rglob("summary.json")]
+    starts = [s.get("process_started_at") or s.get("started_at") for s in summaries]
+    ends = [s.get("finished_at") for s in summaries]
+    if not summaries or None in starts or None in ends:
+        return None, len(summaries)
+    return max(ends) - min(starts), len(summaries)
+
+
+def reference_step_ms(data, quick: bool) -> float:
+    """The eager nn.BatchNorm1d training step of the paper's MLP (section 2's reference), ms."""
+    timing = interleaved({"torch": step_contender("torch", 1, False, data)}, 5 if quick else 100, 5)
+    return 1000 * timing["torch"].median
+
+
+def bench_suite(full: bool, data, quick: bool, out, outputs: Path = Path("outputs")) -> dict:
+    """Wall time of every experiment's runs in ``outputs/`` (``<name>_fast``, or ``<name>``
+    with ``full``) and their sum, the time ``make figures`` takes to run them one after
+    another, with this machine's reference step time now and the sum scaled to a 1.4 ms one."""
+    budget = "full" if full else "fast"
+    out(f"\n6. Suite: every experiment's {budget} run, from its run folders' summary.json")
+    ref = reference_step_ms(data, quick)
+    total, missing = 0.0, []
+    for name in experiment_names():
+        folder = outputs / (name if full else f"{name}_fast")
+        seconds, runs = experiment_wall_time(folder)
+        if seconds is None:
+            missing.append(name)
+            why = "no runs" if runs == 0 else "not timed (unfinished, or made before bnlab timed)"
+            out(f"   {name:20s} {why}")
+            continue
+        total += seconds
+        out(f"   {name:20s} {seconds:7.1f} s  ({runs} runs)")
+    scaled = total * REFERENCE_STEP_MS / ref
+    out(
+        f"   all {total:.0f} s{' (missing: ' + ', '.join(missing) + ')' if missing else ''}; "
+        f"reference step (nn.BatchNorm1d, eager) now {ref:.2f} ms: at {REFERENCE_STEP_MS} ms "
+        f"about {scaled:.0f} s"
+    )
+    key = f"suite_{budget}_seconds"
+    return {
+        key: "missing" if missing else total,
+        f"{key}_at_ref": "missing" if missing else scaled,
+        "reference_step_ms": ref,
+    }
+
+
+REFERENCE_STEP_MS = 1.4  # issue 17's reading point for the suite targets
+
+
 # ----------------------------------------------------------------------------- main
 
 
@@ -352,7 +417,10 @@ def main(argv: Optional[list[str]] = None) -> int:
         "--skip",
         nargs="*",
         default=[],
-        choices=["layer", "norms", "step", "replicas", "fig1", "gpu"],
+        choices=["layer", "norms", "step", "replicas", "fig1", "gpu", "suite"],
+    )
+    parser.add_argument(
+        "--full", action="store_true", help="suite: the full-budget runs, not the fast ones"
     )
     args = parser.parse_args(argv)
 
@@ -398,6 +466,8 @@ def main(argv: Optional[list[str]] = None) -> int:
             results["fig1_steps"] = steps
     if "gpu" not in args.skip:
         results.update(bench_gpu(args.quick, out))
+    if "suite" not in args.skip:
+        results.update(bench_suite(args.full, data, args.quick, out))
     out("bench: " + " ".join(f"{k}={_fmt(v)}" for k, v in results.items()))
     return 0
 

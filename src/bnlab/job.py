@@ -40,6 +40,7 @@ from bnlab.checkpoint import (
 )
 from bnlab.config import Config, config_dict
 from bnlab.evaluation import EVAL_MODE_NOTE
+from bnlab.process import process_started_at
 from bnlab.provenance import code_state, describe, run_environment
 from bnlab.runfolder import FolderLock, clear_partial, finished_summary, refuse_other_config
 from bnlab.runs import LossWindow, Runs
@@ -121,6 +122,8 @@ class Job:
         self._started = time.perf_counter()
         self.runs.open(
             self.step,
+            started_at=round(time.time(), 3),  # wall-clock times: for bnlab.bench's suite
+            process_started_at=process_started_at(),
             steps_total=total_steps,
             resumes=self.resumes,
             metric_modes=EVAL_MODE_NOTE,
@@ -227,6 +230,7 @@ class Job:
             wall_time_s=round(wall, 3),
             steps_per_second=round(self.step / wall, 2) if wall > 0 else None,
             model_steps_per_second=round(self.step * k / wall, 2) if wall > 0 else None,
+            finished_at=round(time.time(), 3),
             **cost,
         )
 
