@@ -120,7 +120,7 @@ def test_bench_quick_prints_every_comparison_and_the_machine_line():
         assert float(values[key]) > 0, (key, last)
     assert values["fig1_steps"] == "500"
     assert "6. Suite" in proc.stdout and float(values["reference_step_ms"]) > 0
-    assert "suite_fast_seconds" in values
+    assert "suite_fast_seconds" in values and "suite_missing" in values
     jobs = [line for line in lines if "s in the trainer" in line]  # from each job's summary
     assert len(jobs) == 2 and all("evaluation" in line for line in jobs)
 
