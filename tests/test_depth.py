@@ -54,6 +54,27 @@ def test_growth_factor_recovers_a_known_geometric_sequence():
     torch.testing.assert_close(growth_factor(norms), torch.tensor([1.3, 0.8]))
 
 
+def test_growth_factor_fits_the_layers_it_is_given():
+    layers = torch.tensor([2.0, 3.0, 7.0, 9.0])  # some layers under- or overflowed: left out
+    norms = 1.4 ** -layers[:, None]
+    torch.testing.assert_close(growth_factor(norms, layers), torch.tensor([1.4], dtype=norms.dtype))
+
+
+def test_gradient_norms_whose_squares_overflow_float32_stay_finite():
+    """An exploding gradient: entries near 1e25 are float32 numbers, their squares are not."""
+    cfg = make_config("norm=none", "model.depth=2", "model.width=8", "model.activation=relu", HE)
+    model = build_model(cfg, (16,), 3, seeds=[0])
+    x, y = torch.randn(4, 16) * 1e25, torch.tensor([0, 1, 2, 0])
+    norms = gradient_norms(model, x, y)
+    first = norms["layer1"]
+    assert torch.isfinite(first).all() and first.item() > 1e20
+    model.zero_grad()
+    replica_losses(model, x.unsqueeze(0), y.unsqueeze(0)).sum().backward()
+    weight = model.blocks[0][0].weight.grad
+    assert torch.isinf((weight**2).sum())  # summed in float32, the norm would be infinite
+    torch.testing.assert_close(first, torch.linalg.vector_norm(weight.double()).reshape(1))
+
+
 def test_depth_and_width_build_the_hidden_layers():
     cfg = make_config("model.depth=5", "model.width=32")
     model = build_model(cfg, (784,), 10, seeds=[0])
@@ -131,7 +152,7 @@ def test_growth_at_init_from_run_folders_is_the_growth_of_the_model_at_init(
     model = build_model(cfg, data.input_shape, data.num_classes, seeds=[0, 1])
     idx = BatchOrder(len(data.x_train), 60, [0, 1], torch.device("cpu"), data.y_train).indices(1)
     norms = gradient_norms(model, gather(data.x_train, idx), gather(data.y_train, idx))
-    expected = growth_factor(torch.stack([norms[f"layer{i}"] for i in range(2, 9)]))
+    expected = growth_factor(torch.stack([norms[f"layer{i}"] for i in range(2, 9)])).float()
     for lr in (0.1, 1e30):
         torch.testing.assert_close(
             torch.tensor([growth[(lr, 0)], growth[(lr, 1)]], dtype=torch.float32),
@@ -151,7 +172,7 @@ def test_growth_at_init_from_run_folders_is_the_growth_of_the_model_at_init(
     all_norms = torch.stack([norms[f"layer{i}"] for i in range(1, 10)])  # input .. head
     torch.testing.assert_close(
         torch.tensor(at0["range"].to_numpy(), dtype=torch.float32),
-        all_norms.max(0).values / all_norms.min(0).values,
+        (all_norms.max(0).values / all_norms.min(0).values).float(),
         rtol=1e-4,
         atol=0,
     )

@@ -6,7 +6,8 @@ the input layer (784 -> width), layers 2 .. L the hidden-to-hidden layers of an 
 layer L + 1 the head. From those:
 
 * the growth factor at initialization, per run: exp(-slope) of the least-squares line through
-  log ||dL/dW_i|| over the hidden-to-hidden layers i = 2 .. L (:func:`bnlab.probes.growth_factor`),
+  log ||dL/dW_i|| over the hidden-to-hidden layers i = 2 .. L (:func:`bnlab.probes.growth_factor`;
+  a norm that under- or overflowed float32, 0 or infinite, is left out of the fit),
   so 1.21 means the norm grows by 21% per layer from the last layer to the first; Yang et al.
   (2019) predict sqrt(pi / (pi - 1)) = 1.21 for a wide ReLU network with BN and a large batch;
 * the dynamic range at each recorded step: max_i ||dL/dW_i|| / min_i ||dL/dW_i|| over all layers;
@@ -52,13 +53,17 @@ def growth_at_init(df: pd.DataFrame) -> pd.DataFrame:
     """One row per run: its config and ``growth``, the per-layer growth factor of the gradient
     norm at step 0 over layers 2 .. L (NaN for fewer than 2 such layers)."""
     norms = layer_norms(df[df["step"] == 0])
+    norms = norms[np.isfinite(norms["value"]) & (norms["value"] > 0)]  # under/overflowed: out
     runs = with_variant(final_table(df, "val", "accuracy")).set_index("run")
     growth = {}
     for run, rows in norms.groupby("run"):
         depth = int(runs.loc[run, "model.depth"])
         hidden = rows[(rows["layer"] >= 2) & (rows["layer"] <= depth)].sort_values("layer")
+        layers = torch.tensor(hidden["layer"].to_numpy(), dtype=torch.float64)
         values = torch.tensor(hidden["value"].to_numpy(), dtype=torch.float64)
-        growth[run] = float(growth_factor(values[:, None])[0]) if len(values) >= 2 else np.nan
+        growth[run] = (
+            float(growth_factor(values[:, None], layers)[0]) if len(values) >= 2 else np.nan
+        )
     return runs.join(pd.Series(growth, name="growth")).reset_index()
 
 

@@ -184,10 +184,13 @@ class Probes:
     @torch.no_grad()
     def grad_norms(self, x: Tensor, y: Tensor) -> dict[str, Tensor]:
         """``layer<i>``: ||dL/dW_i||, (K,), for every layer on the batch (x, y), on copies of
-        the buffers and with the random generator as it was (the run is untouched)."""
+        the buffers and with the random generator as it was (the run is untouched). Summed in
+        float64: an exploding gradient's squares overflow float32 long before its entries."""
         with same_randomness(x.device) as reset:
             _, grads = self._loss_and_grad(x, y, reset)(self._weights())
-        return {f"layer{i}": _norm([grads[w]], self.k) for i, w in enumerate(self.weights, 1)}
+        return {
+            f"layer{i}": _norm([grads[w].double()], self.k) for i, w in enumerate(self.weights, 1)
+        }
 
     @torch.no_grad()
     def __call__(self, x: Tensor, y: Tensor, lr: float) -> dict[str, Tensor]:
@@ -209,14 +212,16 @@ def gradient_norms(model: nn.Module, x: Tensor, y: Tensor) -> dict[str, Tensor]:
     return Probes(model).grad_norms(x, y)
 
 
-def growth_factor(norms: Tensor) -> Tensor:
+def growth_factor(norms: Tensor, layers: Tensor | None = None) -> Tensor:
     """The per-layer growth of gradient norms from the last hidden layer to the first: exp of
     minus the least-squares slope of log ||dL/dW_i|| over i. ``norms``: (layers, K) for layers
     2..L (the input layer and the head have other fan-ins and are left out by the caller);
     returns (K,). 1 means flat; Yang et al. predict sqrt(pi / (pi - 1)) = 1.21 for a wide
-    ReLU network with BN at initialization."""
+    ReLU network with BN at initialization. ``layers``: the rows' layer indices, when some
+    layers are missing (default: consecutive)."""
     logs = norms.log()
-    i = torch.arange(len(logs), dtype=logs.dtype, device=logs.device)
+    i = torch.arange(len(logs), dtype=logs.dtype, device=logs.device) if layers is None else layers
+    i = i.to(logs)
     i = i - i.mean()
     slope = (i[:, None] * (logs - logs.mean(0))).sum(0) / (i**2).sum()
     return torch.exp(-slope)
