@@ -4,11 +4,11 @@ MLPs of width 100 and depth 2 to 64, sigmoid (top row) and ReLU (bottom row), wi
 BN, each without and with skip connections. (a) the gradient norm of every layer's weights at
 initialization in the deepest network (layer 1 is the input layer), geometric mean over seeds,
 with Yang et al.'s 1.21 per layer for ReLU + BN; (b) the per-layer growth factor fitted to the
-hidden layers, against depth (mean and std over seeds); (c) the final validation accuracy at
-the best learning rate of the grid, against depth (mean and std over seeds; the best rate
-printed by each point); (d) the gradient norms' dynamic range (max / min over layers) in the
-deepest network over the first steps, at each variant's best rate. From the depth experiment
-(run first if missing).
+hidden-to-hidden layers, against depth (mean and std over seeds); (c) the final validation
+accuracy at the best learning rate of the grid, against depth (mean and std over seeds; the
+best rate printed by each point); (d) the gradient norms' dynamic range (max / min over layers)
+in the deepest network over the first steps, at each variant's best rate. From the depth
+experiment (run first if missing).
 """
 
 import matplotlib.pyplot as plt

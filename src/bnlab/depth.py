@@ -81,7 +81,9 @@ def dynamic_range(df: pd.DataFrame) -> pd.DataFrame:
 def best_rates(df: pd.DataFrame, split: str = "val", metric: str = "accuracy") -> pd.DataFrame:
     """One row per cell (:data:`CELL`): the best rate of the grid (``optimizer.lr``), the mean
     and std over seeds of the final ``split/metric`` at that rate (a diverged seed counted at
-    :data:`CHANCE`), the number of seeds and how many of them diverged."""
+    :data:`CHANCE`), the number of seeds and how many of them diverged, and
+    ``all_diverged``: every run of the cell, at every rate, diverged (the "best" rate is then
+    only the first of a tie)."""
     table = with_variant(final_table(df, split, metric))
     table["value"] = table["value"].where(table["status"] != "diverged", CHANCE)
     table["diverged"] = table["status"] == "diverged"
@@ -96,7 +98,8 @@ def best_rates(df: pd.DataFrame, split: str = "val", metric: str = "accuracy") -
         .reset_index()
     )
     best = per_rate.loc[per_rate.groupby(CELL)["mean"].idxmax()]
-    return best.sort_values(CELL).reset_index(drop=True)
+    every = table.groupby(CELL)["diverged"].all().rename("all_diverged").reset_index()
+    return best.merge(every, on=CELL).sort_values(CELL).reset_index(drop=True)
 
 
 def deepest_trained(best: pd.DataFrame, threshold: float) -> pd.DataFrame:

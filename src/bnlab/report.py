@@ -143,9 +143,14 @@ def depth_table(df: pd.DataFrame) -> str:
     growth = depth.growth_at_init(df).drop_duplicates([*depth.CELL, "seed"])
     depths = sorted(best["model.depth"].astype(int).unique())
     rows = []
-    for (activation, name), cells in best.groupby(["model.activation", "variant"]):
+    for activation, name in [
+        (a, v[0]) for a in ("sigmoid", "relu") for v in depth.VARIANTS.values()
+    ]:  # the figure's order: sigmoid above ReLU
+        cells = best[(best["model.activation"] == activation) & (best["variant"] == name)]
+        if cells.empty:
+            continue
         g = growth[(growth["model.activation"] == activation) & (growth["variant"] == name)]
-        row = [activation, name]
+        row = [{"relu": "ReLU"}.get(activation, activation), name]
         for d in depths:
             c = cells[cells["model.depth"] == d]
             if c.empty:
@@ -153,10 +158,12 @@ def depth_table(df: pd.DataFrame) -> str:
                 continue
             c = c.iloc[0]
             gd = g[g["model.depth"] == d]["growth"].dropna()
-            acc = f"{c['mean']:.3f} +/- {c['std']:.3f} @{c['optimizer.lr']:g}"
-            if c["diverged"]:
-                acc += f" ({int(c['diverged'])} diverged)"
-            row.append(acc + (f"; x{gd.mean():.3f} +/- {gd.std():.3f}" if len(gd) else ""))
+            acc = f"{c['mean']:.3f} +/- {c['std']:.3f} @lr={c['optimizer.lr']:g}"
+            if c["all_diverged"]:
+                acc = "every run diverged"
+            elif c["diverged"]:
+                acc += f" ({int(c['diverged'])} of {int(c['seeds'])} diverged)"
+            row.append(acc + (f"; growth x{gd.mean():.3f} +/- {gd.std():.3f}" if len(gd) else ""))
         rows.append(row)
     return markdown(["activation", "variant", *(f"depth {d}" for d in depths)], rows)
 
@@ -454,8 +461,10 @@ def claim_growth_at_init(dfs):
     small = growth[(growth["norm.kind"] == "bn")].groupby("trainer.batch_size")["growth"].mean()
     text = (
         f"ReLU + BN, depth 32, growth per layer at batch >= 256: {g.mean():.3f} +/- {g.std():.3f}"
-        f" ({', '.join(f'{b}: {v:.3f}' for b, v in by_size.items())}); at batch "
-        f"{int(small.index[0])}: {small.iloc[0]:.3f} (theory {depth.THEORY_RELU_BN:.3f})"
+        f" (mean +/- std over its {len(g)} runs; "
+        f"{', '.join(f'{b}: {v:.3f}' for b, v in by_size.items())});"
+        f" at batch {int(small.index[0])}: {small.iloc[0]:.3f} (large-batch theory "
+        f"{depth.THEORY_RELU_BN:.3f})"
     )
     ok = abs(g.mean() - depth.THEORY_RELU_BN) <= max(0.03, 2 * g.std())
     return text, CONFIRMED if ok else CONTRADICTED
@@ -482,9 +491,9 @@ def claim_range_shrinks(dfs):
     later = spread[spread.index > 0]
     step = int(later.index[min(3, len(later) - 1)])
     text = (
-        f"ReLU + BN, depth {deepest}, best rate: gradient norms' max/min over layers "
-        f"{spread.iloc[0]:,.0f} at step 0, {later.iloc[0]:,.1f} at step {int(later.index[0])}, "
-        f"{spread[step]:,.1f} at step {step}"
+        f"ReLU + BN, depth {deepest}, best rate: gradient norms' max/min over layers (geometric "
+        f"mean over seeds) {spread.iloc[0]:,.0f} at step 0, {later.iloc[0]:,.1f} at step "
+        f"{int(later.index[0])}, {spread[step]:,.1f} at step {step}"
     )
     return text, CONFIRMED if spread[step] * 10 <= spread.iloc[0] else CONTRADICTED
 
@@ -506,7 +515,8 @@ def claim_bn_trains_deep(dfs):
     plain, bn = "no normalization", "BN"
     out, verdicts = [], []
     for activation in ("sigmoid", "relu"):
-        out.append(f"{activation}: " + _depth_words(deepest, activation, (bn, plain)))
+        label = {"relu": "ReLU"}.get(activation, activation)
+        out.append(f"{label}: " + _depth_words(deepest, activation, (bn, plain)))
         a, b = np.nan_to_num(deepest[(activation, bn)]), np.nan_to_num(deepest[(activation, plain)])
         verdicts.append(CONFIRMED if a > b else (CONTRADICTED if a < b else NOT_REPRODUCED))
     verdict = (
@@ -672,7 +682,7 @@ CLAIMS = [
         ("depth",),
         claim_range_shrinks,
         "depth.png",
-        "confirmed if max/min falls at least 10x by the 4th recorded step",
+        "confirmed if max/min falls at least 10x by the 4th recording after step 0 (step 100)",
     ),
     Claim(
         "BN makes deep networks trainable",
