@@ -57,6 +57,7 @@ def test_rate_spans_group_equal_neighbours():
         ("optimizer.lr_grid=[0.1,0.1]", "has a rate twice"),
         ("trainer.probe_every=10", "probe_every"),
         ("optimizer=momentum", "needs optimizer=sgd"),
+        ("optimizer.weight_decay=0.01", "needs optimizer=sgd with weight_decay=0"),
     ],
 )
 def test_a_grid_that_cannot_train_as_replicas_is_refused_by_name(override, message):
@@ -71,3 +72,14 @@ def test_a_bad_grid_on_the_command_line_is_one_line(tmp_path):
     assert proc.returncode != 0
     assert "optimizer.lr_grid every rate must be > 0" in proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+def test_a_grid_of_one_seed_puts_each_rate_in_its_own_folder(tmp_path, smoke_overrides, caplog):
+    run_job(make_config(*smoke_overrides, "optimizer.lr_grid=[0.1,0.5]"), tmp_path / "g")
+    for lr in (0.1, 0.5):
+        config = yaml.safe_load((tmp_path / "g" / f"lr={lr}" / "config.yaml").read_text())
+        assert config["optimizer"]["lr"] == lr and config["seed"] == 0
+    assert not (tmp_path / "g" / "lr=0.1" / "seed=0").exists()
+    caplog.set_level("INFO")
+    run_job(make_config(*smoke_overrides, "optimizer.lr_grid=[0.1,0.5]"), tmp_path / "g")
+    assert "lr=0.1: completed, lr=0.5: completed" in caplog.text  # finished: named by folder

@@ -9,6 +9,7 @@ import torch
 from conftest import ROOT, make_config, run_cli
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
+from bnlab.analysis import compare, load_runs
 from bnlab.data import DEBIAN_FASHION_MNIST
 from bnlab.errors import ConfigError
 from bnlab.train import run_job
@@ -341,6 +342,10 @@ def test_eval_splits_choose_the_held_out_splits_but_the_last_evaluation_has_both
             ~full.split.isin(["val", "test"] if not wanted else ["val"]) | (full.step == 120)
         ].reset_index(drop=True),
     )
+    # steps to a target accuracy cannot be read where validation waits for the end
+    reached = compare(load_runs(tmp_path / "some"), 0.5, by=[])["reached_target"].iloc[0]
+    assert reached == "not measured"
+    assert compare(load_runs(tmp_path / "all"), 0.5, by=[])["reached_target"].iloc[0] == "1/1"
     with pytest.raises(ConfigError, match="trainer.eval_splits may list val and test only"):
         make_config("trainer.eval_splits=[train]")
 

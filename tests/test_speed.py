@@ -159,3 +159,20 @@ def test_the_suite_time_of_an_experiment_spans_its_processes(tmp_path):
     assert runs == 2
     jobs = [json.loads(p.read_text()) for p in (tmp_path / "outputs").rglob("summary.json")]
     assert sum(j["wall_time_s"] for j in jobs) <= seconds <= elapsed + 1.0
+
+
+def test_the_suite_times_no_experiment_made_in_several_sittings(tmp_path):
+    """Runs reused from another day beside new ones: no one span times them."""
+    from bnlab.bench import SITTING_GAP_S, experiment_wall_time
+
+    def run(name, start, end):
+        folder = tmp_path / name
+        folder.mkdir()
+        summary = {"process_started_at": start, "started_at": start + 1, "finished_at": end}
+        (folder / "summary.json").write_text(json.dumps(summary))
+
+    run("a", 1000.0, 1010.0)
+    run("b", 1005.0, 1020.0)  # overlapping: one sitting of 20 s
+    assert experiment_wall_time(tmp_path) == (20.0, 2)
+    run("c", 1020.0 + SITTING_GAP_S + 1, 1100.0)
+    assert experiment_wall_time(tmp_path) == (None, 3)

@@ -156,7 +156,8 @@ def curves(
 
 def compare(df: pd.DataFrame, target: float, by: Optional[Sequence[str]] = None) -> pd.DataFrame:
     """Per variant: mean +/- std over seeds of final val loss/accuracy and test accuracy, and
-    the steps to reach ``target`` validation accuracy (mean over the seeds that reached it).
+    the steps to reach ``target`` validation accuracy (mean over the seeds that reached it;
+    NaN, "not measured", for runs whose ``trainer.eval_splits`` leave validation to the end).
 
     Diverged runs are counted (``diverged``) but left out of the means: their last recorded
     values come from before they diverged and are not final results.
@@ -170,6 +171,9 @@ def compare(df: pd.DataFrame, target: float, by: Optional[Sequence[str]] = None)
         "steps_to_target": steps_to_reach(df, target),
     }
     per_run = runs.join(pd.DataFrame(columns))
+    splits = per_run.get("trainer.eval_splits", pd.Series("['val']", index=per_run.index))
+    val_measured = splits.astype(str).str.contains("val")
+    per_run.loc[~val_measured, "steps_to_target"] = float("nan")
     groups = per_run.groupby(by, dropna=False, sort=True) if by else [((), per_run)]
     rows = []
     for key, group in groups:
@@ -184,7 +188,8 @@ def compare(df: pd.DataFrame, target: float, by: Optional[Sequence[str]] = None)
             row[f"{name}_mean"] = values.mean()
             row[f"{name}_std"] = values.std(ddof=1) if values.notna().sum() > 1 else float("nan")
         reached = healthy["steps_to_target"].dropna()
-        row["reached_target"] = f"{len(reached)}/{len(group)}"
+        measured = val_measured[group.index].all()
+        row["reached_target"] = f"{len(reached)}/{len(group)}" if measured else "not measured"
         row["steps_to_target_mean"] = reached.mean() if len(reached) else float("nan")
         row["code"] = ", ".join(sorted(set(group["code"])))
         rows.append(row)

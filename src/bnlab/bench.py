@@ -348,22 +348,43 @@ def experiment_names(conf: Path = Path("conf/experiment")) -> list[str]:
     return sorted(p.stem for p in conf.glob("*.yaml") if (conf / f"{p.stem}_fast.yaml").exists())
 
 
+SITTING_GAP_S = 30.0  # idle seconds between runs that mark another invocation
+
+
 def experiment_wall_time(folder: Path) -> tuple[Optional[float], int]:
     """(seconds, runs) of the experiment whose runs are under ``folder``: from the start of the
     first process that trained one of them to the end of the last (``process_started_at``,
     else ``started_at``, and ``finished_at`` in their summary.json). None when a run is
-    unfinished or older than those fields."""
+    unfinished, older than those fields, resumed, or when the runs were made in several
+    sittings (an idle gap of more than SITTING_GAP_S between them): no one span times those."""
     summaries = [json.loads(p.read_text()) for p in folder.rglob("summary.json")]
-    starts = [s.get("process_started_at") or s.get("started_at") for s in summaries]
-    ends = [s.get("finished_at") for s in summaries]
-    if not summaries or None in starts or None in ends:
+    spans = [
+        (s.get("process_started_at") or s.get("started_at"), s.get("finished_at"))
+        for s in summaries
+    ]
+    if not summaries or any(None in span for span in spans):
         return None, len(summaries)
-    return max(ends) - min(starts), len(summaries)
+    if any(s.get("resumes") for s in summaries):
+        return None, len(summaries)
+    spans.sort()
+    end = spans[0][1]
+    for start, finish in spans[1:]:
+        if start > end + SITTING_GAP_S:
+            return None, len(summaries)
+        end = max(end, finish)
+    return end - spans[0][0], len(summaries)
 
 
 def reference_step_ms(data, quick: bool) -> float:
-    """The eager nn.BatchNorm1d training step of the paper's MLP (section 2's reference), ms."""
-    timing = interleaved({"torch": step_contender("torch", 1, False, data)}, 5 if quick else 100, 5)
+    """The eager nn.BatchNorm1d training step of the paper's MLP (section 2's reference), ms,
+    on one thread: how the suite's jobs run (two one-thread jobs at a time)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        contender = step_contender("torch", 1, False, data)
+        timing = interleaved({"torch": contender}, 5 if quick else 100, 5)
+    finally:
+        torch.set_num_threads(threads)
     return 1000 * timing["torch"].median
 
 
@@ -375,6 +396,9 @@ def bench_suite(full: bool, data, quick: bool, out, outputs: Path = Path("output
     ``suite_missing`` and left out of the sum."""
     budget = "full" if full else "fast"
     out(f"\n6. Suite: every experiment's {budget} run, from its run folders' summary.json")
+    if not Path("conf/experiment").is_dir():
+        out("   skipped: run from bnlab's folder (where conf/ and outputs/ are)")
+        return {f"suite_{budget}_seconds": "missing"}
     ref = reference_step_ms(data, quick)
     total, missing = 0.0, []
     for name in experiment_names():
@@ -382,7 +406,11 @@ def bench_suite(full: bool, data, quick: bool, out, outputs: Path = Path("output
         seconds, runs = experiment_wall_time(folder)
         if seconds is None:
             missing.append(name)
-            why = "no runs" if runs == 0 else "not timed (unfinished, or made before bnlab timed)"
+            why = (
+                "no runs"
+                if runs == 0
+                else "not timed (unfinished, resumed, made in several sittings, or untimed)"
+            )
             out(f"   {name:20s} {why}")
             continue
         total += seconds
@@ -394,9 +422,10 @@ def bench_suite(full: bool, data, quick: bool, out, outputs: Path = Path("output
         f"about {scaled:.0f} s"
     )
     key = f"suite_{budget}_seconds"
+    found = len(missing) < len(experiment_names())
     return {
-        key: total if len(missing) < len(experiment_names()) else "missing",
-        f"{key}_at_ref": scaled,
+        key: total if found else "missing",
+        f"{key}_at_ref": scaled if found else "missing",
         "reference_step_ms": ref,
         "suite_missing": ",".join(missing) or "none",
     }

@@ -11,7 +11,8 @@ the end, all under ``torch.no_grad()``.
 * with ``trainer.eval_train`` > 0: ``train/loss_evalmode`` and ``train/accuracy`` on that many
   training examples;
 * with ``trainer.eval_trainmode``: ``val/loss_trainmode`` and ``val/accuracy_trainmode``, BN
-  normalizing each validation batch (of the training batch size) by its own statistics.
+  normalizing each validation batch (of the training batch size) by its own statistics
+  (whenever val is measured).
 """
 
 from __future__ import annotations
@@ -113,7 +114,7 @@ def evaluation_metrics(
         x, y = data.x_train[: t.eval_train], data.y_train[: t.eval_train]
         loss, accuracy = evaluate(model, x, y, t.eval_batch_size)
         metrics["train/loss_evalmode"], metrics["train/accuracy"] = loss, accuracy
-    if t.eval_trainmode and bn_layers:
+    if t.eval_trainmode and bn_layers and (last or "val" in t.eval_splits):
         with batch_statistics(model):
             loss, accuracy = evaluate(model, data.x_val, data.y_val, t.batch_size)
         metrics["val/loss_trainmode"], metrics["val/accuracy_trainmode"] = loss, accuracy

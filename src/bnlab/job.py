@@ -245,7 +245,7 @@ def earlier_results(job: Job) -> Optional[dict[str, Any]]:
     if all(done) and not rerun:
         job.finished = done
         _warn_if_other_code(job.dir, done)
-        states = ", ".join(f"seed {s['seed']}: {s['status']}" for s in done)
+        states = ", ".join(f"{r.label}: {s['status']}" for r, s in zip(runs, done))
         log.info("%s: already finished with this config (%s); nothing to train", job.dir, states)
         return None
     saved = None if rerun else load_checkpoint(job.dir)

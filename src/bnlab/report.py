@@ -178,7 +178,7 @@ def depth_init_table(df: pd.DataFrame) -> str:
         for kind in ("none", "bn"):
             g = here[here["norm.kind"] == kind]["growth"].dropna()
             cells.append(f"{g.mean():.3f} +/- {g.std():.3f}" if len(g) else "-")
-        rows.append([size, len(here) // 2, *cells])
+        rows.append([size, here["seed"].nunique(), *cells])
     return markdown(["batch size", "seeds", "no normalization", "BN"], rows)
 
 
@@ -458,9 +458,12 @@ def claim_growth_at_init(dfs):
     bn = growth[(growth["norm.kind"] == "bn") & (growth["trainer.batch_size"] >= 256)]
     by_size = bn.groupby("trainer.batch_size")["growth"].mean()
     g = bn["growth"].dropna()
+    if g.empty:
+        raise ValueError("no BN run at batch >= 256")
     small = growth[(growth["norm.kind"] == "bn")].groupby("trainer.batch_size")["growth"].mean()
     text = (
-        f"ReLU + BN, depth 32, growth per layer at batch >= 256: {g.mean():.3f} +/- {g.std():.3f}"
+        f"ReLU + BN, depth {int(bn['model.depth'].iloc[0])}, growth per layer at batch >= 256: "
+        f"{g.mean():.3f} +/- {g.std():.3f}"
         f" (mean +/- std over its {len(g)} runs; "
         f"{', '.join(f'{b}: {v:.3f}' for b, v in by_size.items())});"
         f" at batch {int(small.index[0])}: {small.iloc[0]:.3f} (large-batch theory "
@@ -483,13 +486,15 @@ def _relu_bn_spread(dfs):
         model__depth=deepest,
         optimizer__lr=float(lr["optimizer.lr"].iloc[0]),
     )
-    return deepest, spread.groupby("step")["range"].apply(lambda v: np.exp(np.log(v).mean()))
+    return deepest, spread.groupby("step")["range"].apply(lambda v: np.exp(np.nanmean(np.log(v))))
 
 
 def claim_range_shrinks(dfs):
     deepest, spread = _relu_bn_spread(dfs)
     later = spread[spread.index > 0]
-    step = int(later.index[min(3, len(later) - 1)])
+    if len(later) < 4:
+        raise ValueError("fewer than 4 gradient-norm recordings after step 0")
+    step = int(later.index[3])
     text = (
         f"ReLU + BN, depth {deepest}, best rate: gradient norms' max/min over layers (geometric "
         f"mean over seeds) {spread.iloc[0]:,.0f} at step 0, {later.iloc[0]:,.1f} at step "

@@ -198,8 +198,19 @@ class Runs:
         return [run.recorder.summary for run in self.runs]
 
     def describe(self, metric: str) -> str:
-        """``metric``'s last value over the running runs: one value, or mean +/- std (n)."""
-        values = [r.last[metric] for r in self.live() if metric in r.last]
+        """``metric``'s last value over the running runs: one value, or mean +/- std (n); with
+        a rate grid, that per rate (``lr=0.1: ...``)."""
+        if len(set(self.lrs)) > 1:
+            rates = dict.fromkeys(self.lrs)
+            return "; ".join(f"lr={lr:g}: {self._describe(metric, lr)}" for lr in rates)
+        return self._describe(metric)
+
+    def _describe(self, metric: str, lr: Optional[float] = None) -> str:
+        values = [
+            r.last[metric]
+            for r, rate in zip(self.runs, self.lrs)
+            if r.status == "running" and (lr is None or rate == lr) and metric in r.last
+        ]
         if not values:
             return "-"
         if len(values) == 1:

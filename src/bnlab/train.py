@@ -122,8 +122,7 @@ def progress_bar(job: Job):
     """A tqdm bar over the job's steps (off with trainer.progress=false or no terminal)."""
     from tqdm import tqdm
 
-    runs = job.runs.runs
-    desc = runs[0].folder.name if len(runs) == 1 else runs[0].folder.parent.name
+    desc = job.runs.name
     enabled = job.cfg.trainer.progress
     return tqdm(
         total=job.total_steps,
