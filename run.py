@@ -27,7 +27,7 @@ def main(cfg: DictConfig) -> None:
     from bnlab.job import RunInterrupted
     from bnlab.process import threads_per_job
     from bnlab.runfolder import RunFolderBusy, discard_if_unused, record_refusal
-    from bnlab.runs import run_dirs
+    from bnlab.runs import run_layout
     from bnlab.train import run_job
 
     hydra_cfg = HydraConfig.get()
@@ -55,12 +55,12 @@ def main(cfg: DictConfig) -> None:
         print(f"bnlab: interrupted: {exc}", file=sys.stderr, flush=True)
         _hand_on(exc.signum)
         sys.exit(128 + exc.signum)
-    for folder, summary in zip(run_dirs(config, job_dir), summaries):
+    for (_, folder, label), summary in zip(run_layout(config, job_dir), summaries):
         final = summary.get("final", {})
         log.info(
             "[%s] %s: %s at step %s, val/accuracy %.4f, test/accuracy %.4f -> %s",
             job_dir.name,
-            folder.relative_to(job_dir) if folder != job_dir else f"seed {summary['seed']}",
+            label,
             summary["status"],
             summary.get("diverged_step") or summary["step"],
             final.get("val/accuracy", float("nan")),

@@ -21,6 +21,7 @@ from bnlab.depth import (
     VARIANTS,
     best_rates,
     dynamic_range,
+    geometric_mean,
     growth_at_init,
     layer_norms,
     with_variant,
@@ -53,7 +54,7 @@ def draw(df, out):
             if mine.empty:
                 continue
             at_init = layer_norms(mine[(mine["model.depth"] == deepest) & (mine["step"] == 0)])
-            norms = at_init.groupby("layer")["value"].apply(lambda v: np.exp(np.log(v).mean()))
+            norms = at_init.groupby("layer")["value"].apply(geometric_mean)
             row[0].plot(norms.index, norms.to_numpy(), "o-", ms=2.5, color=colour, label=label)
             g = growth[(growth["model.activation"] == activation) & (growth["variant"] == label)]
             g = g.dropna(subset=["growth"]).groupby("model.depth")["growth"].agg(["mean", "std"])
@@ -86,7 +87,7 @@ def draw(df, out):
             ]
             if not lr.empty:
                 s = s[np.isclose(s["optimizer.lr"], float(lr.iloc[0]))]
-                s = s.groupby("step")["range"].apply(lambda v: np.exp(np.log(v).mean()))
+                s = s.groupby("step")["range"].apply(geometric_mean)
                 row[3].plot(s.index, s.to_numpy(), "o-", ms=2.5, color=colour, label=label)
         if activation == "relu":
             bn = here[
@@ -96,7 +97,7 @@ def draw(df, out):
             last = last[last["layer"] == deepest]["value"]
             if not last.empty:
                 layers = np.arange(2, deepest + 1)
-                anchor = np.exp(np.log(last).mean())
+                anchor = geometric_mean(last)
                 row[0].plot(
                     layers,
                     anchor * THEORY_RELU_BN ** (deepest - layers),

@@ -9,9 +9,8 @@ every layer at three batch sizes (geometric mean over seeds). From the depth_ini
 """
 
 import matplotlib.pyplot as plt
-import numpy as np
 
-from bnlab.depth import THEORY_RELU_BN, growth_at_init, layer_norms
+from bnlab.depth import THEORY_RELU_BN, geometric_mean, growth_at_init, layer_norms
 from bnlab.figures import NORMS, figure_script, log2_axis, save
 
 
@@ -28,7 +27,7 @@ def draw(df, out):
         mine = df[(df["norm.kind"] == kind) & (df["step"] == 0)]
         for size, style in zip(shown, (":", "--", "-")):
             norms = layer_norms(mine[mine["trainer.batch_size"] == size])
-            norms = norms.groupby("layer")["value"].apply(lambda v: np.exp(np.log(v).mean()))
+            norms = norms.groupby("layer")["value"].apply(geometric_mean)
             ax2.plot(
                 norms.index, norms.to_numpy(), style, color=colour, label=f"{label}, batch {size}"
             )

@@ -400,8 +400,8 @@ def bench_suite(full: bool, data, quick: bool, out, outputs: Path = Path("output
         out("   skipped: run from bnlab's folder (where conf/ and outputs/ are)")
         return {f"suite_{budget}_seconds": "missing"}
     ref = reference_step_ms(data, quick)
-    total, missing = 0.0, []
-    for name in experiment_names():
+    total, missing, names = 0.0, [], experiment_names()
+    for name in names:
         folder = outputs / (name if full else f"{name}_fast")
         seconds, runs = experiment_wall_time(folder)
         if seconds is None:
@@ -422,7 +422,7 @@ def bench_suite(full: bool, data, quick: bool, out, outputs: Path = Path("output
         f"about {scaled:.0f} s"
     )
     key = f"suite_{budget}_seconds"
-    found = len(missing) < len(experiment_names())
+    found = len(missing) < len(names)
     return {
         key: total if found else "missing",
         f"{key}_at_ref": scaled if found else "missing",

@@ -23,7 +23,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from bnlab.analysis import final_table
+from bnlab.analysis import final_table, runs_table
 from bnlab.probes import growth_factor
 
 THEORY_RELU_BN = math.sqrt(math.pi / (math.pi - 1))  # Yang et al.'s per-layer gradient growth
@@ -35,6 +35,15 @@ VARIANTS = {  # (norm.kind, model.residual) -> (label, colour)
     ("bn", True): ("BN + skips", "tab:orange"),
 }
 CELL = ["model.activation", "variant", "model.depth"]  # one cell of the depth sweep
+
+
+def geometric_mean(values) -> float:
+    """exp(mean(log v)), NaNs left out: the mean of a quantity that spans decades (gradient
+    norms, their dynamic range) over seeds."""
+    with np.errstate(divide="ignore"):  # a norm that underflowed to 0: log 0 = -inf, mean 0
+        logs = np.log(np.asarray(values, dtype=float))
+    logs = logs[~np.isnan(logs)]
+    return float(np.exp(logs.mean())) if len(logs) else np.nan
 
 
 def with_variant(df: pd.DataFrame) -> pd.DataFrame:
@@ -54,7 +63,7 @@ def growth_at_init(df: pd.DataFrame) -> pd.DataFrame:
     norm at step 0 over layers 2 .. L (NaN for fewer than 2 such layers)."""
     norms = layer_norms(df[df["step"] == 0])
     norms = norms[np.isfinite(norms["value"]) & (norms["value"] > 0)]  # under/overflowed: out
-    runs = with_variant(final_table(df, "val", "accuracy")).set_index("run")
+    runs = with_variant(runs_table(df)).set_index("run")
     growth = {}
     for run, rows in norms.groupby("run"):
         depth = int(runs.loc[run, "model.depth"])

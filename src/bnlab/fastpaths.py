@@ -72,8 +72,8 @@ def replica_sgd_step(params: list[nn.Parameter], spans: list[tuple[float, int, i
     """Plain SGD with a rate per replica; ``spans``: (rate, first, end) replica ranges. Every
     parameter's first dimension is replica-major (K, ...) or (K * n, ...)."""
     k = spans[-1][2]
+    rows = [(p, p.shape[0] // k) for p in params if p.grad is not None]
     for lr, first, end in spans:
-        rows = [(p, p.shape[0] // k) for p in params if p.grad is not None]
         torch._foreach_add_(
             [p[first * n : end * n] for p, n in rows],
             [p.grad[first * n : end * n] for p, n in rows],

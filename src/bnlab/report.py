@@ -150,7 +150,7 @@ def depth_table(df: pd.DataFrame) -> str:
         if cells.empty:
             continue
         g = growth[(growth["model.activation"] == activation) & (growth["variant"] == name)]
-        row = [{"relu": "ReLU"}.get(activation, activation), name]
+        row = [activation_name(activation), name]
         for d in depths:
             c = cells[cells["model.depth"] == d]
             if c.empty:
@@ -261,6 +261,23 @@ def compare(a: tuple[float, float], b: tuple[float, float], higher_is: str) -> s
     if abs(a[0] - b[0]) <= spread:
         return NOT_REPRODUCED
     return CONFIRMED if (a[0] > b[0]) == (higher_is == "confirms") else CONTRADICTED
+
+
+def deeper(a: float, b: float) -> str:
+    """The verdict that ``a`` (NaN: 0) trains deeper than ``b``."""
+    a, b = np.nan_to_num(a), np.nan_to_num(b)
+    return CONFIRMED if a > b else (CONTRADICTED if a < b else NOT_REPRODUCED)
+
+
+def combined(names: Sequence[str], verdicts: Sequence[str]) -> str:
+    """One verdict when every case agrees, else ``mixed: <case> <verdict>, ...``."""
+    if len(set(verdicts)) == 1:
+        return verdicts[0]
+    return "mixed: " + ", ".join(f"{n} {v}" for n, v in zip(names, verdicts))
+
+
+def activation_name(activation: str) -> str:
+    return {"relu": "ReLU"}.get(activation, activation)
 
 
 def pm(value: tuple[float, float], digits: int = 3) -> str:
@@ -379,11 +396,7 @@ def claim_smoother(dfs):
         )
         out.append(f"{model.upper()} beta-smoothness (late) BN {bn[0]:.2f}, no BN {none[0]:.2f}")
         verdicts.append(compare(none, bn, "confirms"))
-    verdict = (
-        verdicts[0]
-        if len(set(verdicts)) == 1
-        else "mixed: " + ", ".join(f"{m} {v}" for m, v in zip(("MLP", "CNN"), verdicts))
-    )
+    verdict = combined(("MLP", "CNN"), verdicts)
     return "; ".join(out), verdict
 
 
@@ -486,7 +499,7 @@ def _relu_bn_spread(dfs):
         model__depth=deepest,
         optimizer__lr=float(lr["optimizer.lr"].iloc[0]),
     )
-    return deepest, spread.groupby("step")["range"].apply(lambda v: np.exp(np.nanmean(np.log(v))))
+    return deepest, spread.groupby("step")["range"].apply(depth.geometric_mean)
 
 
 def claim_range_shrinks(dfs):
@@ -520,15 +533,10 @@ def claim_bn_trains_deep(dfs):
     plain, bn = "no normalization", "BN"
     out, verdicts = [], []
     for activation in ("sigmoid", "relu"):
-        label = {"relu": "ReLU"}.get(activation, activation)
+        label = activation_name(activation)
         out.append(f"{label}: " + _depth_words(deepest, activation, (bn, plain)))
-        a, b = np.nan_to_num(deepest[(activation, bn)]), np.nan_to_num(deepest[(activation, plain)])
-        verdicts.append(CONFIRMED if a > b else (CONTRADICTED if a < b else NOT_REPRODUCED))
-    verdict = (
-        verdicts[0]
-        if len(set(verdicts)) == 1
-        else "mixed: " + ", ".join(f"{a} {v}" for a, v in zip(("sigmoid", "ReLU"), verdicts))
-    )
+        verdicts.append(deeper(deepest[(activation, bn)], deepest[(activation, plain)]))
+    verdict = combined(("sigmoid", "ReLU"), verdicts)
     depths = dfs["depth"]["model.depth"].astype(int)
     return f"deepest depth trained (of {depths.min()}-{depths.max()}): " + "; ".join(out), verdict
 
@@ -536,9 +544,8 @@ def claim_bn_trains_deep(dfs):
 def claim_skips_rescue_bn(dfs):
     deepest = _deepest(dfs)
     bn, skips = "BN", "BN + skips"
-    a, b = np.nan_to_num(deepest[("relu", skips)]), np.nan_to_num(deepest[("relu", bn)])
     text = "ReLU, deepest depth trained: " + _depth_words(deepest, "relu", (skips, bn))
-    return text, CONFIRMED if a > b else (CONTRADICTED if a < b else NOT_REPRODUCED)
+    return text, deeper(deepest[("relu", skips)], deepest[("relu", bn)])
 
 
 @dataclass

@@ -2,7 +2,7 @@
 
 A job trains its runs as one replica-batched model: seeds ``seed .. seed+K-1`` (K =
 ``trainer.replicas``), and with ``optimizer.lr_grid`` those K seeds at each rate of the grid
-(:func:`run_configs`). Every metric it measures is then a tensor with one entry per run.
+(:func:`run_layout`). Every metric it measures is then a tensor with one entry per run.
 :meth:`Runs.record` turns such tensors into rows of each run's metrics.csv and TensorBoard
 events (one host transfer for all of them), for the runs that are still running; a run whose
 training loss turned NaN, infinite or larger than ``trainer.divergence_loss`` is marked
@@ -75,37 +75,33 @@ class LossWindow:
         return mean
 
 
-def run_configs(cfg: Config) -> list[Config]:
-    """The runs a job of ``cfg`` trains, in replica order: for each rate of
-    ``optimizer.lr_grid`` (or ``optimizer.lr`` alone), seeds ``seed .. seed+K-1``; each the
-    config that run would have if it were run alone (its seed, its rate, no grid)."""
-    grid = cfg.optimizer.lr_grid
-    optimizers = (
-        [replace(cfg.optimizer, lr=lr, lr_grid=None) for lr in grid] if grid else [cfg.optimizer]
-    )
-    seeds = [cfg.seed + r for r in range(cfg.trainer.replicas)]
-    return [replace(cfg, seed=s, optimizer=o) for o in optimizers for s in seeds]
-
-
-def run_dirs(cfg: Config, job_dir: Path) -> list[Path]:
-    """Each run's folder, in replica order: :func:`bnlab.runfolder.seed_dirs` of the job folder,
-    or, with ``optimizer.lr_grid``, of one ``lr=<rate>`` folder per rate inside it."""
+def run_layout(cfg: Config, job_dir: Path) -> list[tuple[Config, Path, str]]:
+    """The runs a job of ``cfg`` in ``job_dir`` trains, in replica order: for each rate of
+    ``optimizer.lr_grid`` (or ``optimizer.lr`` alone), seeds ``seed .. seed+K-1``. Each as
+    (the config that run would have if it were run alone: its seed, its rate, no grid; its
+    folder: :func:`bnlab.runfolder.seed_dirs` of the job folder, or of one ``lr=<rate>`` folder
+    per rate inside it; the label log lines name it by: its folder inside the job's, or
+    ``seed <s>`` when that is the job's own)."""
     grid = cfg.optimizer.lr_grid
     seeds = [cfg.seed + r for r in range(cfg.trainer.replicas)]
-    bases = [job_dir / f"lr={lr!r}" for lr in grid] if grid else [job_dir]
-    return [d for base in bases for d in seed_dirs(base, seeds)]
+    layout = []
+    for lr in grid or [None]:
+        base = job_dir if lr is None else job_dir / f"lr={lr!r}"
+        optimizer = cfg.optimizer if lr is None else replace(cfg.optimizer, lr=lr, lr_grid=None)
+        for seed, folder in zip(seeds, seed_dirs(base, seeds)):
+            label = str(folder.relative_to(job_dir)) if folder != job_dir else f"seed {seed}"
+            layout.append((replace(cfg, seed=seed, optimizer=optimizer), folder, label))
+    return layout
 
 
 class Runs:
-    """The runs of a job of ``cfg`` in ``job_dir`` (:func:`run_configs`, :func:`run_dirs`)."""
+    """The runs of a job of ``cfg`` in ``job_dir`` (:func:`run_layout`)."""
 
     def __init__(self, cfg: Config, job_dir: Path):
         self.cfg = cfg
-        self.run_cfgs = run_configs(cfg)
-        self.runs = [
-            Run(c.seed, d, str(d.relative_to(job_dir)) if d != job_dir else f"seed {c.seed}")
-            for c, d in zip(self.run_cfgs, run_dirs(cfg, job_dir))
-        ]
+        layout = run_layout(cfg, job_dir)
+        self.run_cfgs = [c for c, _, _ in layout]
+        self.runs = [Run(c.seed, folder, label) for c, folder, label in layout]
         self.seeds = [c.seed for c in self.run_cfgs]  # each replica's seed
         self.lrs = [c.optimizer.lr for c in self.run_cfgs]  # each replica's learning rate
         self.name = job_dir.name
