@@ -431,7 +431,7 @@ def bench_suite(full: bool, data, quick: bool, out, outputs: Path = Path("output
     }
 
 
-REFERENCE_STEP_MS = 1.4  # issue 17's reading point for the suite targets
+REFERENCE_STEP_MS = 1.4  # the step time at which the suite's targets are read (docs/speed.md)
 
 
 # ----------------------------------------------------------------------------- main
