@@ -42,10 +42,10 @@ lint: $(STAMP)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 
-## figures: every figure into outputs/figures/ (runs missing experiments; FAST=1: small budget)
+## figures: every figure into outputs/figures/, in one process (python -m bnlab.suite; runs
+## missing experiments; FAST=1: small budget)
 figures: setup
-	@for script in experiments/*.py; do \
-		echo "== $$script"; MPLBACKEND=Agg $(PY) $$script $(if $(FAST),--fast) || exit 1; done
+	MPLBACKEND=Agg $(PY) -m bnlab.suite $(if $(FAST),--fast)
 
 ## report: the tables of docs/results.md and docs/reference.md, from outputs/ and the schema
 report: $(STAMP)

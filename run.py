@@ -1,94 +1,22 @@
 """bnlab's entry point: ``python run.py [overrides]``, ``python run.py +experiment=bn_vs_nobn``.
 
 Thin on purpose: Hydra composes conf/ into the typed schema (bnlab.config), and
-bnlab.train.run_job sets up the process and trains. Errors meant for the user (a bad value,
-missing data) print one line and exit with status 2.
+bnlab.task.train_task checks it, trains (bnlab.train.run_job) and logs each run's result.
+Errors meant for the user (a bad value, missing data) print one line and exit with status 2.
 """
 
-import logging
-import signal
-import sys
-from pathlib import Path
-
 import hydra
-from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 
 from bnlab.config import register_configs
+from bnlab.task import train_task
 
-log = logging.getLogger("bnlab")
 register_configs()
 
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="config")
 def main(cfg: DictConfig) -> None:
-    from bnlab.config import to_config
-    from bnlab.errors import BnlabError
-    from bnlab.job import RunInterrupted
-    from bnlab.process import threads_per_job
-    from bnlab.runfolder import RunFolderBusy, discard_if_unused, record_refusal
-    from bnlab.runs import run_layout
-    from bnlab.train import run_job
-
-    hydra_cfg = HydraConfig.get()
-    job_dir = Path(hydra_cfg.runtime.output_dir)
-    sweep = hydra_cfg.mode.name == "MULTIRUN"
-    try:
-        config = to_config(cfg)
-        summaries = run_job(config, job_dir, threads_per_job(hydra_cfg.launcher))
-    except RunFolderBusy as exc:
-        if sweep:  # another sweep is on it: leave it, go on
-            log.warning("skipped: %s", exc)
-            return
-        _fail(str(exc))
-    except BnlabError as exc:
-        _close_logs_in(job_dir)  # so that an unused folder can go
-        discard_if_unused(job_dir)
-        if not sweep:
-            _fail(str(exc))
-        # one bad cell of a sweep: say so, and let the others run (reported again at the end)
-        print(f"bnlab: error: [{job_dir.name}] {exc}", file=sys.stderr, flush=True)
-        record_refusal(Path(hydra_cfg.sweep.dir), job_dir.name, str(exc))
-        return
-    except RunInterrupted as exc:
-        log.warning("[%s] interrupted: %s", job_dir.name, exc)
-        print(f"bnlab: interrupted: {exc}", file=sys.stderr, flush=True)
-        _hand_on(exc.signum)
-        sys.exit(128 + exc.signum)
-    for (_, folder, label), summary in zip(run_layout(config, job_dir), summaries):
-        final = summary.get("final", {})
-        log.info(
-            "[%s] %s: %s at step %s, val/accuracy %.4f, test/accuracy %.4f -> %s",
-            job_dir.name,
-            label,
-            summary["status"],
-            summary.get("diverged_step") or summary["step"],
-            final.get("val/accuracy", float("nan")),
-            final.get("test/accuracy", float("nan")),
-            folder,
-        )
-
-
-def _close_logs_in(folder: Path) -> None:
-    """Close and detach the log files (Hydra's run.log) that write into ``folder``."""
-    root = logging.getLogger()
-    for handler in list(root.handlers):
-        if isinstance(handler, logging.FileHandler) and Path(handler.baseFilename).parent == folder:
-            root.removeHandler(handler)
-            handler.close()
-
-
-def _hand_on(signum: int) -> None:
-    """After our checkpoint, the signal goes to whoever handled it before the job: under
-    submitit, USR2 (time limit or pre-emption) requeues the job, which then resumes."""
-    handler = signal.getsignal(signum)
-    if callable(handler) and handler is not signal.default_int_handler:
-        handler(signum, None)
-
-
-def _fail(message: str) -> None:
-    print(f"bnlab: error: {message}", file=sys.stderr)
-    sys.exit(2)
+    train_task(cfg)
 
 
 if __name__ == "__main__":

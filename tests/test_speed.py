@@ -161,6 +161,18 @@ def test_the_suite_time_of_an_experiment_spans_its_processes(tmp_path):
     assert sum(j["wall_time_s"] for j in jobs) <= seconds <= elapsed + 1.0
 
 
+def test_a_job_begins_with_its_process_unless_the_process_served_a_job_before(monkeypatch):
+    """Reused workers (the joblib launcher in one process): the second job's start is its own."""
+    from bnlab import process
+
+    monkeypatch.setattr(process, "_job_starts", [])
+    started = process.process_started_at()
+    process.begin_job()
+    assert process.job_began_at() == started
+    process.begin_job()
+    assert process.job_began_at() == process._job_starts[-1] > started
+
+
 def test_the_suite_times_no_experiment_made_in_several_sittings(tmp_path):
     """Runs reused from another day beside new ones: no one span times them."""
     from bnlab.bench import SITTING_GAP_S, experiment_wall_time
@@ -168,7 +180,7 @@ def test_the_suite_times_no_experiment_made_in_several_sittings(tmp_path):
     def run(name, start, end):
         folder = tmp_path / name
         folder.mkdir()
-        summary = {"process_started_at": start, "started_at": start + 1, "finished_at": end}
+        summary = {"began_at": start, "started_at": start + 1, "finished_at": end}
         (folder / "summary.json").write_text(json.dumps(summary))
 
     run("a", 1000.0, 1010.0)

@@ -353,13 +353,17 @@ SITTING_GAP_S = 30.0  # idle seconds between runs that mark another invocation
 
 def experiment_wall_time(folder: Path) -> tuple[Optional[float], int]:
     """(seconds, runs) of the experiment whose runs are under ``folder``: from the start of the
-    first process that trained one of them to the end of the last (``process_started_at``,
-    else ``started_at``, and ``finished_at`` in their summary.json). None when a run is
+    work for the first of them to the end of the last (``began_at``: a job's process start, or
+    its own where a process served several jobs; ``process_started_at`` in older runs; else
+    ``started_at``; and ``finished_at`` in their summary.json). None when a run is
     unfinished, older than those fields, resumed, or when the runs were made in several
     sittings (an idle gap of more than SITTING_GAP_S between them): no one span times those."""
     summaries = [json.loads(p.read_text()) for p in folder.rglob("summary.json")]
     spans = [
-        (s.get("process_started_at") or s.get("started_at"), s.get("finished_at"))
+        (
+            s.get("began_at") or s.get("process_started_at") or s.get("started_at"),
+            s.get("finished_at"),
+        )
         for s in summaries
     ]
     if not summaries or any(None in span for span in spans):

@@ -3,8 +3,6 @@ interval bands, saving PNG + PDF, and running the experiment a figure needs when
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
 
 import matplotlib.pyplot as plt
@@ -170,12 +168,13 @@ def parse_args(argv, description: str):
 
 
 def ensure_experiment(experiment: str, outputs: Path = Path("outputs")) -> tuple[Path, int]:
-    """Run ``python run.py +experiment=<experiment>`` in the working directory unless its runs
-    already finished (the runner skips those, so this is cheap when the results are there).
-    Returns (the results folder, outputs/<experiment>, and the command's exit status)."""
+    """Run the experiment (what ``python run.py +experiment=<experiment>`` does, in this
+    process: :func:`bnlab.launch.run_experiment`) unless its runs already finished (the runner
+    finds those and trains nothing). Returns (the results folder, outputs/<experiment>, and
+    the exit status run.py would have had)."""
+    from bnlab.launch import run_experiment
+
     if not Path("run.py").is_file():
         raise SystemExit("bnlab: error: run figure scripts from bnlab's folder (where run.py is)")
-    cmd = [sys.executable, "run.py", f"+experiment={experiment}", f"name={experiment}"]
-    print("$", " ".join(cmd[1:]), flush=True)
-    status = subprocess.run(cmd).returncode
-    return outputs / experiment, status
+    print(f"$ run.py +experiment={experiment} name={experiment}", flush=True)
+    return outputs / experiment, run_experiment(experiment)

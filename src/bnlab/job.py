@@ -40,7 +40,7 @@ from bnlab.checkpoint import (
 )
 from bnlab.config import Config, config_dict
 from bnlab.evaluation import EVAL_MODE_NOTE
-from bnlab.process import process_started_at
+from bnlab.process import job_began_at
 from bnlab.provenance import code_state, describe, run_environment
 from bnlab.runfolder import FolderLock, clear_partial, finished_summary, refuse_other_config
 from bnlab.runs import LossWindow, Runs
@@ -123,7 +123,7 @@ class Job:
         self.runs.open(
             self.step,
             started_at=round(time.time(), 3),  # wall-clock times: for bnlab.bench's suite
-            process_started_at=process_started_at(),
+            began_at=job_began_at(),
             steps_total=total_steps,
             resumes=self.resumes,
             metric_modes=EVAL_MODE_NOTE,

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import random
+import time
 from pathlib import Path
 from typing import Optional
 
@@ -42,6 +43,23 @@ def process_started_at() -> Optional[float]:
         return boot + ticks / os.sysconf("SC_CLK_TCK")
     except (OSError, ValueError, IndexError, StopIteration):
         return None
+
+
+_job_starts: list[float] = []  # when each job this process ran began (Unix time)
+
+
+def begin_job() -> None:
+    """Note that a job begins in this process (:func:`bnlab.task.train_task` calls it first)."""
+    _job_starts.append(time.time())
+
+
+def job_began_at() -> Optional[float]:
+    """When the work of the current job began, in Unix time: the start of the process for its
+    first job (Python, imports and set-up are that job's cost), else the job's own start (a
+    process that serves several jobs, like the joblib launcher's workers)."""
+    if len(_job_starts) <= 1:
+        return process_started_at()
+    return _job_starts[-1]
 
 
 def setup_process(cfg: Config, threads: Optional[int] = None) -> None:

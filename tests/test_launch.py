@@ -1,0 +1,101 @@
+"""Experiments run in-process (bnlab.launch) and the one-process figure suite (bnlab.suite)."""
+
+import json
+from pathlib import Path
+
+import pytest
+from conftest import CONF, run_cli
+
+from bnlab.launch import run_experiment
+from bnlab.suite import figure_scripts
+from bnlab.suite import main as suite_main
+
+TINY = [
+    "hydra/launcher=joblib",
+    "dataset.synthetic_train=1200",
+    "dataset.val_size=200",
+    "trainer.steps=40",
+    "trainer.eval_every=20",
+    "trainer.log_every=20",
+]
+
+
+def _jobs(root: Path) -> dict[str, Path]:
+    sweep = root / "outputs" / "smoke"
+    return {p.name: p for p in sweep.iterdir() if p.is_dir() and not p.name.startswith(".")}
+
+
+@pytest.mark.slow
+def test_an_experiment_run_in_process_equals_run_py(tmp_path, monkeypatch):
+    cli, here = tmp_path / "cli", tmp_path / "here"
+    for root in (cli, here):
+        root.mkdir()
+    args = [*TINY, "norm=none,bn", "data_dir=data"]
+    proc = run_cli("-m", "+experiment=smoke", *args, cwd=cli)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    monkeypatch.chdir(here)
+    assert run_experiment("smoke", ["hydra.mode=MULTIRUN", *args], conf=CONF) == 0
+    a, b = _jobs(cli), _jobs(here)
+    assert sorted(a) == sorted(b) and len(a) == 2  # the same folders
+    for name in a:
+        summary = json.loads((b[name] / "summary.json").read_text())
+        assert summary["status"] == "completed" and summary["threads"] == 1  # joblib's share
+        assert summary["began_at"] <= summary["started_at"] < summary["finished_at"]
+        assert (a[name] / "metrics.csv").read_bytes() == (b[name] / "metrics.csv").read_bytes()
+    assert (here / "outputs" / "smoke" / "comparison.csv").is_file()
+    # a second call finds the finished runs and trains nothing
+    before = {n: (p / "summary.json").stat().st_mtime_ns for n, p in b.items()}
+    assert run_experiment("smoke", ["hydra.mode=MULTIRUN", *args], conf=CONF) == 0
+    assert {n: (p / "summary.json").stat().st_mtime_ns for n, p in b.items()} == before
+
+
+@pytest.mark.slow
+def test_a_refused_cell_returns_2_and_the_others_run(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    args = ["hydra.mode=MULTIRUN", *TINY, "optimizer.lr=0.1,-1", "data_dir=data"]
+    assert run_experiment("smoke", args, conf=CONF) == 2
+    err = capsys.readouterr().err
+    assert "optimizer.lr must be > 0 (got -1.0)" in err and "Traceback" not in err
+    statuses = [
+        json.loads((p / "summary.json").read_text())["status"] for p in _jobs(tmp_path).values()
+    ]
+    assert statuses == ["completed"]
+
+
+def test_an_unknown_experiment_is_one_line(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    assert run_experiment("no_such_experiment", conf=CONF) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("bnlab: error: no_such_experiment: ")
+    assert "experiment" in err[0] and "Traceback" not in err[0]
+
+
+def test_the_suite_names_failed_scripts_and_draws_the_others(tmp_path, monkeypatch, capsys):
+    scripts = tmp_path / "experiments"
+    scripts.mkdir()
+    (scripts / "a_fails.py").write_text("def main(argv):\n    raise SystemExit(2)\n")
+    (scripts / "b_draws.py").write_text(
+        "from pathlib import Path\n"
+        "def main(argv):\n"
+        "    Path('drawn.txt').write_text(' '.join(argv))\n"
+        "    return 0\n"
+    )
+    (tmp_path / "run.py").write_text("")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr("bnlab.suite.SCRIPTS", Path("experiments"))
+    assert suite_main(["--fast"]) == 1
+    assert (tmp_path / "drawn.txt").read_text() == "--fast"  # the second script still ran
+    out, err = capsys.readouterr()
+    assert "== experiments/a_fails.py" in out and "== experiments/b_draws.py" in out
+    assert err.strip() == "bnlab: error: figures not drawn: a_fails"
+
+
+def test_the_suite_knows_every_figure_script_and_refuses_unknown_names():
+    root = Path(__file__).resolve().parents[1] / "experiments"
+    assert [p.stem for p in figure_scripts(["depth", "bn_vs_nobn"], root)] == [
+        "depth",
+        "bn_vs_nobn",
+    ]
+    assert len(figure_scripts(folder=root)) == len(list(root.glob("*.py")))
+    with pytest.raises(SystemExit, match="no figure script nope"):
+        figure_scripts(["nope"], root)
