@@ -9,7 +9,7 @@ import matplotlib.pyplot as plt
 import pandas as pd
 
 from bnlab.analysis import final_table
-from bnlab.figures import figure_script, final_lines, log2_axis, save
+from bnlab.figures import figure_script, final_lines, log2_axis, save, seeds_text
 
 
 def draw(df, out):
@@ -40,7 +40,7 @@ def draw(df, out):
     )
     ax.set_title(
         f"BN and the batch size (Fashion-MNIST, paper MLP, {budget}, "
-        f"lr {df['optimizer.lr'].iloc[0]:g}, {df['seed'].nunique()} seeds)",
+        f"lr {df['optimizer.lr'].iloc[0]:g}, {seeds_text(df)})",
         fontsize=9,
     )
     save(fig, out / "batch_size_sweep.png", df)

@@ -2,7 +2,7 @@
 training loss and validation accuracy over training, mean over 3 seeds with a 95% interval.
 """
 
-from bnlab.figures import NORMS, figure_script, loss_and_accuracy
+from bnlab.figures import NORMS, figure_script, loss_and_accuracy, seeds_text
 
 
 def draw(df, out):
@@ -16,7 +16,7 @@ def draw(df, out):
         variants,
         f"CNN {channels} channels, normalizations "
         f"({df['dataset.name'].iloc[0]}, lr {df['optimizer.lr'].iloc[0]:g}, "
-        f"{df['seed'].nunique()} seeds)",
+        f"{seeds_text(df)})",
         out / "cnn_bn_vs_nobn.png",
         accuracy_ylim=(0.6, 0.95),
     )

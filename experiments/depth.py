@@ -26,7 +26,7 @@ from bnlab.depth import (
     layer_norms,
     with_variant,
 )
-from bnlab.figures import figure_script, log2_axis, save
+from bnlab.figures import figure_script, log2_axis, save, seeds_text
 
 FIRST_STEPS = 400  # panel (d)'s window
 
@@ -138,7 +138,7 @@ def draw(df, out):
     rates = ", ".join(f"{lr:g}" for lr in sorted(df["optimizer.lr"].unique()))
     fig.suptitle(
         f"BN at depth (Fashion-MNIST, width 100, batch {int(df['trainer.batch_size'].iloc[0])}, "
-        f"SGD at {rates}, {int(df['trainer.steps'].max()):,} steps, {df['seed'].nunique()} seeds)"
+        f"SGD at {rates}, {int(df['trainer.steps'].max()):,} steps, {seeds_text(df)})"
     )
     save(fig, out / "depth.png", df)
 

@@ -11,7 +11,7 @@ every layer at three batch sizes (geometric mean over seeds). From the depth_ini
 import matplotlib.pyplot as plt
 
 from bnlab.depth import THEORY_RELU_BN, geometric_mean, growth_at_init, layer_norms
-from bnlab.figures import NORMS, figure_script, log2_axis, save
+from bnlab.figures import NORMS, figure_script, log2_axis, save, seeds_text
 
 
 def draw(df, out):
@@ -45,7 +45,7 @@ def draw(df, out):
     depth, width = int(df["model.depth"].iloc[0]), int(df["model.width"].iloc[0])
     fig.suptitle(
         f"Gradient explosion at init vs batch size (ReLU MLP, depth {depth}, width {width}, "
-        f"He init, Fashion-MNIST, {df['seed'].nunique()} seeds)"
+        f"He init, Fashion-MNIST, {seeds_text(df)})"
     )
     save(fig, out / "depth_init.png", df)
 

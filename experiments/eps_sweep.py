@@ -8,7 +8,7 @@ interval. From the eps_sweep experiment (run first if missing).
 import matplotlib.pyplot as plt
 
 from bnlab.analysis import final_table
-from bnlab.figures import figure_script, final_lines, save
+from bnlab.figures import figure_script, final_lines, save, seeds_text
 
 DEFAULTS = {1e-8: "", 1e-5: "PyTorch, Flax, Caffe", 1e-3: "Keras, TF-slim Inception"}
 
@@ -55,8 +55,7 @@ def draw(df, out):
     axes[0][0].set_ylabel("final validation accuracy (eval mode)")
     steps = int(df["trainer.steps"].max())
     fig.suptitle(
-        f"What BN's epsilon changes (Fashion-MNIST, paper MLP, {steps:,} steps, "
-        f"{df['seed'].nunique()} seeds)"
+        f"What BN's epsilon changes (Fashion-MNIST, paper MLP, {steps:,} steps, {seeds_text(df)})"
     )
     save(fig, out / "eps_sweep.png", df)
 

@@ -7,7 +7,7 @@ import matplotlib.pyplot as plt
 import pandas as pd
 
 from bnlab.analysis import final_table
-from bnlab.figures import figure_script, final_lines, log2_axis, save
+from bnlab.figures import figure_script, final_lines, log2_axis, save, seeds_text
 
 
 def draw(df, out):
@@ -34,7 +34,7 @@ def draw(df, out):
     ax.legend(fontsize=8)
     ax.set_title(
         f"BN's inference statistics (Fashion-MNIST, paper MLP, "
-        f"{int(df['trainer.steps'].max()):,} steps, {df['seed'].nunique()} seeds)",
+        f"{int(df['trainer.steps'].max()):,} steps, {seeds_text(df)})",
         fontsize=9,
     )
     save(fig, out / "inference_stats.png", df)

@@ -9,7 +9,7 @@ experiment (run first if missing; --fast evaluates every other epoch).
 import matplotlib.pyplot as plt
 
 from bnlab.analysis import curves, runs_table
-from bnlab.figures import band, figure_script, label_and_colour, save
+from bnlab.figures import band, figure_script, label_and_colour, save, seeds_text
 
 
 def draw(df, out):
@@ -65,7 +65,7 @@ def draw(df, out):
         ax.set_ylabel("training accuracy")
     fig.suptitle(
         "BN vs no BN over 16 weight-init scales (Saito ch. 6 on Fashion-MNIST: "
-        f"5 x 100 ReLU, 1,000 images, SGD 0.01, {df['seed'].nunique()} seeds)"
+        f"5 x 100 ReLU, 1,000 images, SGD 0.01, {seeds_text(df)})"
     )
     save(fig, out / "init_sweep.png", df)
 

@@ -9,7 +9,7 @@ first if missing).
 import matplotlib.pyplot as plt
 
 from bnlab.analysis import curves, final_table
-from bnlab.figures import band, figure_script, final_lines, label_and_colour, save
+from bnlab.figures import band, figure_script, final_lines, label_and_colour, save, seeds_text
 
 BASE_LR = 0.1
 
@@ -45,7 +45,7 @@ def draw(df, out):
     steps = int(df["trainer.steps"].max())
     fig.suptitle(
         f"BN and the learning rate (Fashion-MNIST, paper MLP, SGD, {steps:,} steps, "
-        f"{df['seed'].nunique()} seeds)"
+        f"{seeds_text(df)})"
     )
     save(fig, out / "lr_sweep.png", df)
 

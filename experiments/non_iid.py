@@ -7,7 +7,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 from bnlab.analysis import final_table, mean_interval
-from bnlab.figures import NORMS, figure_script, save
+from bnlab.figures import NORMS, figure_script, save, seeds_text
 
 
 def draw(df, out):
@@ -42,7 +42,7 @@ def draw(df, out):
     ax.legend(title="training batches", fontsize=8)
     ax.set_title(
         f"Non-i.i.d. mini-batches (Fashion-MNIST, paper MLP, "
-        f"{int(df['trainer.steps'].max()):,} steps, {df['seed'].nunique()} seeds)",
+        f"{int(df['trainer.steps'].max()):,} steps, {seeds_text(df)})",
         fontsize=9,
     )
     save(fig, out / "non_iid.png", df)

@@ -6,7 +6,7 @@ One panel per activation (sigmoid, ReLU); BN before (the paper) solid, after das
 
 import matplotlib.pyplot as plt
 
-from bnlab.figures import figure_script, save, variant_curves
+from bnlab.figures import figure_script, save, seeds_text, variant_curves
 
 
 def draw(df, out):
@@ -46,7 +46,7 @@ def draw(df, out):
     axes[0][0].set_ylim(0.6, 0.92)
     fig.suptitle(
         f"Where BN goes (Fashion-MNIST, 3 x 100 MLP, lr {df['optimizer.lr'].iloc[0]:g}, "
-        f"{df['seed'].nunique()} seeds)"
+        f"{seeds_text(df)})"
     )
     save(fig, out / "placement.png", df)
 

@@ -7,7 +7,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 from bnlab.analysis import final_table, mean_interval
-from bnlab.figures import figure_script, label_and_colour, save
+from bnlab.figures import figure_script, label_and_colour, save, seeds_text
 
 
 def draw(df, out):
@@ -49,7 +49,7 @@ def draw(df, out):
     axes[1].set_ylim(max(0.0, val["accuracy"].min() - 0.03), val["accuracy"].max() + 0.01)
     fig.suptitle(
         f"BN, dropout and weight decay (5,000 Fashion-MNIST images, paper MLP, "
-        f"{int(df['trainer.steps'].max()):,} steps, {df['seed'].nunique()} seeds)"
+        f"{int(df['trainer.steps'].max()):,} steps, {seeds_text(df)})"
     )
     save(fig, out / "regularization.png", df)
 

@@ -7,7 +7,7 @@ import matplotlib.pyplot as plt
 import pandas as pd
 
 from bnlab.analysis import final_table
-from bnlab.figures import NORMS, figure_script, final_lines, log2_axis, save
+from bnlab.figures import NORMS, figure_script, final_lines, log2_axis, save, seeds_text
 
 
 def draw(df, out):
@@ -21,8 +21,7 @@ def draw(df, out):
     epochs = df["trainer.epochs"].iloc[0]
     budget = f"{epochs:g} epoch(s)" if pd.notna(epochs) else "fixed steps"
     ax.set_title(
-        f"Where BN breaks, then what? (Fashion-MNIST, paper MLP, {budget}, "
-        f"{df['seed'].nunique()} seeds)",
+        f"Where BN breaks, then what? (Fashion-MNIST, paper MLP, {budget}, {seeds_text(df)})",
         fontsize=9,
     )
     save(fig, out / "small_batch.png", df)

@@ -2,7 +2,7 @@
 without gamma/beta) vs BN, training loss and validation accuracy over training, sigmoid MLP.
 """
 
-from bnlab.figures import figure_script, loss_and_accuracy
+from bnlab.figures import figure_script, loss_and_accuracy, seeds_text
 
 
 def draw(df, out):
@@ -24,7 +24,7 @@ def draw(df, out):
     loss_and_accuracy(
         variants,
         f"Standardizing vs BN (Fashion-MNIST, paper MLP, sigmoid, lr "
-        f"{df['optimizer.lr'].iloc[0]:g}, {df['seed'].nunique()} seeds)",
+        f"{df['optimizer.lr'].iloc[0]:g}, {seeds_text(df)})",
         out / "whitening_vs_bn.png",
     )
 

@@ -131,6 +131,12 @@ def save(fig, path: Path, data: pd.DataFrame | None = None) -> Path:
     return path
 
 
+def seeds_text(df: pd.DataFrame) -> str:
+    """ "1 seed", "3 seeds": how many seeds the runs in ``df`` have, for a figure's title."""
+    n = df["seed"].nunique()
+    return f"{n} seed{'s' * (n != 1)}"
+
+
 def figure_script(
     argv, description: str, experiment: str, draw, fallback: str | None = None
 ) -> int:
