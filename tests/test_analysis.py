@@ -115,3 +115,25 @@ def test_pivot_final_ranks_sweep_cells(fake_sweep):
     assert pivot.loc["none", "value"] == pytest.approx(0.70)  # the diverged seed left out
     counts = pivot_final(load_runs(fake_sweep), "val", "accuracy", "norm.kind", stat="count")
     assert counts.loc["bn", "value"] == 2 and counts.loc["none", "value"] == 1
+
+
+def test_run_configs_read_as_omegaconf_reads_them(tmp_path):
+    """read_config (libyaml) gives what OmegaConf.load + to_container give, types included:
+    1e-5 and 1.0e-05 are floats, lists stay lists, null is None, a date-like string a string."""
+    from omegaconf import OmegaConf
+
+    from bnlab.runfolder import read_config
+
+    tree = {
+        "norm": {"kind": "bn", "eps": 1e-5, "momentum": 0.1},
+        "optimizer": {"lr": 1.0, "lr_grid": [0.01, 0.1, 1.0], "weight_decay": 0},
+        "model": {"hidden": [100, 100], "channels": None},
+        "name": "2026-11-30",
+        "flags": [True, False],
+    }
+    path = tmp_path / "config.yaml"
+    path.write_text(OmegaConf.to_yaml(OmegaConf.create(tree)) + "extra: 1e-8\nfloaty: .5\n")
+    expected = OmegaConf.to_container(OmegaConf.load(path))
+    got = read_config(path)
+    assert got == expected and repr(got) == repr(expected)
+    assert isinstance(got["extra"], float) and got["name"] == "2026-11-30"

@@ -99,3 +99,20 @@ def test_the_suite_knows_every_figure_script_and_refuses_unknown_names():
     assert len(figure_scripts(folder=root)) == len(list(root.glob("*.py")))
     with pytest.raises(SystemExit, match="no figure script nope"):
         figure_scripts(["nope"], root)
+
+
+def test_an_experiment_given_to_the_background_is_waited_for_not_run_twice(tmp_path, monkeypatch):
+    import bnlab.launch
+    import bnlab.task
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(bnlab.launch, "_background", {})
+    calls = []
+    real = bnlab.task.train_task
+    monkeypatch.setattr(bnlab.task, "train_task", lambda cfg: calls.append(1) or real(cfg))
+    thread = bnlab.launch.train_in_background(["smoke"], conf=CONF)
+    assert run_experiment("smoke", conf=CONF) == 0  # waits for the background's run
+    thread.join(timeout=120)
+    assert calls == [1]
+    (summary,) = (tmp_path / "outputs" / "smoke").rglob("summary.json")
+    assert json.loads(summary.read_text())["status"] == "completed"

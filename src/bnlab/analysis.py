@@ -16,11 +16,10 @@ from typing import Iterable, Optional, Sequence
 
 import numpy as np
 import pandas as pd
-from omegaconf import OmegaConf
 
 from bnlab.config import flatten
 from bnlab.provenance import describe
-from bnlab.runfolder import NON_RESULT_KEYS
+from bnlab.runfolder import NON_RESULT_KEYS, read_config
 
 # Not swept knobs: seeds are what we average over; code is the data's provenance.
 IGNORED_KEYS = NON_RESULT_KEYS | {"seed", "code"}
@@ -36,7 +35,7 @@ def find_runs(root: Path) -> list[Path]:
 
 def read_run(run_dir: Path) -> tuple[dict, dict]:
     """(flattened config, summary) of one run folder; summary is {} if it has none yet."""
-    tree = OmegaConf.to_container(OmegaConf.load(run_dir / "config.yaml"))
+    tree = read_config(run_dir / "config.yaml")
     config = {k: str(v) if isinstance(v, list) else v for k, v in flatten(tree).items()}
     summary_path = run_dir / "summary.json"
     summary = json.loads(summary_path.read_text()) if summary_path.exists() else {}

@@ -23,7 +23,7 @@ import shutil
 from pathlib import Path
 from typing import Any, Optional
 
-from omegaconf import OmegaConf
+import yaml
 
 from bnlab.config import Config, config_dict, flatten, non_result_keys
 from bnlab.errors import BnlabError
@@ -108,6 +108,27 @@ def refuse_other_config(folder: Path, stored: dict, wanted: dict, what: str) -> 
         )
 
 
+def _config_loader() -> type:
+    """A YAML loader that reads config.yaml as OmegaConf.load does (its implicit types: 1e-5
+    is a float, no timestamps), with libyaml's C parser where PyYAML has it: 10-20x faster,
+    which is most of the time of loading a sweep of many runs."""
+    from omegaconf._utils import get_yaml_loader
+
+    class ConfigLoader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):
+        pass
+
+    ConfigLoader.yaml_implicit_resolvers = get_yaml_loader().yaml_implicit_resolvers
+    return ConfigLoader
+
+
+_CONFIG_LOADER = _config_loader()
+
+
+def read_config(path: Path) -> dict:
+    """A run's config.yaml as a plain nested dict (what OmegaConf.load + to_container give)."""
+    return yaml.load(Path(path).read_text(), Loader=_CONFIG_LOADER)
+
+
 def finished_summary(run_dir: Path, wanted_config: dict) -> Optional[dict]:
     """The summary of a finished run of ``wanted_config`` in ``run_dir``, or None.
 
@@ -122,7 +143,7 @@ def finished_summary(run_dir: Path, wanted_config: dict) -> Optional[dict]:
         return None
     if summary.get("status") not in FINISHED:
         return None
-    stored = OmegaConf.to_container(OmegaConf.load(config_path))
+    stored = read_config(config_path)
     refuse_other_config(run_dir, stored, wanted_config, "a finished")
     return summary
 

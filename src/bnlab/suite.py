@@ -1,11 +1,13 @@
 """``make figures``: every figure script of experiments/ in one process,
 ``python -m bnlab.suite [--fast] [names...]``.
 
-Each script trains its experiment where runs are missing (:func:`bnlab.figures.ensure_experiment`)
-and draws its figures; run one after another in one process they share Python, torch, Hydra
-and the joblib launcher's two worker processes instead of starting them once per script
-(about 8 s per script on 2 cores, 2 minutes over the suite). A script that fails is named at
-the end and the others still draw; what finished stays written, and running again resumes.
+Each script's experiment is run where runs are missing (:func:`bnlab.figures.ensure_experiment`),
+then its figures are drawn. In one process the scripts share Python, torch, Hydra and the
+joblib launcher's two worker processes instead of starting them once per script (about 8 s
+per script on 2 cores, 2 minutes over the suite), and the experiments run one after another
+in a background thread while the figures of those done are drawn here
+(:func:`bnlab.launch.train_in_background`). A script that fails is named at the end and the
+others still draw; what finished stays written, and running again resumes.
 """
 
 from __future__ import annotations
@@ -16,7 +18,10 @@ import sys
 import time
 from pathlib import Path
 
+from bnlab.launch import train_in_background
+
 SCRIPTS = Path("experiments")
+CONF = Path("conf/experiment")
 
 
 def figure_scripts(names: list[str] | None = None, folder: Path | None = None) -> list[Path]:
@@ -58,8 +63,12 @@ def main(argv: list[str] | None = None) -> int:
         raise SystemExit("bnlab: error: run the suite from bnlab's folder (where run.py is)")
     script_argv = ["--fast"] * args.fast + (["--out", str(args.out)] if args.out else [])
     failed, start = [], time.perf_counter()
+    scripts = figure_scripts(args.names, SCRIPTS)
+    suffix = "_fast" if args.fast else ""
+    experiments = [p.stem + suffix for p in scripts if (CONF / f"{p.stem}{suffix}.yaml").is_file()]
+    train_in_background(experiments)  # while the figures of those done are drawn here
     try:
-        for path in figure_scripts(args.names, SCRIPTS):
+        for path in scripts:
             print(f"== {path}", flush=True)
             if run_script(path, script_argv) != 0:
                 failed.append(path.stem)
