@@ -66,8 +66,9 @@ tensorboard: $(STAMP)
 clean:
 	rm -rf $(VENV)
 
-## bench: speed ratios side by side (BN layer, training step, replicas, Figure 1 run, GPU) and
-## the suite's wall time from outputs/ (FULL=1: the full-budget runs of `make figures`)
+## bench: speed ratios side by side (BN layer, training step, replicas, Figure 1 run, GPU), the
+## suite's wall time from outputs/ (FULL=1: the full-budget runs of `make figures`) and where
+## the longest jobs' steps go (matrix products, profiled)
 bench: setup
 	$(PY) -m bnlab.bench $(if $(FULL),--full)
 

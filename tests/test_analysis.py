@@ -132,8 +132,9 @@ def test_run_configs_read_as_omegaconf_reads_them(tmp_path):
         "flags": [True, False],
     }
     path = tmp_path / "config.yaml"
-    path.write_text(OmegaConf.to_yaml(OmegaConf.create(tree)) + "extra: 1e-8\nfloaty: .5\n")
+    text = OmegaConf.to_yaml(OmegaConf.create(tree)) + "extra: 1e-8\nfloaty: .5\nwhen: 2026-11-30\n"
+    path.write_text(text)
     expected = OmegaConf.to_container(OmegaConf.load(path))
     got = read_config(path)
     assert got == expected and repr(got) == repr(expected)
-    assert isinstance(got["extra"], float) and got["name"] == "2026-11-30"
+    assert isinstance(got["extra"], float) and got["when"] == "2026-11-30"  # not a date

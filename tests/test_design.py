@@ -87,6 +87,7 @@ import matplotlib, torch
 from matplotlib import rcsetup
 threads = torch.get_num_threads()
 import bnlab.analysis, bnlab.bench, bnlab.callbacks, bnlab.figures, bnlab.process, bnlab.train
+import bnlab.launch, bnlab.suite, bnlab.task
 assert matplotlib.rcParams._get("backend") is rcsetup._auto_backend_sentinel, "backend set"
 assert torch.get_num_threads() == threads, "threads changed"
 assert not torch.are_deterministic_algorithms_enabled(), "determinism switched on"

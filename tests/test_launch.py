@@ -34,9 +34,11 @@ def test_an_experiment_run_in_process_equals_run_py(tmp_path, monkeypatch):
     proc = run_cli("-m", "+experiment=smoke", *args, cwd=cli)
     assert proc.returncode == 0, proc.stderr[-2000:]
     monkeypatch.chdir(here)
+    warm = ["hydra.mode=MULTIRUN", *TINY, "norm=layer,none", "optimizer.lr=0.3", "data_dir=data"]
+    assert run_experiment("smoke", warm, conf=CONF) == 0  # the workers serve another sweep first
     assert run_experiment("smoke", ["hydra.mode=MULTIRUN", *args], conf=CONF) == 0
     a, b = _jobs(cli), _jobs(here)
-    assert sorted(a) == sorted(b) and len(a) == 2  # the same folders
+    assert len(a) == 2 and set(a) < set(b) and len(b) == 4  # the same folders, and the others
     for name in a:
         summary = json.loads((b[name] / "summary.json").read_text())
         assert summary["status"] == "completed" and summary["threads"] == 1  # joblib's share
@@ -44,17 +46,17 @@ def test_an_experiment_run_in_process_equals_run_py(tmp_path, monkeypatch):
         assert (a[name] / "metrics.csv").read_bytes() == (b[name] / "metrics.csv").read_bytes()
     assert (here / "outputs" / "smoke" / "comparison.csv").is_file()
     # a second call finds the finished runs and trains nothing
-    before = {n: (p / "summary.json").stat().st_mtime_ns for n, p in b.items()}
+    before = {n: (b[n] / "summary.json").stat().st_mtime_ns for n in a}
     assert run_experiment("smoke", ["hydra.mode=MULTIRUN", *args], conf=CONF) == 0
-    assert {n: (p / "summary.json").stat().st_mtime_ns for n, p in b.items()} == before
+    assert {n: (b[n] / "summary.json").stat().st_mtime_ns for n in a} == before
 
 
 @pytest.mark.slow
-def test_a_refused_cell_returns_2_and_the_others_run(tmp_path, monkeypatch, capsys):
+def test_a_refused_cell_returns_2_and_the_others_run(tmp_path, monkeypatch, capfd):
     monkeypatch.chdir(tmp_path)
     args = ["hydra.mode=MULTIRUN", *TINY, "optimizer.lr=0.1,-1", "data_dir=data"]
     assert run_experiment("smoke", args, conf=CONF) == 2
-    err = capsys.readouterr().err
+    err = capfd.readouterr().err  # the workers' stderr too
     assert "optimizer.lr must be > 0 (got -1.0)" in err and "Traceback" not in err
     statuses = [
         json.loads((p / "summary.json").read_text())["status"] for p in _jobs(tmp_path).values()
@@ -90,29 +92,57 @@ def test_the_suite_names_failed_scripts_and_draws_the_others(tmp_path, monkeypat
     assert err.strip() == "bnlab: error: figures not drawn: a_fails"
 
 
-def test_the_suite_knows_every_figure_script_and_refuses_unknown_names():
+def test_the_suite_runs_the_named_scripts_in_that_order_and_refuses_unknown_names():
     root = Path(__file__).resolve().parents[1] / "experiments"
     assert [p.stem for p in figure_scripts(["depth", "bn_vs_nobn"], root)] == [
         "depth",
         "bn_vs_nobn",
     ]
-    assert len(figure_scripts(folder=root)) == len(list(root.glob("*.py")))
     with pytest.raises(SystemExit, match="no figure script nope"):
         figure_scripts(["nope"], root)
 
 
-def test_an_experiment_given_to_the_background_is_waited_for_not_run_twice(tmp_path, monkeypatch):
+def test_a_script_that_raises_is_one_line_and_the_suite_goes_on(tmp_path, monkeypatch, capsys):
+    scripts = tmp_path / "experiments"
+    scripts.mkdir()
+    (scripts / "a_raises.py").write_text("def main(argv):\n    raise ValueError('bad data')\n")
+    (scripts / "b_draws.py").write_text("def main(argv):\n    return 0\n")
+    (tmp_path / "run.py").write_text("")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr("bnlab.suite.SCRIPTS", Path("experiments"))
+    monkeypatch.delenv("HYDRA_FULL_ERROR", raising=False)
+    assert suite_main([]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [
+        "bnlab: error: a_raises.py: ValueError: bad data",
+        "bnlab: error: figures not drawn: a_raises",
+    ]
+
+
+@pytest.mark.slow
+def test_an_experiment_run_in_the_background_is_waited_for_not_run_twice(tmp_path, monkeypatch):
     import bnlab.launch
     import bnlab.task
 
     monkeypatch.chdir(tmp_path)
-    monkeypatch.setattr(bnlab.launch, "_background", {})
     calls = []
     real = bnlab.task.train_task
     monkeypatch.setattr(bnlab.task, "train_task", lambda cfg: calls.append(1) or real(cfg))
-    thread = bnlab.launch.train_in_background(["smoke"], conf=CONF)
-    assert run_experiment("smoke", conf=CONF) == 0  # waits for the background's run
-    thread.join(timeout=120)
+    with bnlab.launch.trained_in_background(["smoke"], conf=CONF) as background:
+        assert run_experiment("smoke", conf=CONF) == 0  # waits for the background's run
+    assert not background.thread.is_alive() and bnlab.launch._background is None
     assert calls == [1]
     (summary,) = (tmp_path / "outputs" / "smoke").rglob("summary.json")
     assert json.loads(summary.read_text())["status"] == "completed"
+
+
+def test_after_an_interrupted_experiment_the_background_starts_no_other(monkeypatch):
+    import bnlab.launch
+
+    statuses = {"first": 130, "second": 0}
+    ran = []
+    monkeypatch.setattr(bnlab.launch, "_run", lambda name, *a: ran.append(name) or statuses[name])
+    with bnlab.launch.trained_in_background(["first", "second"]) as background:
+        assert run_experiment("first") == 130
+        assert run_experiment("second") == 130  # never started: as interrupted
+    assert ran == ["first"] and background.stop.is_set()

@@ -252,6 +252,29 @@ def test_a_finished_folder_of_another_config_is_an_error(tmp_path, smoke_overrid
         run_job(make_config(*smoke_overrides, "optimizer.lr=0.25"), tmp_path / "run")
 
 
+def test_a_finished_run_that_evaluated_more_splits_serves_a_config_asking_for_fewer(
+    tmp_path, smoke_overrides
+):
+    """An experiment that now evaluates fewer held-out splits along the way finds its
+    finished runs (same training, their records hold what it asks for); not the reverse."""
+    from bnlab.runfolder import RunFolderError
+
+    fast = [*smoke_overrides, "trainer.steps=40", "trainer.eval_every=20"]
+    summaries = run_job(make_config(*fast), tmp_path / "run")  # val and test every time
+    metrics = (tmp_path / "run" / "metrics.csv").read_bytes()
+    for fewer in ("[val]", "[]"):
+        again = run_job(make_config(*fast, f"trainer.eval_splits={fewer}"), tmp_path / "run")
+        assert again == summaries  # found, not trained again
+    assert (tmp_path / "run" / "metrics.csv").read_bytes() == metrics
+    run_job(make_config(*fast, "trainer.eval_splits=[]"), tmp_path / "less")
+    with pytest.raises(RunFolderError, match=r"trainer.eval_splits: \[\] -> \['val'\]"):
+        run_job(make_config(*fast, "trainer.eval_splits=[val]"), tmp_path / "less")
+    with pytest.raises(RunFolderError, match=r"optimizer.lr: 0.5 -> 0.25"):
+        run_job(
+            make_config(*fast, "trainer.eval_splits=[val]", "optimizer.lr=0.25"), tmp_path / "run"
+        )
+
+
 def test_an_unfinished_run_is_trained_again_from_a_clean_folder(tmp_path, smoke_overrides):
     cfg = make_config(*smoke_overrides)
     run_job(cfg, tmp_path / "run")

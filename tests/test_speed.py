@@ -3,6 +3,7 @@ script itself runs and prints its machine-readable line (its ratios are not asse
 timings on a shared machine are for `make bench` to print, not for tests to judge)."""
 
 import json
+import math
 import re
 import subprocess
 import sys
@@ -123,6 +124,11 @@ def test_bench_quick_prints_every_comparison_and_the_machine_line():
     assert "suite_fast_seconds" in values and "suite_missing" in values
     jobs = [line for line in lines if "s in the trainer" in line]  # from each job's summary
     assert len(jobs) == 2 and all("evaluation" in line for line in jobs)
+    assert "7. Bound" in proc.stdout
+    for job in ("fig1", "depth"):  # a few steps differenced: a number, not yet a measure
+        assert math.isfinite(float(values[f"{job}_matmul_share"])), last
+        assert math.isfinite(float(values[f"{job}_matmul_gflops"])), last
+    assert float(values["large_matmul_gflops"]) > 0
 
 
 def test_a_failing_compile_falls_back_to_eager_with_a_warning(monkeypatch, caplog):

@@ -14,7 +14,10 @@ rounds, and a ratio of medians. Sections:
    compiled (steps per second);
 6. suite: the wall time of every experiment's fast runs (``--full``: full-budget runs) in
    outputs/, read from their summary.json, and of all of them, with the reference step time
-   (nn.BatchNorm1d's eager training step) measured now beside it.
+   (nn.BatchNorm1d's eager training step) measured now beside it;
+7. bound: where a training step of the two longest jobs goes (a Figure 1 job, a 64-layer depth
+   job), under torch.profiler on one thread: the share in matrix products and their GFLOP/s,
+   beside a large product's GFLOP/s on this core (what bounds the suite's targets).
 
 The last line is machine-readable:
 ``bench: bn_layer_ratio_large=... bn_layer_ratio_small=... train_step_ratio=...
@@ -438,6 +441,102 @@ def bench_suite(full: bool, data, quick: bool, out, outputs: Path = Path("output
 REFERENCE_STEP_MS = 1.4  # the step time at which the suite's targets are read (docs/speed.md)
 
 
+# ----------------------------------------------------------------------------- 7. bound
+
+MATMULS = ("aten::bmm", "aten::baddbmm", "aten::mm", "aten::addmm", "aten::matmul")
+
+
+def profile_steps(overrides: list[str], steps: tuple[int, int]) -> dict[str, float]:
+    """Per training step of the job ``overrides`` (run.py's, on one thread): wall ms, ms in
+    matrix products and their GFLOP/s, from two profiled runs of ``steps`` (a, b) steps whose
+    difference cancels set-up, compiling and the final evaluation."""
+    import tempfile
+
+    from torch.profiler import ProfilerActivity, profile
+
+    from bnlab.launch import compose
+    from bnlab.train import run_job
+
+    def measure(n: int) -> tuple[float, float, float]:
+        cfg = compose([*overrides, f"trainer.steps={n}", f"trainer.eval_every={n}"])
+        with tempfile.TemporaryDirectory(prefix="bnlab-bench-") as tmp:
+            with profile(activities=[ProfilerActivity.CPU], with_flops=True) as prof:
+                start = time.perf_counter()
+                run_job(cfg, Path(tmp), 1)
+                seconds = time.perf_counter() - start
+        events = [e for e in prof.key_averages() if e.key in MATMULS]
+        return (
+            seconds,
+            sum(e.self_cpu_time_total for e in events) / 1e6,
+            sum(e.flops for e in events),
+        )
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        measure(steps[0])  # warm: data, compile cache
+        (w0, m0, f0), (w1, m1, f1) = measure(steps[0]), measure(steps[1])
+    finally:
+        torch.set_num_threads(threads)
+    n = steps[1] - steps[0]
+    return {
+        "step_ms": 1000 * (w1 - w0) / n,
+        "matmul_ms": 1000 * (m1 - m0) / n,
+        "gflops": (f1 - f0) / max(m1 - m0, 1e-9) / 1e9,
+    }
+
+
+def large_matmul_gflops(quick: bool, n: int = 2000) -> float:
+    """GFLOP/s of an n x n by n x n float32 product on one thread (median of rounds)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        a, b = torch.randn(n, n), torch.randn(n, n)
+        timing = interleaved({"mm": lambda: a @ b}, 2, 2 if quick else 5)
+    finally:
+        torch.set_num_threads(threads)
+    return 2 * n**3 / timing["mm"].median / 1e9
+
+
+def bench_bound(quick: bool, out) -> dict[str, float]:
+    """Section 7: the matrix products' share of a step in the suite's two longest jobs."""
+    out(
+        "\n7. Bound: a training step of the longest jobs, under torch.profiler, one thread "
+        "(two runs differenced)"
+    )
+    if not Path("conf/experiment").is_dir():
+        out("   skipped: run from bnlab's folder (where conf/ is)")
+        return {}
+    mnist = Path("data/MNIST/raw/t10k-labels-idx1-ubyte").exists()
+    jobs = {
+        "fig1": (
+            "paper_fig1, BN, 5 seeds as one compiled model",
+            ["+experiment=paper_fig1", "norm=bn", "trainer.probe_every=0"]
+            + ([] if mnist else ["dataset=fashion_mnist"]),
+            (20, 60) if quick else (200, 2200),
+        ),
+        "depth": (
+            "depth, 64 layers, ReLU + BN, 9 runs as one model",
+            ["+experiment=depth", "model=mlp_relu", "norm=bn", "model.depth=64"],
+            (2, 6) if quick else (10, 110),
+        ),
+    }
+    results = {}
+    for key, (label, overrides, steps) in jobs.items():
+        found = profile_steps([*overrides, "device=cpu", "trainer.progress=false"], steps)
+        share = found["matmul_ms"] / found["step_ms"]
+        out(
+            f"   {label}: {found['step_ms']:.2f} ms per step, matrix products "
+            f"{found['matmul_ms']:.2f} ms ({100 * share:.0f}%) at {found['gflops']:.0f} GFLOP/s"
+        )
+        results[f"{key}_matmul_share"] = share
+        results[f"{key}_matmul_gflops"] = found["gflops"]
+    large = large_matmul_gflops(quick)
+    out(f"   a 2000 x 2000 product on this core: {large:.0f} GFLOP/s")
+    results["large_matmul_gflops"] = large
+    return results
+
+
 # ----------------------------------------------------------------------------- main
 
 
@@ -453,7 +552,7 @@ def main(argv: Optional[list[str]] = None) -> int:
         "--skip",
         nargs="*",
         default=[],
-        choices=["layer", "norms", "step", "replicas", "fig1", "gpu", "suite"],
+        choices=["layer", "norms", "step", "replicas", "fig1", "gpu", "suite", "bound"],
     )
     parser.add_argument(
         "--full", action="store_true", help="suite: the full-budget runs, not the fast ones"
@@ -504,6 +603,8 @@ def main(argv: Optional[list[str]] = None) -> int:
         results.update(bench_gpu(args.quick, out))
     if "suite" not in args.skip:
         results.update(bench_suite(args.full, data, args.quick, out))
+    if "bound" not in args.skip:
+        results.update(bench_bound(args.quick, out))
     out("bench: " + " ".join(f"{k}={_fmt(v)}" for k, v in results.items()))
     return 0
 

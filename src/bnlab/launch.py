@@ -10,34 +10,88 @@ per experiment on 2 cores). ``make figures`` draws every figure in one process t
 
 from __future__ import annotations
 
+import os
 import sys
 import threading
+import traceback
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Sequence
 
-# Experiments being run by train_in_background: name -> (done, [exit status])
-_background: dict[str, tuple[threading.Event, list[int]]] = {}
+_lock = threading.RLock()  # Hydra's global state and loky's executor are the process's
 
 
-def train_in_background(names: Sequence[str], conf: Path = Path("conf")) -> threading.Thread:
-    """Run the experiments ``names`` one after another in a background thread, so that this
-    process can draw the figures of those done while the next trains (drawing otherwise
-    leaves the workers idle, about 3 s per experiment). :func:`run_experiment` of one of
-    them waits for its turn and returns its status instead of running it again."""
-    for name in names:
-        _background[name] = (threading.Event(), [])
+def compose(overrides: Sequence[str] = (), conf: Path = Path("conf")):
+    """The typed, validated :class:`bnlab.config.Config` that ``python run.py <overrides>``
+    would train (one job; no sweep)."""
+    from hydra import compose as hydra_compose
+    from hydra import initialize_config_dir
 
-    def work() -> None:
-        for name in names:
-            done, status = _background[name]
+    from bnlab.config import register_configs, to_config
+
+    register_configs()
+    with _lock, initialize_config_dir(config_dir=str(conf.resolve()), version_base="1.3"):
+        return to_config(hydra_compose("config", overrides=list(overrides)))
+
+
+class Background:
+    """Experiments run one after another in a background thread (:func:`trained_in_background`).
+
+    ``pending`` maps each name to (done, [its exit status]). After an interrupted experiment
+    (a status of 128 + signal) or :meth:`close`, the ones left are not started.
+    """
+
+    def __init__(self, names: Sequence[str], conf: Path):
+        self.pending = {name: (threading.Event(), []) for name in names}
+        self.stop = threading.Event()
+        self.conf = conf
+        self.thread = threading.Thread(target=self._work, name="bnlab-experiments", daemon=True)
+
+    def _work(self) -> None:
+        for name, (done, status) in self.pending.items():
             try:
-                status.append(run_experiment(name, conf=conf, background=False))
+                if not self.stop.is_set():
+                    status.append(run_experiment(name, conf=self.conf, background=False))
+                    if status[0] >= 128:
+                        self.stop.set()
+            except BaseException:  # a second Ctrl-C inside a job, the executor shut down
+                status.append(130)
+                self.stop.set()
             finally:
                 done.set()
 
-    thread = threading.Thread(target=work, name="bnlab-experiments", daemon=True)
-    thread.start()
-    return thread
+    def wait(self, name: str) -> int:
+        """``name``'s exit status, once its run in the background has ended."""
+        done, status = self.pending[name]
+        done.wait()
+        return status[0] if status else 130
+
+    def close(self) -> None:
+        """Start no other experiment; wait for the one running (Ctrl-C reaches its workers
+        too: they checkpoint and stop)."""
+        self.stop.set()
+        self.thread.join()
+
+
+_background: Background | None = None
+
+
+@contextmanager
+def trained_in_background(names: Sequence[str], conf: Path = Path("conf")):
+    """Within the block, the experiments ``names`` run one after another in a background
+    thread, so that this process can draw the figures of those done while the next trains
+    (drawing otherwise leaves the workers idle, about 3 s per experiment); there,
+    :func:`run_experiment` of one of them waits for it instead of running it again. On
+    leaving the block (Ctrl-C included), no other experiment starts and the one running is
+    waited for."""
+    global _background
+    _background = Background(names, conf)
+    _background.thread.start()
+    try:
+        yield _background
+    finally:
+        _background.close()
+        _background = None
 
 
 def run_experiment(
@@ -46,16 +100,19 @@ def run_experiment(
     """Compose ``+experiment=<name> name=<name> <overrides>`` from ``conf`` and run it (a sweep
     if the experiment is one), as run.py would. Finished runs are found, not trained again.
 
-    Returns the exit status run.py would have: 0, 2 where a job was refused (a bad value,
-    missing data; the others still ran), 1 on any other error. Every error is printed as
-    one line. Ctrl-C is not caught: what finished stays written, and running again resumes.
-    An experiment given to :func:`train_in_background` (and ``background``) is not run
-    again: this waits for it there.
+    Returns the exit status run.py would have: 0; 2 where a job was refused (a bad value,
+    missing data; in a sweep the others still ran); 128 + signal where a job was interrupted
+    (it checkpointed: running again resumes); 1 on any other error. Every error is printed
+    as one line. Inside :func:`trained_in_background` (and with ``background``), an
+    experiment of its list is not run again: this waits for it there.
     """
-    if background and name in _background and not overrides:
-        done, status = _background[name]
-        done.wait()
-        return status[0] if status else 1
+    if background and _background and name in _background.pending and not overrides:
+        return _background.wait(name)
+    with _lock:  # one experiment at a time per process: Hydra's state is global
+        return _run(name, overrides, conf)
+
+
+def _run(name: str, overrides: Sequence[str], conf: Path) -> int:
     from hydra._internal.hydra import Hydra
     from hydra._internal.utils import create_config_search_path
     from hydra.core.global_hydra import GlobalHydra
@@ -77,8 +134,13 @@ def run_experiment(
         else:
             _ = hydra.run("config", train_task, arguments).return_value  # raises its error
     except SystemExit as exc:  # a job's or the sweep's own exit status (refused jobs: 2)
-        return exc.code if isinstance(exc.code, int) else 1
+        if exc.code is None or isinstance(exc.code, int):
+            return exc.code or 0
+        print(f"bnlab: error: {name}: {exc.code}", file=sys.stderr, flush=True)
+        return 1
     except Exception as exc:  # Hydra's (an unknown experiment or key) or a job's
+        if os.environ.get("HYDRA_FULL_ERROR") == "1":  # as for run.py: the whole traceback
+            traceback.print_exc()
         first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
         print(f"bnlab: error: {name}: {first}", file=sys.stderr, flush=True)
         return 1

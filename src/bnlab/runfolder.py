@@ -85,21 +85,36 @@ def _schema_defaults() -> dict:
     return flatten(config_dict(Config()))
 
 
-def config_differences(stored: dict, wanted: dict) -> list[str]:
+# Keys on which a finished run that recorded more serves a config that asks for less: the
+# training is the same, and its records hold every one wanted (and more).
+COVERED_BY_MORE = {
+    "trainer.eval_splits": lambda stored, wanted: set(wanted or []) <= set(stored or []),
+}
+
+
+def config_differences(stored: dict, wanted: dict, finished: bool = False) -> list[str]:
     """``key: stored -> wanted`` for every result-relevant key that differs.
 
     A key that the stored config lacks (added to the schema after that run was made) counts
-    as its default value, which is what that run used.
+    as its default value, which is what that run used. For a ``finished`` run, a key of
+    COVERED_BY_MORE whose stored value covers the wanted one is no difference.
     """
     a, b = {**_schema_defaults(), **flatten(stored)}, flatten(wanted)
     keys = sorted((set(a) | set(b)) - NON_RESULT_KEYS)
-    return [f"{k}: {a.get(k)!r} -> {b.get(k)!r}" for k in keys if a.get(k) != b.get(k)]
+    return [
+        f"{k}: {a.get(k)!r} -> {b.get(k)!r}"
+        for k in keys
+        if a.get(k) != b.get(k)
+        and not (finished and k in COVERED_BY_MORE and COVERED_BY_MORE[k](a.get(k), b.get(k)))
+    ]
 
 
-def refuse_other_config(folder: Path, stored: dict, wanted: dict, what: str) -> None:
+def refuse_other_config(
+    folder: Path, stored: dict, wanted: dict, what: str, finished: bool = False
+) -> None:
     """Raise RunFolderError naming the keys if ``folder``'s run (``what``: "a finished", "an
     unfinished") was made with another configuration than ``wanted``."""
-    diffs = config_differences(stored, wanted)
+    diffs = config_differences(stored, wanted, finished)
     if diffs:
         raise RunFolderError(
             f"{folder} holds {what} run of another configuration ({'; '.join(diffs[:4])}"
@@ -126,7 +141,7 @@ _CONFIG_LOADER = _config_loader()
 
 def read_config(path: Path) -> dict:
     """A run's config.yaml as a plain nested dict (what OmegaConf.load + to_container give)."""
-    return yaml.load(Path(path).read_text(), Loader=_CONFIG_LOADER)
+    return yaml.load(Path(path).read_text(encoding="utf-8"), Loader=_CONFIG_LOADER) or {}
 
 
 def finished_summary(run_dir: Path, wanted_config: dict) -> Optional[dict]:
@@ -144,7 +159,7 @@ def finished_summary(run_dir: Path, wanted_config: dict) -> Optional[dict]:
     if summary.get("status") not in FINISHED:
         return None
     stored = read_config(config_path)
-    refuse_other_config(run_dir, stored, wanted_config, "a finished")
+    refuse_other_config(run_dir, stored, wanted_config, "a finished", finished=True)
     return summary
 
 

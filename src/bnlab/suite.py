@@ -6,7 +6,7 @@ then its figures are drawn. In one process the scripts share Python, torch, Hydr
 joblib launcher's two worker processes instead of starting them once per script (about 8 s
 per script on 2 cores, 2 minutes over the suite), and the experiments run one after another
 in a background thread while the figures of those done are drawn here
-(:func:`bnlab.launch.train_in_background`). A script that fails is named at the end and the
+(:func:`bnlab.launch.trained_in_background`). A script that fails is named at the end and the
 others still draw; what finished stays written, and running again resumes.
 """
 
@@ -14,11 +14,13 @@ from __future__ import annotations
 
 import argparse
 import importlib.util
+import os
 import sys
 import time
+import traceback
 from pathlib import Path
 
-from bnlab.launch import train_in_background
+from bnlab.launch import trained_in_background
 
 SCRIPTS = Path("experiments")
 CONF = Path("conf/experiment")
@@ -39,16 +41,26 @@ def figure_scripts(names: list[str] | None = None, folder: Path | None = None) -
 
 
 def run_script(path: Path, argv: list[str]) -> int:
-    """Import the figure script at ``path`` and call its ``main(argv)``; its exit status."""
+    """Import the figure script at ``path`` and call its ``main(argv)``: its exit status. Any
+    error in it is one line (``HYDRA_FULL_ERROR=1``: the traceback too), and status 1."""
     import matplotlib.pyplot as plt
 
-    spec = importlib.util.spec_from_file_location(f"bnlab_figure_{path.stem}", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
     try:
+        spec = importlib.util.spec_from_file_location(f"bnlab_figure_{path.stem}", path)
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
         return int(module.main(argv) or 0)
     except SystemExit as exc:
-        return exc.code if isinstance(exc.code, int) else 1
+        if exc.code is None or isinstance(exc.code, int):
+            return exc.code or 0
+        print(exc.code, file=sys.stderr, flush=True)
+        return 1
+    except Exception as exc:
+        if os.environ.get("HYDRA_FULL_ERROR") == "1":
+            traceback.print_exc()
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        print(f"bnlab: error: {path.name}: {type(exc).__name__}: {first}", file=sys.stderr)
+        return 1
     finally:
         plt.close("all")
 
@@ -66,12 +78,12 @@ def main(argv: list[str] | None = None) -> int:
     scripts = figure_scripts(args.names, SCRIPTS)
     suffix = "_fast" if args.fast else ""
     experiments = [p.stem + suffix for p in scripts if (CONF / f"{p.stem}{suffix}.yaml").is_file()]
-    train_in_background(experiments)  # while the figures of those done are drawn here
     try:
-        for path in scripts:
-            print(f"== {path}", flush=True)
-            if run_script(path, script_argv) != 0:
-                failed.append(path.stem)
+        with trained_in_background(experiments):  # the figures of those done are drawn here
+            for path in scripts:
+                print(f"== {path}", flush=True)
+                if run_script(path, script_argv) != 0:
+                    failed.append(path.stem)
     except KeyboardInterrupt:
         print("bnlab: interrupted; finished runs are kept, run again to go on", file=sys.stderr)
         return 130
