@@ -15,8 +15,8 @@ rounds, and a ratio of medians. Sections:
 6. suite: the wall time of every experiment's fast runs (``--full``: full-budget runs) in
    outputs/, read from their summary.json, and of all of them, with the reference step time
    (nn.BatchNorm1d's eager training step) measured now beside it;
-7. bound: where a training step of the two longest jobs goes (a Figure 1 job, a 64-layer depth
-   job), under torch.profiler on one thread: the share in matrix products and their GFLOP/s,
+7. bound: a training step of the two longest jobs (a Figure 1 job, a 64-layer depth job) on
+   one thread, and its matrix products timed alone: their share of the step and GFLOP/s,
    beside a large product's GFLOP/s on this core (what bounds the suite's targets).
 
 The last line is machine-readable:
@@ -443,47 +443,56 @@ REFERENCE_STEP_MS = 1.4  # the step time at which the suite's targets are read (
 
 # ----------------------------------------------------------------------------- 7. bound
 
-MATMULS = ("aten::bmm", "aten::baddbmm", "aten::mm", "aten::addmm", "aten::matmul")
 
-
-def profile_steps(overrides: list[str], steps: tuple[int, int]) -> dict[str, float]:
-    """Per training step of the job ``overrides`` (run.py's, on one thread): wall ms, ms in
-    matrix products and their GFLOP/s, from two profiled runs of ``steps`` (a, b) steps whose
-    difference cancels set-up, compiling and the final evaluation."""
+def step_time_ms(overrides: list[str], steps: tuple[int, int]) -> float:
+    """Wall ms per training step of the job ``overrides`` (run.py's, on one thread): two runs
+    of ``steps`` = (a, b) steps, differenced (set-up, compiling and the final evaluation cancel)."""
     import tempfile
-
-    from torch.profiler import ProfilerActivity, profile
 
     from bnlab.launch import compose
     from bnlab.train import run_job
 
-    def measure(n: int) -> tuple[float, float, float]:
+    def run(n: int) -> float:
         cfg = compose([*overrides, f"trainer.steps={n}", f"trainer.eval_every={n}"])
         with tempfile.TemporaryDirectory(prefix="bnlab-bench-") as tmp:
-            with profile(activities=[ProfilerActivity.CPU], with_flops=True) as prof:
-                start = time.perf_counter()
-                run_job(cfg, Path(tmp), 1)
-                seconds = time.perf_counter() - start
-        events = [e for e in prof.key_averages() if e.key in MATMULS]
-        return (
-            seconds,
-            sum(e.self_cpu_time_total for e in events) / 1e6,
-            sum(e.flops for e in events),
-        )
+            start = time.perf_counter()
+            run_job(cfg, Path(tmp), 1)
+            return time.perf_counter() - start
 
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
-        measure(steps[0])  # warm: data, compile cache
-        (w0, m0, f0), (w1, m1, f1) = measure(steps[0]), measure(steps[1])
+        run(steps[0])  # warm: data, compile cache
+        return 1000 * (run(steps[1]) - run(steps[0])) / (steps[1] - steps[0])
     finally:
         torch.set_num_threads(threads)
-    n = steps[1] - steps[0]
-    return {
-        "step_ms": 1000 * (w1 - w0) / n,
-        "matmul_ms": 1000 * (m1 - m0) / n,
-        "gflops": (f1 - f0) / max(m1 - m0, 1e-9) / 1e9,
-    }
+
+
+def step_products(sizes: list[int], replicas: int, batch: int, rounds: int) -> tuple[float, float]:
+    """(ms, GFLOP/s) of the matrix products of one training step of an MLP with layer widths
+    ``sizes`` (input first) as ``replicas`` batched models, timed alone on one thread: per
+    layer the forward product (K, N, in) x (K, in, out), the weight gradient x^T g and, but
+    for the first layer, the input gradient g W^T, in the layouts autograd uses."""
+    products, flops = [], 0
+    for i, (fan_in, fan_out) in enumerate(zip(sizes, sizes[1:])):
+        x, g = torch.randn(replicas, batch, fan_in), torch.randn(replicas, batch, fan_out)
+        w = torch.randn(replicas, fan_in, fan_out)
+        products += [lambda x=x, w=w: torch.bmm(x, w), lambda x=x, g=g: torch.bmm(x.mT, g)]
+        if i > 0:
+            products.append(lambda g=g, w=w: torch.bmm(g, w.mT))
+        flops += 2 * replicas * batch * fan_in * fan_out * (3 if i > 0 else 2)
+
+    def step() -> None:
+        for product in products:
+            product()
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        seconds = interleaved({"products": step}, 10, rounds)["products"].median
+    finally:
+        torch.set_num_threads(threads)
+    return 1000 * seconds, flops / seconds / 1e9
 
 
 def large_matmul_gflops(quick: bool, n: int = 2000) -> float:
@@ -499,38 +508,43 @@ def large_matmul_gflops(quick: bool, n: int = 2000) -> float:
 
 
 def bench_bound(quick: bool, out) -> dict[str, float]:
-    """Section 7: the matrix products' share of a step in the suite's two longest jobs."""
+    """Section 7: how much of a step of the suite's two longest jobs is matrix products."""
     out(
-        "\n7. Bound: a training step of the longest jobs, under torch.profiler, one thread "
-        "(two runs differenced)"
+        "\n7. Bound: a training step of the longest jobs, one thread: the whole step (two runs "
+        "differenced) and its matrix products timed alone"
     )
     if not Path("conf/experiment").is_dir():
         out("   skipped: run from bnlab's folder (where conf/ is)")
         return {}
     mnist = Path("data/MNIST/raw/t10k-labels-idx1-ubyte").exists()
-    jobs = {
+    jobs = {  # key: (label, overrides, steps differenced, layer widths, replicas)
         "fig1": (
             "paper_fig1, BN, 5 seeds as one compiled model",
             ["+experiment=paper_fig1", "norm=bn", "trainer.probe_every=0"]
             + ([] if mnist else ["dataset=fashion_mnist"]),
             (20, 60) if quick else (200, 2200),
+            [784, 100, 100, 100, 10],
+            5,
         ),
         "depth": (
             "depth, 64 layers, ReLU + BN, 9 runs as one model",
             ["+experiment=depth", "model=mlp_relu", "norm=bn", "model.depth=64"],
             (2, 6) if quick else (10, 110),
+            [784] + [100] * 64 + [10],
+            9,
         ),
     }
     results = {}
-    for key, (label, overrides, steps) in jobs.items():
-        found = profile_steps([*overrides, "device=cpu", "trainer.progress=false"], steps)
-        share = found["matmul_ms"] / found["step_ms"]
+    for key, (label, overrides, steps, sizes, replicas) in jobs.items():
+        step_ms = step_time_ms([*overrides, "device=cpu", "trainer.progress=false"], steps)
+        products_ms, gflops = step_products(sizes, replicas, 60, 2 if quick else 7)
+        share = products_ms / step_ms
         out(
-            f"   {label}: {found['step_ms']:.2f} ms per step, matrix products "
-            f"{found['matmul_ms']:.2f} ms ({100 * share:.0f}%) at {found['gflops']:.0f} GFLOP/s"
+            f"   {label}: {step_ms:.2f} ms per step; its matrix products alone "
+            f"{products_ms:.2f} ms ({100 * share:.0f}%) at {gflops:.0f} GFLOP/s"
         )
         results[f"{key}_matmul_share"] = share
-        results[f"{key}_matmul_gflops"] = found["gflops"]
+        results[f"{key}_matmul_gflops"] = gflops
     large = large_matmul_gflops(quick)
     out(f"   a 2000 x 2000 product on this core: {large:.0f} GFLOP/s")
     results["large_matmul_gflops"] = large
