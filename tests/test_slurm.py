@@ -98,16 +98,16 @@ def _wait_for_step(metrics, step, proc, timeout=240):
     raise AssertionError(f"{metrics} never reached step {step}")
 
 
-def _release_when_requeued(job_id, env, timeout=120):
-    """SLURM holds a requeued job for about two minutes before it may start again; once the
-    job is back in the queue, let it start at once."""
+def _wait_until_requeued(job_id, env, timeout=120):
+    """Wait until the USR2'd job is back in the queue. SLURM starts it again once its old
+    credential has expired (cred_expire=10 s on the local cluster; 120 s by default): forcing
+    an earlier start lets slurmd refuse it ("Job credential revoked") and the job is lost."""
     deadline = time.time() + timeout
     while time.time() < deadline:
         state = subprocess.run(
-            ["squeue", "-h", "-j", job_id, "-o", "%T|%r"], env=env, capture_output=True, text=True
+            ["squeue", "-h", "-j", job_id, "-o", "%T"], env=env, capture_output=True, text=True
         ).stdout.strip()
         if state.startswith("PENDING"):
-            subprocess.run(["scontrol", "update", f"JobId={job_id}", "StartTime=now"], env=env)
             return
         time.sleep(0.2)
     raise AssertionError(f"job {job_id} was not requeued")
@@ -145,7 +145,7 @@ def test_usr2_checkpoints_and_the_requeued_job_ends_as_an_uninterrupted_run(tmp_
     ).stdout.split()
     assert len(job_ids) == 1
     subprocess.run(["scancel", "--signal=USR2", job_ids[0]], env=env, check=True)
-    _release_when_requeued(job_ids[0], env)
+    _wait_until_requeued(job_ids[0], env)
     out, err = proc.communicate(timeout=600)
     assert proc.returncode == 0, err[-3000:]
     summary = json.loads((sweep / folder / "summary.json").read_text())
