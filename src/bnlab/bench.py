@@ -36,6 +36,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Optional
@@ -382,16 +383,23 @@ def experiment_wall_time(folder: Path) -> tuple[Optional[float], int]:
     return end - spans[0][0], len(summaries)
 
 
-def reference_step_ms(data, quick: bool) -> float:
-    """The eager nn.BatchNorm1d training step of the paper's MLP (section 2's reference), ms,
-    on one thread: how the suite's jobs run (two one-thread jobs at a time)."""
+@contextmanager
+def one_thread():
+    """torch on one thread within the block (as the suite's jobs run), as before after it."""
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
-        contender = step_contender("torch", 1, False, data)
-        timing = interleaved({"torch": contender}, 5 if quick else 100, 5)
+        yield
     finally:
         torch.set_num_threads(threads)
+
+
+def reference_step_ms(data, quick: bool) -> float:
+    """The eager nn.BatchNorm1d training step of the paper's MLP (section 2's reference), ms,
+    on one thread: how the suite's jobs run (two one-thread jobs at a time)."""
+    with one_thread():
+        contender = step_contender("torch", 1, False, data)
+        timing = interleaved({"torch": contender}, 5 if quick else 100, 5)
     return 1000 * timing["torch"].median
 
 
@@ -459,13 +467,9 @@ def step_time_ms(overrides: list[str], steps: tuple[int, int]) -> float:
             run_job(cfg, Path(tmp), 1)
             return time.perf_counter() - start
 
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
+    with one_thread():
         run(steps[0])  # warm: data, compile cache
         return 1000 * (run(steps[1]) - run(steps[0])) / (steps[1] - steps[0])
-    finally:
-        torch.set_num_threads(threads)
 
 
 def step_products(sizes: list[int], replicas: int, batch: int, rounds: int) -> tuple[float, float]:
@@ -486,24 +490,16 @@ def step_products(sizes: list[int], replicas: int, batch: int, rounds: int) -> t
         for product in products:
             product()
 
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
+    with one_thread():
         seconds = interleaved({"products": step}, 10, rounds)["products"].median
-    finally:
-        torch.set_num_threads(threads)
     return 1000 * seconds, flops / seconds / 1e9
 
 
 def large_matmul_gflops(quick: bool, n: int = 2000) -> float:
     """GFLOP/s of an n x n by n x n float32 product on one thread (median of rounds)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
+    with one_thread():
         a, b = torch.randn(n, n), torch.randn(n, n)
         timing = interleaved({"mm": lambda: a @ b}, 2, 2 if quick else 5)
-    finally:
-        torch.set_num_threads(threads)
     return 2 * n**3 / timing["mm"].median / 1e9
 
 

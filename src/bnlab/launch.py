@@ -10,10 +10,7 @@ per experiment on 2 cores). ``make figures`` draws every figure in one process t
 
 from __future__ import annotations
 
-import os
-import sys
 import threading
-import traceback
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Sequence
@@ -51,7 +48,8 @@ class Background:
         for name, (done, status) in self.pending.items():
             try:
                 if not self.stop.is_set():
-                    status.append(run_experiment(name, conf=self.conf, background=False))
+                    with _lock:
+                        status.append(_run(name, (), self.conf))
                     if status[0] >= 128:
                         self.stop.set()
             except BaseException:  # a second Ctrl-C inside a job, the executor shut down
@@ -94,19 +92,17 @@ def trained_in_background(names: Sequence[str], conf: Path = Path("conf")):
         _background = None
 
 
-def run_experiment(
-    name: str, overrides: Sequence[str] = (), conf: Path = Path("conf"), background: bool = True
-) -> int:
+def run_experiment(name: str, overrides: Sequence[str] = (), conf: Path = Path("conf")) -> int:
     """Compose ``+experiment=<name> name=<name> <overrides>`` from ``conf`` and run it (a sweep
     if the experiment is one), as run.py would. Finished runs are found, not trained again.
 
     Returns the exit status run.py would have: 0; 2 where a job was refused (a bad value,
     missing data; in a sweep the others still ran); 128 + signal where a job was interrupted
     (it checkpointed: running again resumes); 1 on any other error. Every error is printed
-    as one line. Inside :func:`trained_in_background` (and with ``background``), an
-    experiment of its list is not run again: this waits for it there.
+    as one line. Inside :func:`trained_in_background`, an experiment of its list is not run
+    again: this waits for it there.
     """
-    if background and _background and name in _background.pending and not overrides:
+    if _background and name in _background.pending and not overrides:
         return _background.wait(name)
     with _lock:  # one experiment at a time per process: Hydra's state is global
         return _run(name, overrides, conf)
@@ -120,6 +116,7 @@ def _run(name: str, overrides: Sequence[str], conf: Path) -> int:
     from hydra.version import setbase
 
     from bnlab.config import register_configs
+    from bnlab.errors import exit_status
     from bnlab.task import train_task
 
     register_configs()
@@ -133,17 +130,8 @@ def _run(name: str, overrides: Sequence[str], conf: Path) -> int:
             hydra.multirun("config", train_task, arguments)
         else:
             _ = hydra.run("config", train_task, arguments).return_value  # raises its error
-    except SystemExit as exc:  # a job's or the sweep's own exit status (refused jobs: 2)
-        if exc.code is None or isinstance(exc.code, int):
-            return exc.code or 0
-        print(f"bnlab: error: {name}: {exc.code}", file=sys.stderr, flush=True)
-        return 1
-    except Exception as exc:  # Hydra's (an unknown experiment or key) or a job's
-        if os.environ.get("HYDRA_FULL_ERROR") == "1":  # as for run.py: the whole traceback
-            traceback.print_exc()
-        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-        print(f"bnlab: error: {name}: {first}", file=sys.stderr, flush=True)
-        return 1
+    except (SystemExit, Exception) as exc:  # a job's or sweep's exit status; Hydra's errors
+        return exit_status(exc, name)
     finally:
         GlobalHydra.instance().clear()
     return 0

@@ -14,12 +14,11 @@ from __future__ import annotations
 
 import argparse
 import importlib.util
-import os
 import sys
 import time
-import traceback
 from pathlib import Path
 
+from bnlab.errors import exit_status
 from bnlab.launch import trained_in_background
 
 SCRIPTS = Path("experiments")
@@ -50,17 +49,8 @@ def run_script(path: Path, argv: list[str]) -> int:
         module = importlib.util.module_from_spec(spec)
         spec.loader.exec_module(module)
         return int(module.main(argv) or 0)
-    except SystemExit as exc:
-        if exc.code is None or isinstance(exc.code, int):
-            return exc.code or 0
-        print(exc.code, file=sys.stderr, flush=True)
-        return 1
-    except Exception as exc:
-        if os.environ.get("HYDRA_FULL_ERROR") == "1":
-            traceback.print_exc()
-        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-        print(f"bnlab: error: {path.name}: {type(exc).__name__}: {first}", file=sys.stderr)
-        return 1
+    except (SystemExit, Exception) as exc:
+        return exit_status(exc, path.name, with_type=True)
     finally:
         plt.close("all")
 
