@@ -7,7 +7,7 @@ DATA_DIR ?= data
 FASHION_MNIST := $(DATA_DIR)/FashionMNIST/raw/t10k-labels-idx1-ubyte
 PYTEST_ARGS ?=
 
-.PHONY: setup data run test lint figures report notebook tensorboard bench gpu-check gpu-wheels clean
+.PHONY: setup data run test test-torch lint figures report notebook tensorboard bench gpu-check gpu-wheels clean
 
 ## setup: virtual environment with bnlab and its dev extras, plus the default dataset
 setup: $(STAMP) $(FASHION_MNIST)
@@ -36,6 +36,17 @@ run: setup
 ## test: the lint and format gate, then the whole test suite
 test: setup lint
 	$(PY) -m pytest $(PYTEST_ARGS)
+
+## test-torch: the tests of the layers and of the compiled path against eager, under another
+## torch in its own venv (TORCH=2.11.0, the oldest supported; PyPI's torch with its CUDA
+## libraries is a download of several GB)
+TORCH ?= 2.11.0
+TORCH_VENV := .venv-torch-$(TORCH)
+TORCH_TESTS ?= tests/test_compiled.py tests/test_batchnorm.py tests/test_norms.py tests/test_double_backward.py
+test-torch: $(FASHION_MNIST)
+	test -x $(TORCH_VENV)/bin/python || $(PYTHON) -m venv $(TORCH_VENV)
+	$(TORCH_VENV)/bin/python -m pip install --quiet torch==$(TORCH) -e . pytest pytest-timeout
+	$(TORCH_VENV)/bin/python -m pytest -q $(PYTEST_ARGS) $(TORCH_TESTS)
 
 ## lint: ruff check and ruff format --check over the whole code base
 lint: $(STAMP)
@@ -72,12 +83,14 @@ clean:
 bench: setup
 	$(PY) -m bnlab.bench $(if $(FULL),--full)
 
-## gpu-check: the CUDA tests and bench section on this machine's GPU (scripts/gpu_check.sh)
+## gpu-check: the whole GPU check on this machine's GPU: CUDA tests (compiled = eager there),
+## bench's GPU section, paper_fig1 at 2,000 steps (scripts/gpu_check.sh)
 gpu-check: $(STAMP)
 	PYTHON=$(PY) scripts/gpu_check.sh
 
-## gpu-wheels: Hydra & co. as wheels in .whl/, for scripts/gpu_check.sh on a GPU machine
-## without PyPI (pure Python; GPU_PYTHON is that machine's Python version)
+## gpu-wheels: Hydra & co. as wheels in .whl/ and Fashion-MNIST's four .gz files in
+## .whl/fashion-mnist/, for scripts/gpu_check.sh on a GPU machine without PyPI (pure Python;
+## GPU_PYTHON is that machine's Python version)
 GPU_PYTHON ?= 3.12
 gpu-wheels: $(STAMP)
 	$(PY) -m pip download --quiet --no-deps --only-binary=:all: --python-version $(GPU_PYTHON) \
@@ -85,3 +98,5 @@ gpu-wheels: $(STAMP)
 		$$($(PY) -m pip list --format=freeze 2>/dev/null | grep -iE '^(hydra-core|omegaconf|hydra-joblib-launcher|hydra-submitit-launcher|submitit)==')
 	$(PY) -m pip wheel --quiet --no-deps -w .whl \
 		$$($(PY) -m pip list --format=freeze 2>/dev/null | grep -iE '^antlr4-python3-runtime==')
+	mkdir -p .whl/fashion-mnist
+	cp /usr/share/datasets/fashion-mnist/*.gz .whl/fashion-mnist/

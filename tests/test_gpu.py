@@ -1,5 +1,7 @@
-"""The same code path on CUDA (issue 7, target 5). Skipped where there is no CUDA device (CI has
-none); on a GPU machine run `make gpu-check`, or scripts/gpu_check.sh on a bare one."""
+"""The same code path on CUDA. Skipped where there is no CUDA device (CI has none); on a GPU
+machine run `make gpu-check`, or scripts/gpu_check.sh on a bare one. The compiled step is
+checked against the eager step on CUDA itself, never against compiled CPU (both could be
+wrong the same way, as under torch 2.11)."""
 
 import json
 import signal
@@ -8,10 +10,18 @@ import pandas as pd
 import pytest
 import torch
 from conftest import make_config
+from test_compiled import (
+    DATA,
+    NORM_CONFIGS,
+    _model_and_batch,
+    compiled_and_eager_training_agree,
+)
 from test_reliability import JOB, _job, _same_results, _start, _wait_for
 from torch import nn
 
 from bnlab.batchnorm import BatchNorm
+from bnlab.fastcheck import fast_path_error
+from bnlab.fastpaths import CompiledLosses
 from bnlab.train import run_job
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")
@@ -102,3 +112,20 @@ def test_sigterm_on_cuda_then_rerun_resumes_to_identical_metrics(tmp_path):
     _, err = proc.communicate(timeout=600)
     assert proc.returncode == 0, err[-2000:]
     _same_results(_job(interrupted), _job(reference))
+
+
+@pytest.mark.parametrize("layout", ["mlp", "cnn"])
+@pytest.mark.parametrize("norm", NORM_CONFIGS)
+def test_compiled_step_equals_eager_on_cuda(norm, layout, tmp_path):
+    model, x, y = _model_and_batch(norm, layout, tmp_path)
+    _, x2, y2 = _model_and_batch(norm, layout, tmp_path, batch_seed=1)
+    batches = [(x.cuda(), y.cuda()), (x2.cuda(), y2.cuda())]
+    compiled = CompiledLosses()
+    assert fast_path_error(model.cuda(), batches, compiled) is None
+    assert compiled.failed is None
+
+
+@pytest.mark.skipif(not (DATA / "FashionMNIST").is_dir(), reason="Fashion-MNIST not in data/")
+@pytest.mark.parametrize("norm", ["bn", "batch_renorm"])
+def test_the_papers_network_trains_the_same_compiled_and_eager_on_cuda(tmp_path, norm):
+    compiled_and_eager_training_agree(tmp_path, norm, "cuda", 2000)

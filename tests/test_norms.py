@@ -103,9 +103,11 @@ def test_batch_renorm_backward_passes_gradcheck():
     b = torch.randn(4, dtype=torch.float64, requires_grad=True)
     r, d = torch.rand(4, dtype=torch.float64) + 0.5, torch.randn(4, dtype=torch.float64)
 
-    def fn(x, w, b):  # the batch statistics from x itself, as the module computes them
-        mean, var = x.mean(0), x.var(0, unbiased=False)
-        return BatchRenormFunction.apply(x, w, b, mean, var, r, d, 1e-5, (0,), 6, (1, 4))
+    def correct(mean, var, m):  # the module's: r and d from the moving averages (fixed here)
+        return r, d
+
+    def fn(x, w, b):
+        return BatchRenormFunction.apply(x, w, b, correct, 1e-5, (0,), 6, (1, 4), (4,))
 
     assert torch.autograd.gradcheck(fn, (x, w, b))
 

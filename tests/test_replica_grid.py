@@ -12,6 +12,7 @@ import pandas as pd
 import pytest
 import yaml
 from conftest import make_config, run_cli
+from test_compiled import _largest_differences
 
 from bnlab.config import ConfigError
 from bnlab.fastpaths import rate_spans
@@ -24,21 +25,33 @@ def _metrics(folder):
 
 @pytest.mark.parametrize("compile", [False, True])
 def test_rate_grid_as_replicas_equals_separate_runs(tmp_path, smoke_overrides, compile):
-    args = [*smoke_overrides, "norm=bn", "trainer.replicas=2", f"trainer.compile={compile}"]
+    """Each cell against a separate run at its rate (2 seeds as replicas), up to the rounding
+    that other kernel sizes bring: its scale is measured in the test, as the difference
+    between those separate runs and each seed trained alone (one replica). Every metric of
+    every cell stays within 16x that plus 2^-20 (measured with ATEN_CPU_CAPABILITY=default,
+    avx2 and avx512: at most 0.54x). A fixed rtol of 1e-4 held with AVX2 kernels and failed
+    with AVX-512 ones at lr 2.0 (1.2e-4), where rounding alone moves metrics by up to 3e-4."""
+    args = [*smoke_overrides, "norm=bn", f"trainer.compile={compile}"]
     grid = [0.05, 0.4, 2.0]
-    run_job(make_config(*args, f"optimizer.lr_grid=[{','.join(map(str, grid))}]"), tmp_path / "g")
+    grid_arg = f"optimizer.lr_grid=[{','.join(map(str, grid))}]"
+    run_job(make_config(*args, "trainer.replicas=2", grid_arg), tmp_path / "g")
     for lr in grid:
-        run_job(make_config(*args, f"optimizer.lr={lr}"), tmp_path / f"lr{lr}")
+        run_job(make_config(*args, "trainer.replicas=2", f"optimizer.lr={lr}"), tmp_path / f"{lr}")
+        in_grid, rounding = [], []
         for seed in (0, 1):
             cell = tmp_path / "g" / f"lr={lr!r}" / f"seed={seed}"
-            alone = tmp_path / f"lr{lr}" / f"seed={seed}"
-            together, apart = _metrics(cell), _metrics(alone)
-            assert together[["step", "split", "metric"]].equals(apart[["step", "split", "metric"]])
-            pd.testing.assert_series_equal(together.value, apart.value, rtol=1e-4, atol=1e-5)
+            apart = tmp_path / f"{lr}" / f"seed={seed}"
+            alone = tmp_path / f"{lr}-alone{seed}"
+            run_job(make_config(*args, f"optimizer.lr={lr}", f"seed={seed}"), alone)
+            in_grid.append(_largest_differences(_metrics(cell), _metrics(apart)))
+            rounding.append(_largest_differences(_metrics(apart), _metrics(alone)))
             # each cell's config is the separate run's: its rate, its seed, no grid
             config = yaml.safe_load((cell / "config.yaml").read_text())
-            assert config == yaml.safe_load((alone / "config.yaml").read_text())
+            assert config == yaml.safe_load((apart / "config.yaml").read_text())
             assert config["optimizer"]["lr"] == lr and config["optimizer"]["lr_grid"] is None
+        bound = 16 * pd.concat(rounding, axis=1).max(axis=1) + 2.0**-20
+        worst = pd.concat(in_grid, axis=1).max(axis=1)
+        assert (worst <= bound).all(), pd.DataFrame({"grid": worst, "bound": bound})
     # the rates really differ: the largest rate's curve is not the smallest's
     lo = _metrics(tmp_path / "g" / "lr=0.05" / "seed=0")
     hi = _metrics(tmp_path / "g" / "lr=2.0" / "seed=0")

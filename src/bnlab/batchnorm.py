@@ -67,6 +67,36 @@ def feature_layout(
     raise ValueError(f"{layer}({c}) expects {expected}, got shape {tuple(x.shape)}")
 
 
+def normalized(x: Tensor, dims: tuple[int, ...], m: int, eps: float) -> tuple[Tensor, ...]:
+    """(mean, biased var, invstd, x_hat) of ``x`` over ``dims`` (m values per feature), kept
+    with their reduced dims: mean = 1/m sum x, var = 1/m sum (x - mean)^2, invstd =
+    1/sqrt(var + eps), x_hat = (x - mean) * invstd. Two passes (the mean, then the mean of the
+    squared deviations): as exact as var_mean, and far faster on CPU, where var_mean over a
+    non-innermost dimension is slow. Differentiable: the double backward recomputes it."""
+    mean = x.sum(dims, keepdim=True) * (1.0 / m)  # sum, then scale: Tensor.mean is slower
+    centred = x - mean
+    var = (centred * centred).sum(dims, keepdim=True) * (1.0 / m)
+    invstd = torch.rsqrt(var + eps)
+    return mean, var, invstd, centred * invstd
+
+
+def normalization_backward(
+    dy: Tensor, x_hat: Tensor, scale: Tensor, dims: tuple[int, ...], m: int
+) -> tuple[Tensor, Tensor, Tensor]:
+    """(dx, dgamma, dbeta) of y = gamma * x_hat + beta, x_hat normalized over ``dims``
+    (m values per feature), ``scale`` = gamma * invstd (invstd alone without gamma)::
+
+        dbeta  = sum dy,    dgamma = sum dy * x_hat
+        dx     = scale * dy - (scale * dbeta / m) - x_hat * (scale * dgamma / m)
+
+    dgamma and dbeta keep their reduced dims. Out-of-place ops only, so a backward built from
+    it can itself be differentiated (Hessian-vector products)."""
+    dbeta = dy.sum(dims, keepdim=True)
+    dgamma = (dy * x_hat).sum(dims, keepdim=True)
+    dx = torch.sub(dy * scale, dbeta * scale, alpha=1.0 / m)
+    return torch.addcmul(dx, x_hat, dgamma * scale, value=-1.0 / m), dgamma, dbeta
+
+
 class BatchNormFunction(torch.autograd.Function):
     """Training-mode batch normalization with the closed-form backward in the module docstring.
 
@@ -77,6 +107,12 @@ class BatchNormFunction(torch.autograd.Function):
     and m, which the module uses to update its running statistics. Output: ``y``.
     (Viewing and tracking inside the Function keeps views and extra outputs out of the
     autograd graph: at the paper's sizes this layer is bound by per-call overhead.)
+
+    Every tensor it returns is freshly allocated and none is written in place: torch 2.11's
+    compiler routes the gradient of a returned tensor that was written in place to the wrong
+    output (pytorch#180642), silently. The backward is differentiable: under ``create_graph``
+    it recomputes x_hat from the saved ``x`` with :func:`normalized`, so the double backward
+    sees how x_hat and the statistics depend on x and gamma.
     """
 
     @staticmethod
@@ -92,43 +128,29 @@ class BatchNormFunction(torch.autograd.Function):
         shape: tuple[int, ...],
         track: Optional[Callable[[Tensor, Tensor, int], None]] = None,
     ):
-        # Two passes (mean, then the mean of squared deviations): as exact as var_mean, and
-        # far faster on CPU, where var_mean over a non-innermost dimension is slow. Full-size
-        # buffers are reused in place: an allocation costs as much as a pass over the data.
-        mean = x.sum(dims, keepdim=True).mul_(1.0 / m)  # sum, then scale: Tensor.mean is slower
-        x_hat = x - mean
-        buffer = x_hat * x_hat
-        var = buffer.sum(dims, keepdim=True).mul_(1.0 / m)
-        invstd = torch.rsqrt(var + eps)
-        x_hat.mul_(invstd)
+        mean, var, invstd, x_hat = normalized(x, dims, m, eps)
         if weight is None:
             y, scale = x_hat, invstd
         else:
             gamma = weight.view(view)
-            y, scale = torch.addcmul(bias.view(view), x_hat, gamma, out=buffer), invstd * gamma
+            y, scale = torch.addcmul(bias.view(view), x_hat, gamma), invstd * gamma
         if track is not None:
             track(mean.view(shape), var.view(shape), m)
-        ctx.save_for_backward(x_hat, scale)
-        ctx.dims, ctx.m, ctx.shape = dims, m, shape
-        ctx.affine = weight is not None
+        ctx.save_for_backward(x, weight, x_hat, scale)
+        ctx.args = eps, dims, m, view, shape
         return y
 
     @staticmethod
     def backward(ctx, dy: Tensor):
-        # dx = gamma * invstd / m * (m * dy - dbeta - x_hat * dgamma)
-        #    = scale * dy - (scale * dbeta / m) - x_hat * (scale * dgamma / m),
-        # with scale = gamma * invstd
-        x_hat, scale = ctx.saved_tensors
-        dims, m = ctx.dims, ctx.m
-        dbeta = dy.sum(dims, keepdim=True)
-        dx = dy * x_hat
-        dgamma = dx.sum(dims, keepdim=True)
-        torch.mul(dy, scale, out=dx)
-        dx.sub_(dbeta * scale, alpha=1.0 / m)
-        dx.addcmul_(x_hat, dgamma * scale, value=-1.0 / m)
-        if not ctx.affine:
+        x, weight, x_hat, scale = ctx.saved_tensors
+        eps, dims, m, view, shape = ctx.args
+        if torch.is_grad_enabled():  # create_graph: recompute, differentiably, from x
+            _, _, invstd, x_hat = normalized(x, dims, m, eps)
+            scale = invstd if weight is None else invstd * weight.view(view)
+        dx, dgamma, dbeta = normalization_backward(dy, x_hat, scale, dims, m)
+        if weight is None:
             return dx, None, None, None, None, None, None, None, None
-        return dx, dgamma.view(ctx.shape), dbeta.view(ctx.shape), *[None] * 6
+        return dx, dgamma.view(shape), dbeta.view(shape), *[None] * 6
 
 
 @register_norm("bn")

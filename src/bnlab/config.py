@@ -149,7 +149,9 @@ class TrainerConfig:
     eval_trainmode: bool = key(False, "with BN, also val/*_trainmode: BN with batch statistics")
     threads: Optional[int] = key(None, "torch threads (null: the launcher's share)", result=False)
     compile: bool = key(
-        False, "torch.compile the training step (equal up to float rounding)", result=False
+        False,
+        "torch.compile the training step, once it equals the eager step on the first batch",
+        result=False,
     )
     probe_every: int = key(0, "> 0: ICS and loss-landscape probes every n steps (probe/*)")
     grad_norm_every: int = key(0, "> 0: each layer's gradient norm every n steps (grad_norm/*)")

@@ -28,7 +28,12 @@ log = logging.getLogger(__name__)
 
 
 class CompiledLosses:
-    """``replica_losses`` compiled; called the same way, ``losses(model, x, y)``."""
+    """``replica_losses`` compiled; called the same way, ``losses(model, x, y)``.
+
+    Random layers (dropout, BN's noise) draw from torch's own generators, as in eager
+    (``fallback_random``), so the compiled step can equal the eager one. ``failed`` says why
+    it computes eagerly, where compiling failed.
+    """
 
     def __init__(self) -> None:
         # One job per process is not guaranteed (Hydra's basic launcher runs a sweep's jobs
@@ -38,8 +43,11 @@ class CompiledLosses:
         # inductor imports cpp_extension, which warns "No CUDA runtime is found" on every
         # CPU-only machine: noise in a run's output, not news
         logging.getLogger("torch.utils.cpp_extension").setLevel(logging.ERROR)
-        self.losses = torch.compile(replica_losses, dynamic=False)
+        self.losses = torch.compile(
+            replica_losses, dynamic=False, options={"fallback_random": True}
+        )
         self.first_call = True
+        self.failed: Optional[str] = None
 
     def __call__(self, model: nn.Module, x: Tensor, y: Tensor) -> Tensor:
         if not self.first_call:
@@ -49,11 +57,8 @@ class CompiledLosses:
             return self.losses(model, x, y)
         except Exception as exc:  # torch._dynamo raises many types; none of them is fatal here
             reason = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else ""
-            log.warning(
-                "trainer.compile: torch.compile failed (%s: %s); training eagerly",
-                type(exc).__name__,
-                reason,
-            )
+            self.failed = f"torch.compile failed ({type(exc).__name__}: {reason})"
+            log.warning("trainer.compile: %s; training eagerly", self.failed)
             self.losses = replica_losses
             return self.losses(model, x, y)
 

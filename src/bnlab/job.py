@@ -145,6 +145,14 @@ class Job:
         self.runs.restore(saved["replicas"], self.step)
         self.code_history = list(saved.get("code_history", []))
 
+    def note(self, **fields: Any) -> None:
+        """Set ``fields`` in every run's summary.json (how the job trains, say); a None
+        value removes its key (a reason recorded by an earlier sitting of the job)."""
+        for run in self.runs.runs:
+            for name in [k for k, v in fields.items() if v is None]:
+                run.recorder.summary.pop(name, None)
+            run.recorder.write_summary(**{k: v for k, v in fields.items() if v is not None})
+
     def wall_time(self) -> float:
         return self.elapsed + time.perf_counter() - self._started
 

@@ -104,7 +104,8 @@ class BatchNoise(nn.Module):
     def forward(self, a: Tensor) -> Tensor:
         if not self.training:
             return a
-        u = torch.rand((2, *self.shape), device=a.device, dtype=a.dtype)
+        # drawn in float32 whatever a's type, so a float64 copy of the model draws the same
+        u = torch.rand((2, *self.shape), device=a.device).to(a.dtype)
         mean = (2 * u[0] - 1) * self.noise
         scale = 1 + u[1] * self.noise
         return torch.addcmul(mean, a, scale)

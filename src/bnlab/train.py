@@ -4,7 +4,8 @@
 
 * batch: each replica r takes ``batch_size`` examples from its own permutation of the training
   set for the step's epoch, drawn from (seed_r, epoch) alone (:mod:`bnlab.batches`);
-* forward and loss: the mean cross-entropy of each replica's batch, (K,);
+* forward and loss: the mean cross-entropy of each replica's batch, (K,) (eager, or compiled
+  once the compiled step has equalled the eager one on the first batch: :func:`training_path`);
 * backward: of the sum of the K losses; the replicas share no parameter, so each gets exactly
   its own gradient;
 * optimizer step;
@@ -37,6 +38,7 @@ from bnlab.batches import BatchOrder, gather, total_steps
 from bnlab.config import Config, OptimizerConfig, OptimizerName
 from bnlab.data import Splits, load_data
 from bnlab.evaluation import evaluation_metrics
+from bnlab.fastcheck import fast_path_error
 from bnlab.fastpaths import CompiledLosses, optimizer_step
 from bnlab.job import Job, open_job
 from bnlab.models import build_model, replica_losses
@@ -68,7 +70,7 @@ def training_loop(
     """Train from ``job.step`` to the end (see the module docstring); ``job`` records."""
     t = cfg.trainer
     last = job.total_steps
-    forward_and_loss = CompiledLosses() if t.compile else replica_losses
+    forward_and_loss = training_path(cfg, job, model, data, order)
     step_optimizer = optimizer_step(optimizer, job.runs.lrs if cfg.optimizer.lr_grid else None)
     probes = Probes(model) if t.probe_every or t.grad_norm_every else None
     progress = progress_bar(job)
@@ -116,6 +118,31 @@ def training_loop(
     progress.close()
     if job.stop_requested and job.step < last:
         job.stop()  # checkpoint, then RunInterrupted
+
+
+def training_path(cfg: Config, job: Job, model: nn.Module, data: Splits, order: BatchOrder):
+    """The forward-and-loss the loop trains with: ``replica_losses`` (eager), or with
+    ``trainer.compile`` the compiled one once it has given the eager step's loss and gradients
+    on the job's next batch, or the one after (:mod:`bnlab.fastcheck`); where it does not, one
+    warning and eager training. summary.json says which (``training_path``) and why a fast
+    path was left."""
+    if not cfg.trainer.compile:
+        job.note(training_path="eager", training_path_reason=None)
+        return replica_losses
+    compiled = CompiledLosses()
+    steps = (job.step + 1, job.step + 2)  # the batches the job trains on next
+    batches = [
+        (gather(data.x_train, i), gather(data.y_train, i)) for i in map(order.indices, steps)
+    ]
+    error = fast_path_error(model, batches, compiled)
+    if compiled.failed is None and error is None:
+        job.note(training_path="compiled", training_path_reason=None)
+        return compiled
+    reason = compiled.failed or f"the compiled step differs from the eager one: {error}"
+    if compiled.failed is None:
+        log.warning("trainer.compile: %s; training eagerly", reason)
+    job.note(training_path="eager", training_path_reason=reason)
+    return replica_losses
 
 
 def progress_bar(job: Job):

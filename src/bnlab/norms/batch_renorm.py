@@ -30,40 +30,46 @@ from typing import Optional
 import torch
 from torch import Tensor
 
-from bnlab.batchnorm import BatchNorm, feature_layout
+from bnlab.batchnorm import BatchNorm, feature_layout, normalized
 from bnlab.errors import ConfigError
 from bnlab.norms import register_norm
 
 
 class BatchRenormFunction(torch.autograd.Function):
-    """Training-mode Batch Renorm with r and d given (computed by the module from the batch
-    statistics and the moving averages, under no_grad: constants for autograd)."""
+    """Training-mode Batch Renorm. ``correct(mean, var, m)`` is the module's: given the
+    batch's statistics (viewed to ``shape``) it returns r and d from the moving averages and
+    the bounds of this step, then folds the batch into the moving averages; r and d are
+    constants for autograd. Returns fresh tensors only (see
+    :class:`~bnlab.batchnorm.BatchNormFunction`); the backward is differentiable (under
+    ``create_graph`` it recomputes z and x_hat from the saved ``x``, r and d)."""
 
     @staticmethod
-    def forward(ctx, x, weight, bias, mean, var, r, d, eps, dims, m, view):
-        # mean and var: the batch's (biased), computed by the module; the closed-form
-        # backward accounts for their dependence on x
-        invstd = torch.rsqrt(var.view(view) + eps)
-        z = (x - mean.view(view)) * invstd
-        x_hat = z * r.view(view) + d.view(view)
+    def forward(ctx, x, weight, bias, correct, eps, dims, m, view, shape):
+        mean, var, invstd, z = normalized(x, dims, m, eps)
+        r, d = correct(mean.view(shape), var.view(shape), m)
+        r, d = r.view(view), d.view(view)
+        x_hat = z * r + d
         y = x_hat if weight is None else torch.addcmul(bias.view(view), x_hat, weight.view(view))
-        ctx.save_for_backward(z, x_hat, invstd, r, weight)
-        ctx.dims, ctx.m, ctx.view = dims, m, view
+        ctx.save_for_backward(x, weight, z, x_hat, invstd, r, d)
+        ctx.args = eps, dims, m, view
         return y
 
     @staticmethod
     def backward(ctx, dy):
-        z, x_hat, invstd, r, weight = ctx.saved_tensors
-        dims, m, view = ctx.dims, ctx.m, ctx.view
+        x, weight, z, x_hat, invstd, r, d = ctx.saved_tensors
+        eps, dims, m, view = ctx.args
+        if torch.is_grad_enabled():  # create_graph: recompute, differentiably, from x
+            _, _, invstd, z = normalized(x, dims, m, eps)
+            x_hat = z * r + d
         g = dy if weight is None else dy * weight.view(view)
-        scale = invstd * r.view(view) / m
+        scale = invstd * r / m
         dx = (m * g - g.sum(dims, keepdim=True) - z * (g * z).sum(dims, keepdim=True)) * scale
         if weight is None:
-            return (dx, *[None] * 10)
+            return (dx, *[None] * 8)
         shape = weight.shape
         dgamma = (dy * x_hat).sum(dims).view(shape)
         dbeta = dy.sum(dims).view(shape)
-        return (dx, dgamma, dbeta, *[None] * 8)
+        return (dx, dgamma, dbeta, *[None] * 6)
 
 
 class BatchRenorm(BatchNorm):
@@ -96,25 +102,32 @@ class BatchRenorm(BatchNorm):
             done = torch.ones_like(done)
         return 1 + (self.rmax - 1) * done, self.dmax * done
 
+    @torch.compiler.disable
     def forward(self, x: Tensor) -> Tensor:
+        """Eager even inside a compiled model. r and d read the moving averages that the same
+        forward then updates; torch.compile's partitioner (2.11 to 2.14 at least) may recompute
+        r and d in the backward from the updated averages instead of saving them, so the
+        compiled gradients came out up to 17% off eager's (which equal a plain-autograd
+        reference with r and d detached), also with the bounds still at r = 1, d = 0, since
+        the step count that sets them is updated too. Open upstream: pytorch#197039."""
         if not self.training:
             return super().forward(x)
         dims, view = feature_layout(x, self.num_features, self.replicas, "BatchRenorm")
         m = x.numel() // self.running_mean.numel()
         if m < 2:
             raise ValueError(f"BatchRenorm needs batches of at least 2 (got {tuple(x.shape)})")
-        rmax, dmax = self.bounds()
-        with torch.no_grad():  # two passes, as BatchNorm: far faster than var() on CPU
-            shape = self.running_mean.shape
-            mean = x.sum(dims).mul_(1.0 / m).view(shape)
-            centred = x - mean.view(view)
-            var = (centred * centred).sum(dims).mul_(1.0 / m).view(shape)
-            sigma = torch.sqrt(self.running_var + self.eps)
-            r = torch.minimum(torch.maximum(torch.sqrt(var + self.eps) / sigma, 1 / rmax), rmax)
-            d = torch.minimum(torch.maximum((mean - self.running_mean) / sigma, -dmax), dmax)
-            self._track(mean, var, m)
-        args = (mean, var, r, d, self.eps, dims, m, view)
+        shape = self.running_mean.shape
+        args = (self._correct, self.eps, dims, m, view, shape)
         return BatchRenormFunction.apply(x, self.weight, self.bias, *args)
+
+    def _correct(self, mean: Tensor, var: Tensor, m: int) -> tuple[Tensor, Tensor]:
+        """r and d of the module docstring for this batch (then the batch is tracked)."""
+        rmax, dmax = self.bounds()
+        sigma = torch.sqrt(self.running_var + self.eps)
+        r = torch.minimum(torch.maximum(torch.sqrt(var + self.eps) / sigma, 1 / rmax), rmax)
+        d = torch.minimum(torch.maximum((mean - self.running_mean) / sigma, -dmax), dmax)
+        self._track(mean, var, m)
+        return r, d
 
 
 @register_norm("batch_renorm")

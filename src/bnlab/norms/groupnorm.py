@@ -34,29 +34,39 @@ from bnlab.errors import ConfigError
 from bnlab.norms import register_norm
 
 
+def group_normalized(x: Tensor, groups: tuple, eps: float) -> tuple[Tensor, Tensor]:
+    """(invstd, x_hat): ``x`` normalized over the last dim of its ``groups`` view (the module
+    docstring's mu and var, biased), x_hat in ``x``'s shape. Differentiable: the double
+    backward recomputes it."""
+    grouped = x.reshape(groups)
+    centred = grouped - grouped.mean(-1, keepdim=True)
+    invstd = torch.rsqrt(centred.pow(2).mean(-1, keepdim=True) + eps)
+    return invstd, (centred * invstd).view_as(x)
+
+
 class GroupNormFunction(torch.autograd.Function):
     """y = gamma * x_hat + beta, x_hat normalized over the last dim of ``x.view(groups)``.
 
     ``groups``: the (B, G, M) view of ``x`` whose last dim is normalized; ``view``: the shape
     in which gamma and beta broadcast against ``x``; ``dims``: the dims of ``x`` that dgamma
-    and dbeta sum over.
+    and dbeta sum over. Returns a fresh tensor, written by no in-place op (see
+    :class:`~bnlab.batchnorm.BatchNormFunction`); the backward is differentiable (under
+    ``create_graph`` it recomputes x_hat from the saved ``x``).
     """
 
     @staticmethod
     def forward(ctx, x, weight, bias, eps: float, groups: tuple, view: tuple, dims: tuple):
-        grouped = x.reshape(groups)
-        mean = grouped.mean(-1, keepdim=True)
-        centred = grouped - mean
-        invstd = torch.rsqrt(centred.pow(2).mean(-1, keepdim=True) + eps)
-        x_hat = (centred * invstd).view_as(x)
+        invstd, x_hat = group_normalized(x, groups, eps)
         y = x_hat if weight is None else torch.addcmul(bias.view(view), x_hat, weight.view(view))
-        ctx.save_for_backward(x_hat, invstd, weight)
-        ctx.groups, ctx.view, ctx.dims = groups, view, dims
+        ctx.save_for_backward(x, weight, x_hat, invstd)
+        ctx.eps, ctx.groups, ctx.view, ctx.dims = eps, groups, view, dims
         return y
 
     @staticmethod
     def backward(ctx, dy):
-        x_hat, invstd, weight = ctx.saved_tensors
+        x, weight, x_hat, invstd = ctx.saved_tensors
+        if torch.is_grad_enabled():  # create_graph: recompute, differentiably, from x
+            invstd, x_hat = group_normalized(x, ctx.groups, ctx.eps)
         g = dy if weight is None else dy * weight.view(ctx.view)  # dL/dx_hat
         g3, x3 = g.reshape(ctx.groups), x_hat.reshape(ctx.groups)
         m = g3.shape[-1]
