@@ -89,12 +89,19 @@ def normalization_backward(
         dbeta  = sum dy,    dgamma = sum dy * x_hat
         dx     = scale * dy - (scale * dbeta / m) - x_hat * (scale * dgamma / m)
 
-    dgamma and dbeta keep their reduced dims. Out-of-place ops only, so a backward built from
-    it can itself be differentiated (Hessian-vector products)."""
+    dgamma and dbeta keep their reduced dims. Under ``create_graph`` (grad mode on) out-of-place
+    ops only, so that the backward can itself be differentiated (Hessian-vector products);
+    otherwise the same kernels write one full-size buffer in place (an allocation costs as
+    much as a pass over the data)."""
     dbeta = dy.sum(dims, keepdim=True)
-    dgamma = (dy * x_hat).sum(dims, keepdim=True)
-    dx = torch.sub(dy * scale, dbeta * scale, alpha=1.0 / m)
-    return torch.addcmul(dx, x_hat, dgamma * scale, value=-1.0 / m), dgamma, dbeta
+    dx = dy * x_hat
+    dgamma = dx.sum(dims, keepdim=True)
+    if torch.is_grad_enabled():
+        dx = torch.sub(dy * scale, dbeta * scale, alpha=1.0 / m)
+        return torch.addcmul(dx, x_hat, dgamma * scale, value=-1.0 / m), dgamma, dbeta
+    torch.mul(dy, scale, out=dx)
+    dx.sub_(dbeta * scale, alpha=1.0 / m)
+    return dx.addcmul_(x_hat, dgamma * scale, value=-1.0 / m), dgamma, dbeta
 
 
 class BatchNormFunction(torch.autograd.Function):
