@@ -3,7 +3,17 @@
 import os
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
+
+# Inductor's compiled-kernel cache does not key on ATEN_CPU_CAPABILITY: kernels built for
+# AVX-512 and loaded under ATEN_CPU_CAPABILITY=avx2 computed values 1e38 off (torch 2.14.1;
+# a job's fast-path check catches that and trains eagerly). For the suite under a forced
+# capability, a cache of its own, set before torch starts its compile workers.
+if os.environ.get("ATEN_CPU_CAPABILITY") and "TORCHINDUCTOR_CACHE_DIR" not in os.environ:
+    os.environ["TORCHINDUCTOR_CACHE_DIR"] = os.path.join(
+        tempfile.gettempdir(), f"torchinductor_bnlab_{os.environ['ATEN_CPU_CAPABILITY']}"
+    )
 
 import pytest
 from hydra import compose, initialize_config_dir
