@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The whole GPU check in one command, for a machine with a CUDA device (about 5-8 minutes):
 #   1. tests/test_gpu.py: the BN layer, training, replicas, rate grids and kill/resume on CUDA;
-#      the compiled step = the eager step on CUDA for every norm and layout; the paper's
+#      the compiled step = the eager step on CUDA for each norm Function (BN, Batch Renorm,
+#      GroupNorm, nn.BatchNorm) in the MLP and CNN layouts; the paper's
 #      network trained 2,000 steps compiled and eager on CUDA, the same curves;
 #   2. tests/test_double_backward.py on this machine's torch (make test-torch runs the CPU
 #      tests of the compiled path under any torch, on any machine);
@@ -40,7 +41,8 @@ log=$out/gpu_check.log
     tests/test_double_backward.py; tests=$?
   "$PY" -m bnlab.bench --skip layer norms step replicas fig1 suite bound; bench=$?
   "$PY" run.py +experiment=paper_fig1 name=gpu_check_fig1 dataset=fashion_mnist device=cuda \
-    hydra/launcher=basic trainer.steps=2000 trainer.eval_every=1000 trainer.progress=false
+    hydra/launcher=basic rerun=true trainer.steps=2000 trainer.eval_every=1000 \
+    trainer.progress=false
   fig1=$?
   "$PY" - <<'PY'; verdict=$?
 import json, pathlib, re, statistics, sys
@@ -48,8 +50,9 @@ acc = {}
 for f in pathlib.Path("outputs/gpu_check_fig1").rglob("summary.json"):
     s = json.loads(f.read_text())
     norm = re.search(r"norm=(\w+)", str(f)).group(1)
-    acc.setdefault(norm, []).append(s["final"]["test/accuracy"])
-    print(f, s["status"], s.get("training_path"), s["final"]["test/accuracy"])
+    accuracy = s.get("final", {}).get("test/accuracy", float("nan"))
+    acc.setdefault(norm, []).append(accuracy)
+    print(f, s["status"], s.get("training_path"), accuracy)
 means = {k: statistics.mean(v) for k, v in acc.items()}
 print("paper_fig1 at 2,000 steps on CUDA, mean test accuracy:", means)
 cpu_bn = 0.8277  # the same command on CPU (see the header)
@@ -57,7 +60,7 @@ ok = means.get("bn", 0) > means.get("none", 1) and abs(means.get("bn", 0) - cpu_
 print("verdict:", "BN ahead of no BN, as on CPU" if ok else "NOT as on CPU")
 sys.exit(0 if ok else 1)
 PY
-  tar -czf "$out/gpu_check_runs.tar.gz" outputs 2>/dev/null || true
+  tar -czf "$out/gpu_check_runs.tar.gz" outputs/gpu_check_fig1 2>/dev/null || true
   echo "gpu_check: tests exit $tests, bench exit $bench, fig1 exit $fig1, verdict exit $verdict"
   exit $(( tests || bench || fig1 || verdict ))
 } 2>&1 | tee "$log"

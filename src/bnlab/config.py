@@ -150,7 +150,7 @@ class TrainerConfig:
     threads: Optional[int] = key(None, "torch threads (null: the launcher's share)", result=False)
     compile: bool = key(
         False,
-        "torch.compile the training step, once it equals the eager step on the first batch",
+        "torch.compile the training step, once it equals the eager step on the next batch",
         result=False,
     )
     probe_every: int = key(0, "> 0: ICS and loss-landscape probes every n steps (probe/*)")

@@ -4,15 +4,16 @@ A fast path (``trainer.compile``, and any later one) replaces the plain forward-
 training loop. Compilers have shipped silent gradient bugs (torch 2.11 routed the gradient of
 an ``autograd.Function`` output written in place to the wrong slot, pytorch#180642; its
 partitioner recomputes reads of buffers that the forward updates, pytorch#197039), so before
-a job trains on a fast path, :func:`fast_path_error` runs one step three ways on the job's
-first batch (and on its second, where the first fails), each from the same parameters, buffers
-and random state:
+a job trains on a fast path, :func:`fast_path_error` runs one step three ways on the batch
+the job trains on next (and on the one after, where the first fails), each from the same
+parameters, buffers and random state:
 
 * ``truth``: eager, on a float64 copy of the model and batch;
 * ``eager``: eager, float32 (the plain path);
 * ``fast``: the fast path, float32.
 
-For the losses and each parameter's gradient, with e(a) = ||a - truth|| (Frobenius norm)::
+For the losses and each parameter's gradient, with e(a) = ||a - truth|| (Frobenius norm, over
+the entries where truth and eager are finite: a diverged replica's are not)::
 
     e(fast) <= ROUNDING_FACTOR * e(eager) + ROUNDING_FLOOR * ||truth||
 
@@ -99,11 +100,12 @@ def batch_error(model: nn.Module, x: Tensor, y: Tensor, fast: Losses) -> Optiona
     truth, eager, quick = _three_ways(model, x, y, fast)
     worst, worst_ratio = None, 1.0
     for name, t in truth.items():
-        t = t.double()
         if name not in quick:
             return f"{name}: no gradient on the fast path"
-        e_eager = (eager[name].double() - t).norm().item()
-        e_fast = (quick[name].double() - t).norm().item()
+        e, f = eager[name].double(), quick[name].double()
+        finite = torch.isfinite(t) & torch.isfinite(e)  # a diverged replica: left out
+        t, e, f = t.double()[finite], e[finite], f[finite]
+        e_eager, e_fast = (e - t).norm().item(), (f - t).norm().item()
         bound = ROUNDING_FACTOR * e_eager + ROUNDING_FLOOR * t.norm().item()
         ratio = e_fast / bound if bound > 0 else (math.inf if e_fast > 0 else 0.0)
         if not math.isfinite(e_fast) and math.isfinite(e_eager):

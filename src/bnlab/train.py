@@ -70,7 +70,6 @@ def training_loop(
     """Train from ``job.step`` to the end (see the module docstring); ``job`` records."""
     t = cfg.trainer
     last = job.total_steps
-    forward_and_loss = training_path(cfg, job, model, data, order)
     step_optimizer = optimizer_step(optimizer, job.runs.lrs if cfg.optimizer.lr_grid else None)
     probes = Probes(model) if t.probe_every or t.grad_norm_every else None
     progress = progress_bar(job)
@@ -94,6 +93,7 @@ def training_loop(
                 job.record(step, values, final=False)
 
     model.train()
+    forward_and_loss = training_path(cfg, job, model, data, order)
     if job.step == 0 and not job.resumes:  # (a job stopped at step 0 has recorded it)
         evaluate_and_probe(0)
     for step in range(job.step + 1, last + 1):
@@ -134,11 +134,16 @@ def training_path(cfg: Config, job: Job, model: nn.Module, data: Splits, order: 
     batches = [
         (gather(data.x_train, i), gather(data.y_train, i)) for i in map(order.indices, steps)
     ]
-    error = fast_path_error(model, batches, compiled)
-    if compiled.failed is None and error is None:
+    try:
+        error = fast_path_error(model, batches, compiled)
+        differs = error and f"the compiled step differs from the eager one: {error}"
+    except Exception as exc:  # a compiled backward that fails, no memory for the check, ...
+        first_line = (str(exc).strip().splitlines() or [""])[0][:200]
+        differs = f"the check of the compiled step failed ({type(exc).__name__}: {first_line})"
+    if compiled.failed is None and not differs:
         job.note(training_path="compiled", training_path_reason=None)
         return compiled
-    reason = compiled.failed or f"the compiled step differs from the eager one: {error}"
+    reason = compiled.failed or differs
     if compiled.failed is None:
         log.warning("trainer.compile: %s; training eagerly", reason)
     job.note(training_path="eager", training_path_reason=reason)

@@ -109,7 +109,8 @@ class BatchRenorm(BatchNorm):
         r and d in the backward from the updated averages instead of saving them, so the
         compiled gradients came out up to 17% off eager's (which equal a plain-autograd
         reference with r and d detached), also with the bounds still at r = 1, d = 0, since
-        the step count that sets them is updated too. Open upstream: pytorch#197039."""
+        the step count that sets them is updated too. The fix upstream is an open pull
+        request, pytorch#197039."""
         if not self.training:
             return super().forward(x)
         dims, view = feature_layout(x, self.num_features, self.replicas, "BatchRenorm")
