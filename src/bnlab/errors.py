@@ -17,6 +17,11 @@ class DataError(BnlabError):
     """A dataset cannot be found, downloaded or read; the message names the folder and remedy."""
 
 
+def first_line(exc: BaseException) -> str:
+    """The first line of ``exc``'s message, or its type's name where it has none."""
+    return (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+
+
 def exit_status(exc: BaseException, where: str, with_type: bool = False) -> int:
     """The exit status of ``exc``, caught at the top of ``where`` (an experiment, a script),
     said in one line: a SystemExit keeps its code (one that is a message is printed, status
@@ -29,7 +34,6 @@ def exit_status(exc: BaseException, where: str, with_type: bool = False) -> int:
         return 1
     if os.environ.get("HYDRA_FULL_ERROR") == "1":
         traceback.print_exception(exc)
-    first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
     kind = f"{type(exc).__name__}: " if with_type else ""
-    print(f"bnlab: error: {where}: {kind}{first}", file=sys.stderr, flush=True)
+    print(f"bnlab: error: {where}: {kind}{first_line(exc)}", file=sys.stderr, flush=True)
     return 1

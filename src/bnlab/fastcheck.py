@@ -43,22 +43,12 @@ from typing import Callable, Optional, Sequence
 import torch
 from torch import Tensor, nn
 
+from bnlab.checkpoint import restore_rng, rng_state
 from bnlab.models import replica_losses
 
 Losses = Callable[[nn.Module, Tensor, Tensor], Tensor]
 ROUNDING_FACTOR = 16.0
 ROUNDING_FLOOR = 2.0**-14
-
-
-def _rng_state(device: torch.device) -> tuple:
-    cuda = torch.cuda.get_rng_state(device) if device.type == "cuda" else None
-    return torch.get_rng_state(), cuda
-
-
-def _set_rng_state(state: tuple, device: torch.device) -> None:
-    torch.set_rng_state(state[0])
-    if state[1] is not None:
-        torch.cuda.set_rng_state(state[1], device)
 
 
 def step_values(losses: Losses, model: nn.Module, x: Tensor, y: Tensor) -> dict[str, Tensor]:
@@ -73,24 +63,23 @@ def step_values(losses: Losses, model: nn.Module, x: Tensor, y: Tensor) -> dict[
 
 
 def _three_ways(model: nn.Module, x: Tensor, y: Tensor, fast: Losses) -> tuple[dict, ...]:
-    device = x.device
     state = {k: v.clone() for k, v in model.state_dict().items()}
-    rng = _rng_state(device)
+    rng = rng_state()
     try:
         step_values(fast, model, x, y)  # compile first: compiling may draw random numbers
         model.load_state_dict(state)
-        _set_rng_state(rng, device)
+        restore_rng(rng)
         double = copy.deepcopy(model).double()
         truth = step_values(replica_losses, double, x.double(), y)
         del double
-        _set_rng_state(rng, device)
+        restore_rng(rng)
         eager = step_values(replica_losses, model, x, y)
         model.load_state_dict(state)
-        _set_rng_state(rng, device)
+        restore_rng(rng)
         quick = step_values(fast, model, x, y)
     finally:
         model.load_state_dict(state)
-        _set_rng_state(rng, device)
+        restore_rng(rng)
     return truth, eager, quick
 
 
@@ -137,16 +126,3 @@ def fast_path_error(
             return None
         first = first or error
     return first
-
-
-def rounding_ratios(model: nn.Module, x: Tensor, y: Tensor, fast: Losses) -> dict[str, float]:
-    """e(fast) / e(eager) for the losses and each gradient (for tests and measurements; inf
-    where eager is exact and the fast path is not, nan where both are)."""
-    truth, eager, quick = _three_ways(model, x, y, fast)
-    ratios = {}
-    for name, t in truth.items():
-        t = t.double()
-        e_eager = (eager[name].double() - t).norm().item()
-        e_fast = (quick[name].double() - t).norm().item()
-        ratios[name] = e_fast / e_eager if e_eager else (math.nan if not e_fast else math.inf)
-    return ratios

@@ -22,6 +22,7 @@ from typing import Callable, Optional, Sequence
 import torch
 from torch import Tensor, nn
 
+from bnlab.errors import first_line
 from bnlab.models import replica_losses
 
 log = logging.getLogger(__name__)
@@ -56,8 +57,7 @@ class CompiledLosses:
         try:
             return self.losses(model, x, y)
         except Exception as exc:  # torch._dynamo raises many types; none of them is fatal here
-            reason = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else ""
-            self.failed = f"torch.compile failed ({type(exc).__name__}: {reason})"
+            self.failed = f"torch.compile failed ({type(exc).__name__}: {first_line(exc)[:200]})"
             log.warning("trainer.compile: %s; training eagerly", self.failed)
             self.losses = replica_losses
             return self.losses(model, x, y)

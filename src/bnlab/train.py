@@ -5,7 +5,7 @@
 * batch: each replica r takes ``batch_size`` examples from its own permutation of the training
   set for the step's epoch, drawn from (seed_r, epoch) alone (:mod:`bnlab.batches`);
 * forward and loss: the mean cross-entropy of each replica's batch, (K,) (eager, or compiled
-  once the compiled step has equalled the eager one on the first batch: :func:`training_path`);
+  once the compiled step has equalled the eager one on the next batch: :func:`training_path`);
 * backward: of the sum of the K losses; the replicas share no parameter, so each gets exactly
   its own gradient;
 * optimizer step;
@@ -37,6 +37,7 @@ from torch import nn
 from bnlab.batches import BatchOrder, gather, total_steps
 from bnlab.config import Config, OptimizerConfig, OptimizerName
 from bnlab.data import Splits, load_data
+from bnlab.errors import first_line
 from bnlab.evaluation import evaluation_metrics
 from bnlab.fastcheck import fast_path_error
 from bnlab.fastpaths import CompiledLosses, optimizer_step
@@ -138,8 +139,8 @@ def training_path(cfg: Config, job: Job, model: nn.Module, data: Splits, order: 
         error = fast_path_error(model, batches, compiled)
         differs = error and f"the compiled step differs from the eager one: {error}"
     except Exception as exc:  # a compiled backward that fails, no memory for the check, ...
-        first_line = (str(exc).strip().splitlines() or [""])[0][:200]
-        differs = f"the check of the compiled step failed ({type(exc).__name__}: {first_line})"
+        said = f"{type(exc).__name__}: {first_line(exc)[:200]}"
+        differs = f"the check of the compiled step failed ({said})"
     if compiled.failed is None and not differs:
         job.note(training_path="compiled", training_path_reason=None)
         return compiled
