@@ -9,7 +9,7 @@
 #   3. `make bench`'s GPU section;
 #   4. paper_fig1 on Fashion-MNIST on CUDA at a short budget (2,000 steps, 5 seeds, compiled):
 #      BN must be ahead of no BN in mean test accuracy and within 0.015 of the CPU's, as on
-#      CPU (2 cores, commit 95e20de: BN 0.8277 +/- 0.0085, none 0.8161 +/- 0.0108; the same
+#      CPU (2 cores, commit e872a64: BN 0.8277 +/- 0.0085, none 0.8161 +/- 0.0108; the same
 #      command with device=cpu). With the compiler bug of torch 2.11, BN was 0.77 there.
 # It uses that machine's python3 and its torch; what a bare machine lacks comes from .whl/
 # (`make gpu-wheels` on a machine with PyPI): Hydra & co. as wheels, and Fashion-MNIST's four
