@@ -9,7 +9,9 @@ import matplotlib.pyplot as plt
 import pandas as pd
 
 from bnlab.analysis import final_table
+from bnlab.claims import CONFIRMED, NOT_REPRODUCED, Claim, Named, final, pm
 from bnlab.figures import figure_script, final_lines, log2_axis, save, seeds_text
+from bnlab.tables import VAL, VAL_TRAINMODE, Table
 
 
 def draw(df, out):
@@ -44,6 +46,33 @@ def draw(df, out):
         fontsize=9,
     )
     save(fig, out / "batch_size_sweep.png", df)
+
+
+TINY, SMALL = 2, 4  # the batch sizes compared
+BREAKS_BY = 0.1  # "breaks": mean final val accuracy at TINY this far below SMALL's
+
+
+def breaks_at_tiny_batch(df) -> tuple[str, str]:
+    """BN's final val accuracy at batch TINY vs SMALL: confirmed if TINY is more than BREAKS_BY
+    below, else not reproduced."""
+    tiny, small = (final(df, variant="bn", trainer__batch_size=b) for b in (TINY, SMALL))
+    text = f"BN val accuracy at batch {TINY}: {pm(tiny)}; at batch {SMALL}: {pm(small)}"
+    return text, CONFIRMED if small[0] - tiny[0] > BREAKS_BY else NOT_REPRODUCED
+
+
+ORDER = 4
+TABLE = Table(["trainer.batch_size", "variant"], [VAL, VAL_TRAINMODE])
+CLAIMS = [
+    Claim(
+        "BN breaks at very small batches (batch 2)",
+        "Ioffe 2017; Wu & He 2018",
+        "batch_size_sweep.png",
+        Named(
+            breaks_at_tiny_batch,
+            f"confirmed if batch {TINY} is more than {BREAKS_BY} below batch {SMALL}",
+        ),
+    ),
+]
 
 
 def main(argv=None) -> int:

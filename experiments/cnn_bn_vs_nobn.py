@@ -2,7 +2,9 @@
 training loss and validation accuracy over training, mean over 3 seeds with a 95% interval.
 """
 
+from bnlab.claims import Claim, MoreByStd, side
 from bnlab.figures import NORMS, figure_script, loss_and_accuracy, seeds_text
+from bnlab.tables import TRAIN_LOSS, VAL, Table
 
 
 def draw(df, out):
@@ -20,6 +22,25 @@ def draw(df, out):
         out / "cnn_bn_vs_nobn.png",
         accuracy_ylim=(0.6, 0.95),
     )
+
+
+ORDER = 12
+TABLE = Table(["variant"], [TRAIN_LOSS, VAL])
+BN = side("BN", variant="bn")
+CLAIMS = [
+    Claim(
+        "LayerNorm loses to BN on a CNN at an ordinary batch size",
+        "Wu & He 2018",
+        "cnn_bn_vs_nobn.png",
+        MoreByStd("CNN val accuracy at batch 60:", BN, side("LayerNorm", variant="layer")),
+    ),
+    Claim(
+        "Per-channel BN helps a CNN",
+        "Ioffe & Szegedy 2015; the blog post",
+        "cnn_bn_vs_nobn.png",
+        MoreByStd("val accuracy", BN, side("no BN", variant="none")),
+    ),
+]
 
 
 def main(argv=None) -> int:

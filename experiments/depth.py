@@ -15,11 +15,13 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 from bnlab.analysis import runs_table
+from bnlab.claims import CONFIRMED, CONTRADICTED, Claim, Named, combined, deeper
 from bnlab.depth import (
     CELL,
     THEORY_RELU_BN,
     VARIANTS,
     best_rates,
+    deepest_trained,
     dynamic_range,
     geometric_mean,
     growth_at_init,
@@ -27,6 +29,7 @@ from bnlab.depth import (
     with_variant,
 )
 from bnlab.figures import figure_script, log2_axis, save, seeds_text
+from bnlab.tables import markdown, select
 
 FIRST_STEPS = 400  # panel (d)'s window
 
@@ -141,6 +144,139 @@ def draw(df, out):
         f"SGD at {rates}, {int(df['trainer.steps'].max()):,} steps, {seeds_text(df)})"
     )
     save(fig, out / "depth.png", df)
+
+
+TRAINED = 0.7  # "trains": best-rate mean val accuracy within the depth budget
+SHRINKS_BY = 10  # "shrinks dramatically": max/min over layers falls by this factor
+BY_RECORDING = 4  # ... by this recording of the gradient norms after step 0
+ACTIVATIONS = (("sigmoid", "sigmoid"), ("relu", "ReLU"))  # the figure's order: sigmoid above
+
+
+def depth_table(df) -> str:
+    """Per activation and variant, one column per depth: the final val accuracy at the best
+    rate of the grid (mean +/- std over seeds, diverged seeds counted at chance), @ that rate;
+    and the growth factor of the gradient norm at init (mean +/- std over seeds)."""
+    best = best_rates(df)
+    growth = growth_at_init(df).drop_duplicates([*CELL, "seed"])
+    depths = sorted(best["model.depth"].astype(int).unique())
+    rows = []
+    for (activation, label), name in [(a, v[0]) for a in ACTIVATIONS for v in VARIANTS.values()]:
+        cells = best[(best["model.activation"] == activation) & (best["variant"] == name)]
+        if cells.empty:
+            continue
+        g = growth[(growth["model.activation"] == activation) & (growth["variant"] == name)]
+        rows.append([label, name, *(depth_cell(cells, g, d) for d in depths)])
+    return markdown(["activation", "variant", *(f"depth {d}" for d in depths)], rows)
+
+
+def depth_cell(cells, growth, depth: int) -> str:
+    """One cell of :func:`depth_table`."""
+    c = cells[cells["model.depth"] == depth]
+    if c.empty:
+        return "-"
+    c = c.iloc[0]
+    gd = growth[growth["model.depth"] == depth]["growth"].dropna()
+    acc = f"{c['mean']:.3f} +/- {c['std']:.3f} @lr={c['optimizer.lr']:g}"
+    if c["all_diverged"]:
+        acc = "every run diverged"
+    elif c["diverged"]:
+        acc += f" ({int(c['diverged'])} of {int(c['seeds'])} diverged)"
+    return acc + (f"; growth x{gd.mean():.3f} +/- {gd.std():.3f}" if len(gd) else "")
+
+
+def range_shrinks(df) -> tuple[str, str]:
+    """ReLU + BN in the deepest network at its best rate: the gradient norms' max/min over
+    layers (geometric mean over seeds) at step 0 and BY_RECORDING recordings later."""
+    df = with_variant(df)
+    deepest = df["model.depth"].max()
+    lr = select(best_rates(df), model__activation="relu", variant="BN", model__depth=deepest)
+    spread = select(
+        dynamic_range(df).merge(runs_table(df), on="run"),
+        model__activation="relu",
+        variant="BN",
+        model__depth=deepest,
+        optimizer__lr=float(lr["optimizer.lr"].iloc[0]),
+    )
+    spread = spread.groupby("step")["range"].apply(geometric_mean)
+    later = spread[spread.index > 0]
+    if len(later) < BY_RECORDING:
+        raise ValueError(f"fewer than {BY_RECORDING} gradient-norm recordings after step 0")
+    step = int(later.index[BY_RECORDING - 1])
+    text = (
+        f"ReLU + BN, depth {deepest}, best rate: gradient norms' max/min over layers (geometric "
+        f"mean over seeds) {spread.iloc[0]:,.0f} at step 0, {later.iloc[0]:,.1f} at step "
+        f"{int(later.index[0])}, {spread[step]:,.1f} at step {step}"
+    )
+    return text, CONFIRMED if spread[step] * SHRINKS_BY <= spread.iloc[0] else CONTRADICTED
+
+
+def deepest(df):
+    """(activation, variant) -> the deepest depth trained (:data:`TRAINED`; NaN: none)."""
+    trained = deepest_trained(best_rates(df), TRAINED)
+    return trained.set_index(["model.activation", "variant"])["deepest trained"]
+
+
+def depths_written(found, activation: str, variants) -> str:
+    return ", ".join(
+        f"{v} {'none' if np.isnan(found[(activation, v)]) else int(found[(activation, v)])}"
+        for v in variants
+    )
+
+
+def bn_trains_deeper(df) -> tuple[str, str]:
+    """Per activation, the deepest depth trained with BN vs without normalization."""
+    found = deepest(df)
+    plain, bn = "no normalization", "BN"
+    out, verdicts = [], []
+    for activation, label in ACTIVATIONS:
+        out.append(f"{label}: " + depths_written(found, activation, (bn, plain)))
+        verdicts.append(deeper(found[(activation, bn)], found[(activation, plain)]))
+    depths = df["model.depth"].astype(int)
+    text = f"deepest depth trained (of {depths.min()}-{depths.max()}): " + "; ".join(out)
+    return text, combined([label for _, label in ACTIVATIONS], verdicts)
+
+
+def skips_train_deeper(df) -> tuple[str, str]:
+    """ReLU: the deepest depth trained with BN + skips vs plain BN."""
+    found = deepest(df)
+    bn, skips = "BN", "BN + skips"
+    text = "ReLU, deepest depth trained: " + depths_written(found, "relu", (skips, bn))
+    return text, deeper(found[("relu", skips)], found[("relu", bn)])
+
+
+ORDER = 14
+TABLE = depth_table
+CLAIMS = [
+    Claim(
+        "After the first steps, the gradients' dynamic range across layers shrinks dramatically",
+        "Yang et al. 2019",
+        "depth.png",
+        Named(
+            range_shrinks,
+            f"confirmed if max/min falls at least {SHRINKS_BY}x by the {BY_RECORDING}th recording"
+            " after step 0 (step 100)",
+        ),
+    ),
+    Claim(
+        "BN makes deep networks trainable",
+        "Ioffe & Szegedy 2015; the blog post",
+        "depth.png",
+        Named(
+            bn_trains_deeper,
+            f"trained: best-rate mean val accuracy >= {TRAINED} at that depth and every "
+            "shallower one; confirmed if BN trains deeper than no normalization",
+        ),
+    ),
+    Claim(
+        "Skip connections make deep (ReLU) BN networks trainable",
+        "Yang et al. 2019; He et al. 2016",
+        "depth.png",
+        Named(
+            skips_train_deeper,
+            f"trained as above (>= {TRAINED}); confirmed if BN + skips trains deeper than plain BN",
+        ),
+    ),
+]
 
 
 def main(argv=None) -> int:

@@ -10,8 +10,10 @@ every layer at three batch sizes (geometric mean over seeds). From the depth_ini
 
 import matplotlib.pyplot as plt
 
+from bnlab.claims import CONFIRMED, CONTRADICTED, Claim, Named
 from bnlab.depth import THEORY_RELU_BN, geometric_mean, growth_at_init, layer_norms
 from bnlab.figures import NORMS, figure_script, log2_axis, save, seeds_text
+from bnlab.tables import markdown
 
 
 def draw(df, out):
@@ -48,6 +50,64 @@ def draw(df, out):
         f"He init, Fashion-MNIST, {seeds_text(df)})"
     )
     save(fig, out / "depth_init.png", df)
+
+
+LARGE_BATCH = 256  # the theory's regime: batch sizes from here up
+TOLERANCE = 0.03  # the least distance from the theory that counts as a miss (else 2 std)
+
+
+def growth_table(df) -> str:
+    """Per batch size: the growth factor of the gradient norm at init, with and without BN
+    (mean +/- std over seeds)."""
+    growth = growth_at_init(df)
+    rows = []
+    for size in sorted(growth["trainer.batch_size"].astype(int).unique()):
+        here = growth[growth["trainer.batch_size"] == size]
+        cells = []
+        for kind in ("none", "bn"):
+            g = here[here["norm.kind"] == kind]["growth"].dropna()
+            cells.append(f"{g.mean():.3f} +/- {g.std():.3f}" if len(g) else "-")
+        rows.append([size, here["seed"].nunique(), *cells])
+    return markdown(["batch size", "seeds", "no normalization", "BN"], rows)
+
+
+def growth_as_theory(df) -> tuple[str, str]:
+    """ReLU + BN's growth factor at batch >= LARGE_BATCH against Yang et al.'s 1.21: confirmed
+    if the mean is within max(TOLERANCE, 2 std over its runs) of it."""
+    growth = growth_at_init(df)
+    bn = growth[(growth["norm.kind"] == "bn") & (growth["trainer.batch_size"] >= LARGE_BATCH)]
+    by_size = bn.groupby("trainer.batch_size")["growth"].mean()
+    g = bn["growth"].dropna()
+    if g.empty:
+        raise ValueError(f"no BN run at batch >= {LARGE_BATCH}")
+    small = growth[(growth["norm.kind"] == "bn")].groupby("trainer.batch_size")["growth"].mean()
+    text = (
+        f"ReLU + BN, depth {int(bn['model.depth'].iloc[0])}, growth per layer at batch >= "
+        f"{LARGE_BATCH}: {g.mean():.3f} +/- {g.std():.3f}"
+        f" (mean +/- std over its {len(g)} runs; "
+        f"{', '.join(f'{b}: {v:.3f}' for b, v in by_size.items())});"
+        f" at batch {int(small.index[0])}: {small.iloc[0]:.3f} (large-batch theory "
+        f"{THEORY_RELU_BN:.3f})"
+    )
+    ok = abs(g.mean() - THEORY_RELU_BN) <= max(TOLERANCE, 2 * g.std())
+    return text, CONFIRMED if ok else CONTRADICTED
+
+
+ORDER = 13
+TABLE = growth_table
+CLAIMS = [
+    Claim(
+        "At init, a plain ReLU network with BN has gradients growing ~1.21x per layer "
+        "towards the input",
+        "Yang et al. 2019",
+        "depth_init.png",
+        Named(
+            growth_as_theory,
+            f"confirmed if the mean at batch >= {LARGE_BATCH} is within max({TOLERANCE}, 2 std)"
+            f" of {THEORY_RELU_BN:.2f}",
+        ),
+    ),
+]
 
 
 def main(argv=None) -> int:

@@ -8,7 +8,9 @@ interval. From the eps_sweep experiment (run first if missing).
 import matplotlib.pyplot as plt
 
 from bnlab.analysis import final_table
+from bnlab.claims import Claim, SpanBelow
 from bnlab.figures import figure_script, final_lines, save, seeds_text
+from bnlab.tables import VAL, Table
 
 DEFAULTS = {1e-8: "", 1e-5: "PyTorch, Flax, Caffe", 1e-3: "Keras, TF-slim Inception"}
 
@@ -58,6 +60,25 @@ def draw(df, out):
         f"What BN's epsilon changes (Fashion-MNIST, paper MLP, {steps:,} steps, {seeds_text(df)})"
     )
     save(fig, out / "eps_sweep.png", df)
+
+
+ORDER = 9
+TABLE = Table(["dataset.input_scale", "trainer.batch_size", "norm.eps"], [VAL])
+CLAIMS = [
+    Claim(
+        "BN's epsilon (1e-8 to 1e-3) does not matter for ordinary inputs",
+        "the blog post's open question",
+        "eps_sweep.png",
+        SpanBelow(
+            "norm.eps",
+            (1e-8, 1e-5, 1e-3),
+            width=0.01,
+            label="eps",
+            context=" (batch 60)",
+            where=dict(dataset__input_scale=1.0, trainer__batch_size=60),
+        ),
+    ),
+]
 
 
 def main(argv=None) -> int:

@@ -7,7 +7,9 @@ import matplotlib.pyplot as plt
 import pandas as pd
 
 from bnlab.analysis import final_table
+from bnlab.claims import CONFIRMED, CONTRADICTED, Claim, Named, final
 from bnlab.figures import figure_script, final_lines, log2_axis, save, seeds_text
+from bnlab.tables import VAL, VAL_TRAINMODE, Table
 
 
 def draw(df, out):
@@ -38,6 +40,35 @@ def draw(df, out):
         fontsize=9,
     )
     save(fig, out / "inference_stats.png", df)
+
+
+def population_serves(df) -> tuple[str, str]:
+    """Population statistics vs the EMA, per batch size: contradicted if population's mean
+    final val accuracy is below the EMA's by more than the larger std over seeds at one."""
+    rows, worse = [], False
+    for batch in sorted(df["trainer.batch_size"].unique()):
+        ema, pop = (
+            final(df, norm__stats=s, trainer__batch_size=batch) for s in ("ema", "population")
+        )
+        rows.append(f"batch {batch}: {pop[0]:.3f} vs {ema[0]:.3f}")
+        worse |= pop[0] < ema[0] - max(ema[1], pop[1])
+    text = "population vs EMA val accuracy, " + "; ".join(rows)
+    return text, CONTRADICTED if worse else CONFIRMED
+
+
+ORDER = 5
+TABLE = Table(["trainer.batch_size", "norm.stats"], [VAL, VAL_TRAINMODE])
+CLAIMS = [
+    Claim(
+        "Population statistics (Algorithm 2) serve inference at least as well as the EMA",
+        "Ioffe & Szegedy 2015",
+        "inference_stats.png",
+        Named(
+            population_serves,
+            "contradicted if population is more than 1 std below EMA at a batch size",
+        ),
+    ),
+]
 
 
 def main(argv=None) -> int:

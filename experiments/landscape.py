@@ -7,7 +7,9 @@ band from the lowest to the highest seed).
 
 import re
 
+from bnlab.claims import Claim, MoreByStd, NotWorseBy, PerCase, side
 from bnlab.figures import band, figure_script, plt, save
+from bnlab.tables import VAL, Column, Table
 
 VARIANTS = [("No BN", "tab:blue"), ("BN", "tab:red"), ("Noisy BN", "tab:orange")]
 LAYER_STYLES = ["-", "--", ":", "-."]
@@ -92,6 +94,62 @@ def draw(df, out):
         f"{seeds} seeds; lines: mean over seeds, bands: min-max over seeds)"
     )
     save(fig, out / "landscape.png", df)
+
+
+MODELS = (("mlp", "MLP"), ("cnn", "CNN"))
+BN, NO_BN, NOISY = (
+    side("BN", variant="bn"),
+    side("no BN", variant="none"),
+    side("noisy BN", variant="bn (noisy)"),
+)
+LATE = dict(split="probe", late=True, with_std=False)
+ORDER = 6
+TABLE = Table(
+    ["model.name", "variant"],
+    [
+        VAL,
+        Column("ICS cos layer 2 (late)", "probe", "ics_cos_layer2", late=True),
+        Column("ICS l2 layer 2 (late)", "probe", "ics_l2_layer2", late=True),
+        Column("beta-smoothness (late)", "probe", "beta_smoothness", late=True, digits=2),
+        Column("loss range (late)", "probe", "loss_range", late=True),
+    ],
+)
+CLAIMS = [
+    Claim(
+        "BN reduces internal covariate shift",
+        "Ioffe & Szegedy 2015; the blog post",
+        "landscape.png",
+        PerCase(  # a higher cosine between a layer's input before and after = less shift
+            "model__name",
+            MODELS,
+            MoreByStd("ICS cos (layer 2, late)", BN, NO_BN, metric="ics_cos_layer2", **LATE),
+        ),
+    ),
+    Claim(
+        "Noisy BN (ICS put back) trains about as well as BN",
+        "Santurkar et al. 2018",
+        "landscape.png",
+        PerCase("model__name", MODELS, NotWorseBy("val accuracy", NOISY, BN, margin=0.03)),
+    ),
+    Claim(
+        "BN makes the loss landscape smoother (smaller beta-smoothness)",
+        "Santurkar et al. 2018",
+        "landscape.png",
+        PerCase(
+            "model__name",
+            MODELS,
+            MoreByStd(
+                "beta-smoothness (late)",
+                BN,
+                NO_BN,
+                metric="beta_smoothness",
+                better="lower",
+                digits=2,
+                **LATE,
+            ),
+        ),
+    ),
+]
 
 
 def main(argv=None) -> int:

@@ -7,7 +7,9 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 from bnlab.analysis import final_table, mean_interval
+from bnlab.claims import Claim, MoreByStd, side
 from bnlab.figures import NORMS, figure_script, save, seeds_text
+from bnlab.tables import TRAIN_LOSS, VAL, Table
 
 
 def draw(df, out):
@@ -46,6 +48,22 @@ def draw(df, out):
         fontsize=9,
     )
     save(fig, out / "non_iid.png", df)
+
+
+ORDER = 11
+TABLE = Table(["variant", "dataset.classes_per_batch"], [TRAIN_LOSS, VAL])
+CLAIMS = [
+    Claim(
+        "Batch Renorm beats BN when batches are not i.i.d.",
+        "Ioffe 2017",
+        "non_iid.png",
+        MoreByStd(
+            "val accuracy, 2-class batches:",
+            side("Batch Renorm", variant="batch_renorm", dataset__classes_per_batch=2),
+            side("BN", variant="bn", dataset__classes_per_batch=2),
+        ),
+    ),
+]
 
 
 def main(argv=None) -> int:

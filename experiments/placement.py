@@ -7,6 +7,7 @@ One panel per activation (sigmoid, ReLU); BN before (the paper) solid, after das
 import matplotlib.pyplot as plt
 
 from bnlab.figures import figure_script, save, seeds_text, variant_curves
+from bnlab.tables import TRAIN_LOSS, VAL, Table
 
 
 def draw(df, out):
@@ -49,6 +50,9 @@ def draw(df, out):
         f"{seeds_text(df)})"
     )
     save(fig, out / "placement.png", df)
+
+
+TABLE = Table(["model.activation", "norm.placement"], [TRAIN_LOSS, VAL])
 
 
 def main(argv=None) -> int:

@@ -7,7 +7,9 @@ import matplotlib.pyplot as plt
 import pandas as pd
 
 from bnlab.analysis import final_table
+from bnlab.claims import Claim, MoreByStd, side
 from bnlab.figures import NORMS, figure_script, final_lines, log2_axis, save, seeds_text
+from bnlab.tables import VAL, Table, per_seed, select, with_variant
 
 
 def draw(df, out):
@@ -25,6 +27,34 @@ def draw(df, out):
         fontsize=9,
     )
     save(fig, out / "small_batch.png", df)
+
+
+class GroupNormAtTinyBatch(MoreByStd):
+    """The 1-std rule at batch 2, and GroupNorm's range over the batch sizes in the text."""
+
+    def measure(self, df) -> tuple[str, str]:
+        measured, verdict = super().measure(df)
+        by_size = select(per_seed(with_variant(df), "val", "accuracy"), variant="group")
+        gn = by_size.groupby("trainer.batch_size")["value"].mean()
+        return f"{measured}; GroupNorm's range over batch sizes {gn.min():.3f}-{gn.max():.3f}", (
+            verdict
+        )
+
+
+ORDER = 10
+TABLE = Table(["trainer.batch_size", "variant"], [VAL])
+CLAIMS = [
+    Claim(
+        "GroupNorm beats BN at batch 2",
+        "Wu & He 2018",
+        "small_batch.png",
+        GroupNormAtTinyBatch(
+            "val accuracy at batch 2:",
+            side("GroupNorm", variant="group", trainer__batch_size=2),
+            side("BN", variant="bn", trainer__batch_size=2),
+        ),
+    ),
+]
 
 
 def main(argv=None) -> int:

@@ -2,7 +2,9 @@
 without gamma/beta) vs BN, training loss and validation accuracy over training, sigmoid MLP.
 """
 
+from bnlab.claims import Claim, MoreByStd, side
 from bnlab.figures import figure_script, loss_and_accuracy, seeds_text
+from bnlab.tables import TRAIN_LOSS, VAL, Table
 
 
 def draw(df, out):
@@ -27,6 +29,22 @@ def draw(df, out):
         f"{df['optimizer.lr'].iloc[0]:g}, {seeds_text(df)})",
         out / "whitening_vs_bn.png",
     )
+
+
+ORDER = 8
+TABLE = Table(["variant"], [TRAIN_LOSS, VAL])
+CLAIMS = [
+    Claim(
+        "gamma and beta make BN stronger than plain standardization",
+        "the blog post",
+        "whitening_vs_bn.png",
+        MoreByStd(
+            "val accuracy",
+            side("BN", variant="bn"),
+            side("standardize only", variant="bn (no gamma/beta)"),
+        ),
+    ),
+]
 
 
 def main(argv=None) -> int:

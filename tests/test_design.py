@@ -10,16 +10,12 @@ import pytest
 from conftest import CONF, ROOT, compose_cfg
 from omegaconf import OmegaConf
 
+from bnlab import catalog
 from bnlab.config import Config, non_result_keys
 
 GROUPS = {"dataset": "dataset", "model": "model", "norm": "norm", "optimizer": "optimizer"}
 IDENTIFIERS = {"name", "kind"}  # the key a group's YAML exists to set
-NO_TRAINING = {"loss_surface"}  # figures drawn from theory alone, no runs
-EXPERIMENTS = sorted(
-    p.stem
-    for p in (CONF / "experiment").glob("*.yaml")
-    if not p.stem.endswith("_fast") and p.stem != "smoke"
-)
+EXPERIMENTS = [e.name for e in catalog.experiments(ROOT) if e.trains]
 
 
 def _schema_defaults(node) -> dict:
@@ -71,9 +67,10 @@ def test_every_experiment_goes_to_slurm_with_the_preset(name):
     assert hydra.launcher.max_num_timeout > 0 and hydra.launcher.signal_delay_s > 0
 
 
-def test_every_figure_script_has_its_experiment():
-    scripts = {p.stem for p in (ROOT / "experiments").glob("*.py")}
-    assert scripts - NO_TRAINING == set(EXPERIMENTS)
+def test_every_experiment_config_has_its_module():
+    configs = {p.stem for p in (CONF / "experiment").glob("*.yaml")}
+    assert {c for c in configs if not c.endswith("_fast")} - {"smoke"} == set(EXPERIMENTS)
+    assert [e.name for e in catalog.experiments(ROOT) if not e.trains] == ["loss_surface"]
 
 
 def test_sweeps_name_the_normalization_one_way():

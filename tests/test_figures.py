@@ -27,7 +27,7 @@ def test_convergence_and_summary_figures(smoke_sweep, tmp_path):
     module = _script("bn_vs_nobn")
     df = load_runs(smoke_sweep)
     _check_png(module.convergence(df, tmp_path))
-    _check_png(module.summary(df, tmp_path))
+    _check_png(module.final_accuracies(df, tmp_path))
 
 
 def test_figures_name_the_code_their_data_came_from(smoke_sweep):

@@ -6,8 +6,8 @@ from pathlib import Path
 import pytest
 from conftest import CONF, run_cli
 
+from bnlab import catalog
 from bnlab.launch import run_experiment
-from bnlab.suite import figure_scripts
 from bnlab.suite import main as suite_main
 
 TINY = [
@@ -84,7 +84,6 @@ def test_the_suite_names_failed_scripts_and_draws_the_others(tmp_path, monkeypat
     )
     (tmp_path / "run.py").write_text("")
     monkeypatch.chdir(tmp_path)
-    monkeypatch.setattr("bnlab.suite.SCRIPTS", Path("experiments"))
     assert suite_main(["--fast"]) == 1
     assert (tmp_path / "drawn.txt").read_text() == "--fast"  # the second script still ran
     out, err = capsys.readouterr()
@@ -92,14 +91,14 @@ def test_the_suite_names_failed_scripts_and_draws_the_others(tmp_path, monkeypat
     assert err.strip() == "bnlab: error: figures not drawn: a_fails"
 
 
-def test_the_suite_runs_the_named_scripts_in_that_order_and_refuses_unknown_names():
-    root = Path(__file__).resolve().parents[1] / "experiments"
-    assert [p.stem for p in figure_scripts(["depth", "bn_vs_nobn"], root)] == [
+def test_the_suite_runs_the_named_experiments_in_that_order_and_refuses_unknown_names():
+    root = Path(__file__).resolve().parents[1]
+    assert [e.name for e in catalog.named(["depth", "bn_vs_nobn"], root)] == [
         "depth",
         "bn_vs_nobn",
     ]
-    with pytest.raises(SystemExit, match="no figure script nope"):
-        figure_scripts(["nope"], root)
+    with pytest.raises(SystemExit, match="no experiment nope"):
+        catalog.named(["nope"], root)
 
 
 def test_a_script_that_raises_is_one_line_and_the_suite_goes_on(tmp_path, monkeypatch, capsys):
@@ -109,7 +108,6 @@ def test_a_script_that_raises_is_one_line_and_the_suite_goes_on(tmp_path, monkey
     (scripts / "b_draws.py").write_text("def main(argv):\n    return 0\n")
     (tmp_path / "run.py").write_text("")
     monkeypatch.chdir(tmp_path)
-    monkeypatch.setattr("bnlab.suite.SCRIPTS", Path("experiments"))
     monkeypatch.delenv("HYDRA_FULL_ERROR", raising=False)
     assert suite_main([]) == 1
     err = capsys.readouterr().err.strip().splitlines()

@@ -6,9 +6,10 @@ import shutil
 import pandas as pd
 from conftest import ROOT
 
+from bnlab import catalog
 from bnlab.config import Config, reference
 from bnlab.provenance import code_state, describe
-from bnlab.report import CLAIMS, TABLES, main
+from bnlab.report import main
 
 PAGE = """# a page
 <!-- report: claims -->
@@ -23,12 +24,13 @@ eps table from earlier runs
 """
 
 
-def test_report_writes_tables_from_a_real_sweep(smoke_sweep, tmp_path, capsys):
+def test_report_writes_tables_from_a_real_sweep(smoke_sweep, tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(ROOT)
     outputs = tmp_path / "outputs"
     shutil.copytree(smoke_sweep, outputs / "bn_vs_nobn")
     page = tmp_path / "results.md"
     page.write_text(PAGE)
-    assert main([str(page), "--outputs", str(outputs)]) == 0
+    assert main([str(page), "--outputs", str(outputs)]) == 0  # the cwd: bnlab's folder
     text = page.read_text()
     assert "text kept" in text and "old table" not in text
     assert "eps table from earlier runs" in text  # no eps_sweep runs: the block stays
@@ -48,7 +50,7 @@ def test_report_writes_tables_from_a_real_sweep(smoke_sweep, tmp_path, capsys):
     assert expected in bn_row
     ledger = text.split("<!-- report: claims -->")[1].split("<!-- /report -->")[0]
     rows = [line for line in ledger.splitlines() if line.startswith("| ") and "---" not in line]
-    assert len(rows) == 1 + len(CLAIMS)
+    assert len(rows) == 1 + len(catalog.claims(ROOT))
     faster = next(r for r in rows if r.startswith("| BN reaches a given accuracy"))
     assert any(
         v in faster for v in ("**confirmed**", "**contradicted**", "**not reproduced here**")
@@ -57,11 +59,11 @@ def test_report_writes_tables_from_a_real_sweep(smoke_sweep, tmp_path, capsys):
     assert "within 0.02 of x1" in next(r for r in rows if "5x and 30x" in r)  # its rule
 
 
-def test_every_experiment_has_a_table_and_the_committed_pages_have_their_blocks():
-    experiments = {p.stem for p in (ROOT / "experiments").glob("*.py")} - {"loss_surface"}
-    assert set(TABLES) <= experiments
+def test_every_table_and_the_ledger_have_their_block_in_the_committed_page():
+    tables = [e.name for e in catalog.experiments(ROOT) if e.table is not None]
+    assert len(tables) == 15
     results = (ROOT / "docs" / "results.md").read_text()
-    for name in ["claims", *TABLES]:
+    for name in ["claims", *tables]:
         assert f"<!-- report: {name} -->" in results, name
 
 
@@ -73,7 +75,7 @@ def test_the_committed_reference_lists_every_key_as_the_schema_states_it():
 
 
 def test_select_matches_numbers_as_numbers_and_null_as_missing():
-    from bnlab.report import select, shown
+    from bnlab.tables import select, shown
 
     df = pd.DataFrame({"a.b": [2.0, None, 3.0], "c": ["x", "y", "x"]})
     assert list(select(df, a__b=2).index) == [0]

@@ -1,0 +1,94 @@
+"""An experiment is its config, its fast overlay and one module: adding those three files is
+all it takes for the suite to run and draw it and the report to write its table and claims."""
+
+import shutil
+from pathlib import Path
+
+from conftest import CONF, ROOT
+
+from bnlab import catalog
+from bnlab.report import main as report_main
+from bnlab.suite import main as suite_main
+
+TOY_CONFIG = """# @package _global_
+defaults:
+  - override /dataset: synthetic
+name: toy
+optimizer:
+  lr: 0.5
+trainer:
+  steps: 40
+  eval_every: 20
+  log_every: 20
+  progress: false
+hydra:
+  mode: MULTIRUN
+  sweeper:
+    params:
+      norm: none,bn
+"""
+TOY_FAST = "# @package _global_\ndefaults:\n  - toy\n  - _self_\nname: toy_fast\n"
+TOY_MODULE = '''"""A toy experiment: BN vs no BN for 40 steps."""
+from pathlib import Path
+
+from bnlab.claims import Claim, MoreByStd, side
+from bnlab.figures import figure_script
+from bnlab.tables import VAL, Table
+
+
+def draw(df, out):
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "toy.txt").write_text(str(sorted(set(df["norm.kind"]))))
+
+
+def main(argv=None):
+    return figure_script(argv, "toy", "toy", draw)
+
+
+ORDER = 0
+TABLE = Table(["variant"], [VAL])
+CLAIMS = [
+    Claim(
+        "The toy's BN beats no BN",
+        "this test",
+        "toy.txt",
+        MoreByStd("val accuracy", side("BN", variant="bn"), side("no BN", variant="none")),
+    )
+]
+'''
+PAGE = "# toy\n<!-- report: claims -->\n<!-- /report -->\n<!-- report: toy -->\n<!-- /report -->\n"
+
+
+def test_the_catalog_finds_every_experiment_of_the_project():
+    found = {e.name: e for e in catalog.experiments(ROOT)}
+    configs = {p.stem for p in (CONF / "experiment").glob("*_fast.yaml")}
+    assert {n for n, e in found.items() if e.trains} == {c.removesuffix("_fast") for c in configs}
+    assert not found["loss_surface"].trains  # drawn from theory alone
+    names = [name for name, _ in catalog.claims(ROOT)]
+    assert names[:3] == ["bn_vs_nobn"] * 3 and len(names) == 21  # in the ledger's order
+
+
+def test_a_toy_experiment_is_run_drawn_tabled_and_judged(tmp_path, monkeypatch, capsys):
+    shutil.copytree(CONF, tmp_path / "conf")
+    (tmp_path / "conf" / "experiment" / "toy.yaml").write_text(TOY_CONFIG)
+    (tmp_path / "conf" / "experiment" / "toy_fast.yaml").write_text(TOY_FAST)
+    (tmp_path / "experiments").mkdir()
+    (tmp_path / "experiments" / "toy.py").write_text(TOY_MODULE)
+    (tmp_path / "run.py").write_text("")
+    monkeypatch.chdir(tmp_path)
+
+    assert [e.name for e in catalog.experiments(Path("."))] == ["toy"]
+    assert suite_main(["toy"]) == 0
+    assert (tmp_path / "outputs" / "figures" / "toy.txt").read_text() == "['bn', 'none']"
+    assert len(list((tmp_path / "outputs" / "toy").rglob("metrics.csv"))) == 2
+
+    page = tmp_path / "results.md"
+    page.write_text(PAGE)
+    assert report_main([str(page)]) == 0
+    text = page.read_text()
+    (row,) = [line for line in text.splitlines() if line.startswith("| The toy's BN beats")]
+    assert "| this test |" in row and "val accuracy BN " in row
+    assert any(f"**{v}**" in row for v in ("confirmed", "contradicted", "not reproduced here"))
+    assert "`python run.py +experiment=toy` (2 runs;" in text
+    assert "| bn | 1 |" in text and "| none | 1 |" in text
+    assert "toy: table written from 2 runs" in capsys.readouterr().out
