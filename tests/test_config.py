@@ -1,10 +1,13 @@
 """Every experiment composes; bad values fail with one line naming the key (and the choices)."""
 
+import re
+
 import pytest
 from conftest import EXPERIMENTS, compose_cfg, make_config, run_cli
 from hydra.errors import ConfigCompositionException
 from omegaconf.errors import ValidationError
 
+from bnlab.config import Config
 from bnlab.errors import ConfigError
 
 
@@ -131,3 +134,39 @@ def test_trainmode_evaluation_needs_our_bn_or_none():
     with pytest.raises(ConfigError, match="trainer.eval_trainmode=true needs norm.kind=bn"):
         make_config("norm=torch", "trainer.eval_trainmode=true")
     assert make_config("norm=none", "trainer.eval_trainmode=true").trainer.eval_trainmode
+
+
+def _outside(check):
+    """A value the Range ``check`` refuses: just past its lower bound, else its upper one."""
+    if check.lo is not None:
+        bad = check.lo if check.lo_open else check.lo - 1
+    else:
+        bad = check.hi if check.hi_open else check.hi + 1
+    return [bad] if check.each else bad
+
+
+def _declared_ranges():
+    from dataclasses import fields, is_dataclass
+
+    from bnlab.checks import Range
+
+    found = []
+    for group in fields(Config):
+        if not is_dataclass(group.type) and not isinstance(group.default_factory, type):
+            continue
+        for f in fields(group.default_factory):
+            if isinstance(f.metadata.get("check"), Range):
+                found.append((group.name, f.name, f.metadata["check"]))
+    return found
+
+
+@pytest.mark.parametrize(("group", "name", "check"), _declared_ranges())
+def test_every_declared_range_refuses_a_value_outside_it_naming_the_key(group, name, check):
+    from bnlab.config import validate
+
+    cfg = Config()
+    setattr(getattr(cfg, group), name, _outside(check))
+    with pytest.raises(ConfigError, match=re.escape(f"{group}.{name} must be ")):
+        validate(cfg)
+    default = getattr(getattr(Config(), group), name)
+    assert default is None or check.holds(default)  # the default is allowed

@@ -69,9 +69,10 @@ def test_every_table_and_the_ledger_have_their_block_in_the_committed_page():
 
 def test_the_committed_reference_lists_every_key_as_the_schema_states_it():
     text = (ROOT / "docs" / "reference.md").read_text()
-    for key, default, meaning in reference(Config):
+    for key, default, meaning, allowed in reference(Config):
         shown = "null" if default is None else default
         assert f"| `{key}` | `{shown}` | {meaning}" in text, key
+        assert text.split(f"| `{key}` |")[1].split("\n")[0].endswith(f"| {allowed} |"), key
 
 
 def test_select_matches_numbers_as_numbers_and_null_as_missing():

@@ -10,13 +10,14 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field, fields, is_dataclass
 from enum import Enum
-from typing import Any, List, Optional, get_type_hints
+from typing import Any, List, Optional, get_args, get_type_hints
 
 from hydra.core.config_store import ConfigStore
 from omegaconf import DictConfig, OmegaConf
 
+from bnlab.checks import Matches, Subset, above, at_least, within
 from bnlab.errors import ConfigError
-from bnlab.norms import get_norm
+from bnlab.norms import get_norm, norm_names
 
 
 class DatasetName(str, Enum):
@@ -54,12 +55,13 @@ class OptimizerName(str, Enum):
     adam = "adam"
 
 
-def key(default: Any, help: str, result: bool = True) -> Any:
-    """A schema field: its default, what it means (docs/reference.md is made from these), and
+def key(default: Any, help: str, result: bool = True, check: Any = None) -> Any:
+    """A schema field: its default, what it means (docs/reference.md is made from these),
     whether it changes a run's numbers (``result=False``: where results go, how fast or how
     verbosely it runs; a finished run is reused when only such keys differ, and they are left
-    out of run folders' names)."""
-    metadata = {"help": help, "result": result}
+    out of run folders' names), and ``check``, what values it accepts (:mod:`bnlab.checks`;
+    :func:`validate` applies it)."""
+    metadata = {"help": help, "result": result, "check": check}
     if isinstance(default, list):
         return field(default_factory=lambda: list(default), metadata=metadata)
     return field(default=default, metadata=metadata)
@@ -67,12 +69,20 @@ def key(default: Any, help: str, result: bool = True) -> Any:
 
 @dataclass
 class DatasetConfig:
-    name: DatasetName = key(DatasetName.fashion_mnist, "fashion_mnist, mnist, cifar10, synthetic")
-    val_size: float = key(5000, "held-out validation examples (a number < 1 is a fraction)")
+    name: DatasetName = key(DatasetName.fashion_mnist, "the dataset")
+    val_size: float = key(
+        5000,
+        "held-out validation examples (a number < 1 is a fraction)",
+        check=above(0, "a fraction < 1 or a count"),
+    )
     standardize: bool = key(False, "subtract the training mean pixel, divide by its std")
-    train_subset: Optional[int] = key(None, "train on the first n examples only (null: all)")
+    train_subset: Optional[int] = key(
+        None, "train on the first n examples only (null: all)", check=at_least(1)
+    )
     split_seed: int = key(0, "seed of the hold-out split and the synthetic data (not the run's)")
-    input_scale: float = key(1.0, "multiply every input (small: inputs whose variance is near eps)")
+    input_scale: float = key(
+        1.0, "multiply every input (small: inputs whose variance is near eps)", check=above(0)
+    )
     synthetic_train: int = key(6000, "training examples of the synthetic dataset")
     synthetic_test: int = key(1000, "test examples of the synthetic dataset")
     classes_per_batch: Optional[int] = key(
@@ -82,32 +92,44 @@ class DatasetConfig:
 
 @dataclass
 class ModelConfig:
-    name: ModelName = key(ModelName.mlp, "mlp or cnn")
-    hidden: List[int] = key([100, 100, 100], "MLP hidden widths")
+    name: ModelName = key(ModelName.mlp, "the network")
+    hidden: List[int] = key([100, 100, 100], "MLP hidden widths", check=at_least(1, each=True))
     depth: Optional[int] = key(
-        None, "MLP: depth hidden layers of model.width units, in place of hidden"
+        None,
+        "MLP: depth hidden layers of model.width units, in place of hidden",
+        check=at_least(1, "model.hidden"),
     )
-    width: int = key(100, "MLP: the hidden width when model.depth is set")
+    width: int = key(100, "MLP: the hidden width when model.depth is set", check=at_least(1))
     residual: bool = key(
         False, "MLP: pre-activation skip connections h + W act(norm(h)) between equal widths"
     )
-    channels: List[int] = key([32, 64], "CNN channels per conv block")
-    activation: Activation = key(Activation.sigmoid, "sigmoid, relu, tanh")
-    init_std: Optional[float] = key(None, "weight init std (null: init_gain / sqrt(fan_in))")
-    init_gain: float = key(1.0, "with init_std null: 1 is LeCun's init, sqrt(2) He's (ReLU)")
-    dropout: float = key(0.0, "dropout after each hidden block")
+    channels: List[int] = key([32, 64], "CNN channels per conv block", check=at_least(1, each=True))
+    activation: Activation = key(Activation.sigmoid, "the nonlinearity")
+    init_std: Optional[float] = key(
+        None,
+        "weight init std (null: init_gain / sqrt(fan_in))",
+        check=above(0, "init_gain/sqrt(fan_in)"),
+    )
+    init_gain: float = key(
+        1.0, "with init_std null: 1 is LeCun's init, sqrt(2) He's (ReLU)", check=above(0)
+    )
+    dropout: float = key(0.0, "dropout after each hidden block", check=within(0, 1, "[)"))
 
 
 @dataclass
 class NormConfig:
-    kind: str = key("bn", "a normalization of the registry (bnlab.norms): none, bn, torch, ...")
-    eps: float = key(1e-5, "added to the batch variance")
-    momentum: float = key(0.1, "EMA weight of the newest batch (PyTorch's convention)")
+    kind: str = key("bn", "the normalization layer, from the registry (bnlab.norms)")
+    eps: float = key(1e-5, "added to the batch variance", check=above(0))
+    momentum: float = key(
+        0.1, "EMA weight of the newest batch (PyTorch's convention)", check=within(0, 1, "(]")
+    )
     affine: bool = key(True, "learn gamma and beta")
     placement: Placement = key(Placement.before, "before (the paper) or after the nonlinearity")
     stats: Stats = key(Stats.ema, "inference statistics: ema, population (Algorithm 2), batch")
     noise: float = key(
-        0.0, "> 0: noisy BN, a <- s*a + m after each norm, m ~ U(-noise, noise), s ~ U(1, 1+noise)"
+        0.0,
+        "> 0: noisy BN, a <- s*a + m after each norm, m ~ U(-noise, noise), s ~ U(1, 1+noise)",
+        check=at_least(0, "0: no noise"),
     )
     groups: int = key(4, "group: groups of features (channels) per example; divides each width")
     rmax: float = key(3.0, "batch_renorm: the final bound of r = sigma_B / sigma (>= 1)")
@@ -117,63 +139,103 @@ class NormConfig:
 
 @dataclass
 class OptimizerConfig:
-    name: OptimizerName = key(OptimizerName.sgd, "sgd, momentum, adam")
-    lr: float = key(0.1, "learning rate")
+    name: OptimizerName = key(OptimizerName.sgd, "the update rule (momentum: heavy-ball SGD)")
+    lr: float = key(0.1, "learning rate", check=above(0))
     lr_grid: Optional[List[float]] = key(
         None,
         "plain SGD: these rates trained side by side as replicas, each rate's runs in lr=<rate>/,"
         " each as if run alone with optimizer.lr=<rate>",
     )
-    momentum: float = key(0.9, "heavy-ball momentum of name=momentum")
-    beta1: float = key(0.9, "Adam's beta1")
-    beta2: float = key(0.999, "Adam's beta2")
-    weight_decay: float = key(0.0, "L2 penalty (every parameter, gamma and beta too)")
+    momentum: float = key(0.9, "heavy-ball momentum of name=momentum", check=within(0, 1, "[)"))
+    beta1: float = key(0.9, "Adam's beta1", check=within(0, 1, "[)"))
+    beta2: float = key(0.999, "Adam's beta2", check=within(0, 1, "[)"))
+    weight_decay: float = key(
+        0.0, "L2 penalty (every parameter, gamma and beta too)", check=at_least(0)
+    )
 
 
 @dataclass
 class TrainerConfig:
-    steps: int = key(1000, "optimizer steps")
+    steps: int = key(1000, "optimizer steps", check=above(0))
     epochs: Optional[float] = key(
-        None, "if set, overrides steps: ceil(epochs * n_train / batch_size)"
+        None, "if set, overrides steps: ceil(epochs * n_train / batch_size)", check=above(0)
     )
-    batch_size: int = key(60, "mini-batch size (>= 2 where the norm uses batch statistics)")
-    eval_every: int = key(500, "evaluate every n steps (and at step 0 and the end)")
-    log_every: int = key(100, "record the mean training loss every n steps")
-    replicas: int = key(1, "train seeds seed..seed+K-1 together as one batched model")
-    eval_batch_size: int = key(10000, "examples per forward pass during evaluation")
-    probe_size: int = key(1000, "validation examples for the activation-input percentiles")
+    batch_size: int = key(
+        60, "mini-batch size (>= 2 where the norm uses batch statistics)", check=at_least(1)
+    )
+    eval_every: int = key(500, "evaluate every n steps (and at step 0 and the end)", check=above(0))
+    log_every: int = key(100, "record the mean training loss every n steps", check=above(0))
+    replicas: int = key(
+        1, "train seeds seed..seed+K-1 together as one batched model", check=at_least(1)
+    )
+    eval_batch_size: int = key(
+        10000, "examples per forward pass during evaluation", check=at_least(1)
+    )
+    probe_size: int = key(
+        1000, "validation examples for the activation-input percentiles", check=at_least(1)
+    )
     eval_splits: List[str] = key(
-        ["val", "test"], "held-out splits of every evaluation (val, test); the last has both"
+        ["val", "test"],
+        "held-out splits of every evaluation (val, test); the last has both",
+        check=Subset(("val", "test")),
     )
-    eval_train: int = key(0, "> 0: also train/accuracy, train/loss_evalmode on n examples")
+    eval_train: int = key(
+        0, "> 0: also train/accuracy, train/loss_evalmode on n examples", check=at_least(0)
+    )
     eval_trainmode: bool = key(False, "with BN, also val/*_trainmode: BN with batch statistics")
-    threads: Optional[int] = key(None, "torch threads (null: the launcher's share)", result=False)
+    threads: Optional[int] = key(
+        None, "torch threads (null: the launcher's share)", result=False, check=at_least(1)
+    )
     compile: bool = key(
         False,
         "torch.compile the training step, once it equals the eager step on the next batch",
         result=False,
     )
-    probe_every: int = key(0, "> 0: ICS and loss-landscape probes every n steps (probe/*)")
-    grad_norm_every: int = key(0, "> 0: each layer's gradient norm every n steps (grad_norm/*)")
-    checkpoint_every: int = key(5000, "steps between checkpoints (0: on a signal and at the end)")
-    divergence_loss: float = key(1000.0, "a window's mean loss above this, or NaN/inf: diverged")
+    probe_every: int = key(
+        0,
+        "> 0: ICS and loss-landscape probes every n steps (probe/*)",
+        check=at_least(0, "0: no probes"),
+    )
+    grad_norm_every: int = key(
+        0,
+        "> 0: each layer's gradient norm every n steps (grad_norm/*)",
+        check=at_least(0, "0: no gradient norms"),
+    )
+    checkpoint_every: int = key(
+        5000, "steps between checkpoints (0: on a signal and at the end)", check=at_least(0)
+    )
+    divergence_loss: float = key(
+        1000.0, "a window's mean loss above this, or NaN/inf: diverged", check=above(0)
+    )
     progress: bool = key(True, "a progress bar (when stderr is a terminal)", result=False)
 
 
 @dataclass
 class Config:
-    name: str = key("run", "results go to outputs/<name>/", result=False)
+    name: str = key(
+        "run",
+        "results go to outputs/<name>/",
+        result=False,
+        check=Matches(r"[^/]+", "a non-empty folder name"),
+    )
     seed: int = key(
         0,
         "replica r's initial weights and batch order use seed+r; dropout and BN noise draw "
         "from one generator seeded with seed",
     )
-    device: str = key("auto", "auto (cuda if present), cpu, cuda, cuda:N", result=False)
+    device: str = key(
+        "auto",
+        "auto (cuda if present), cpu, cuda, cuda:N",
+        result=False,
+        check=Matches(r"auto|cpu|cuda(:\d+)?", "auto, cpu, cuda or cuda:N"),
+    )
     data_dir: str = key("data", "where datasets are read (and downloaded)", result=False)
     rerun: bool = key(
         False, "train finished runs again (e.g. after the code changed)", result=False
     )
-    target_accuracy: float = key(0.8, "'steps to reach' in the comparison table")
+    target_accuracy: float = key(
+        0.8, "'steps to reach' in the comparison table", check=within(0, 1, "(]")
+    )
     dataset: DatasetConfig = field(default_factory=DatasetConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     norm: NormConfig = field(default_factory=NormConfig)
@@ -186,8 +248,8 @@ def hidden_widths(model: ModelConfig) -> list[int]:
     return [model.width] * model.depth if model.depth is not None else list(model.hidden)
 
 
-def reference(schema: type = Config, prefix: str = "") -> list[tuple[str, Any, str]]:
-    """(dotted key, default, meaning) of every key of the schema, in order."""
+def reference(schema: type = Config, prefix: str = "") -> list[tuple[str, Any, str, str]]:
+    """(dotted key, default, meaning, values allowed) of every key of the schema, in order."""
     rows, types = [], get_type_hints(schema)
     instance = schema()
     for f in fields(schema):
@@ -195,10 +257,34 @@ def reference(schema: type = Config, prefix: str = "") -> list[tuple[str, Any, s
             rows += reference(types[f.name], f"{prefix}{f.name}.")
         else:
             default = getattr(instance, f.name)
+            allowed = allowed_values(f, types[f.name], f"{prefix}{f.name}")
             rows.append(
-                (f"{prefix}{f.name}", getattr(default, "value", default), f.metadata["help"])
+                (
+                    f"{prefix}{f.name}",
+                    getattr(default, "value", default),
+                    f.metadata["help"],
+                    allowed,
+                )
             )
     return rows
+
+
+def allowed_values(f, hint: Any, dotted: str) -> str:
+    """What a key accepts, as docs/reference.md writes it: an Enum's values, the registry's
+    names (norm.kind), a declared check; "or null" for an Optional key."""
+    nullable = type(None) in get_args(hint)
+    plain = next((t for t in get_args(hint) if t is not type(None)), hint)
+    if dotted == "norm.kind":
+        text = ", ".join(norm_names())
+    elif isinstance(plain, type) and issubclass(plain, Enum):
+        text = ", ".join(e.value for e in plain)
+    elif f.metadata.get("check") is not None:
+        text = f.metadata["check"].allowed()
+    elif plain is bool:
+        text = "true, false"
+    else:
+        text = ""
+    return text + (" or null" if nullable and text else "")
 
 
 def flatten(tree: dict, prefix: str = "") -> dict[str, Any]:
@@ -283,143 +369,30 @@ def lr_grid_checks(cfg: Config) -> list[tuple[bool, str, str, Any]]:
     ]
 
 
+def declared_checks(node: Any, prefix: str = "") -> list[tuple[bool, str, str, Any]]:
+    """(holds, dotted key, rule, value) for every key of ``node`` that declares a ``check``
+    (a null value of an Optional key holds)."""
+    out, types = [], get_type_hints(type(node))
+    for f in fields(node):
+        value = getattr(node, f.name)
+        if is_dataclass(types[f.name]):
+            out += declared_checks(value, f"{prefix}{f.name}.")
+            continue
+        check = f.metadata.get("check")
+        if check is None:
+            continue
+        nullable = type(None) in get_args(types[f.name])
+        if value is None and nullable:
+            continue
+        shown = list(value) if isinstance(value, (list, tuple)) else value
+        out.append((check.holds(value), f"{prefix}{f.name}", check.text(nullable), shown))
+    return out
+
+
 def validate(cfg: Config) -> None:
-    """Range checks that types cannot express; raise ConfigError naming the key."""
-    checks = [
-        (cfg.norm.eps > 0, "norm.eps", "must be > 0", cfg.norm.eps),
-        (0 < cfg.norm.momentum <= 1, "norm.momentum", "must be in (0, 1]", cfg.norm.momentum),
-        (cfg.norm.noise >= 0, "norm.noise", "must be >= 0 (0: no noise)", cfg.norm.noise),
-        (cfg.optimizer.lr > 0, "optimizer.lr", "must be > 0", cfg.optimizer.lr),
-        (
-            0 <= cfg.optimizer.momentum < 1,
-            "optimizer.momentum",
-            "must be in [0, 1)",
-            cfg.optimizer.momentum,
-        ),
-        (0 <= cfg.optimizer.beta1 < 1, "optimizer.beta1", "must be in [0, 1)", cfg.optimizer.beta1),
-        (0 <= cfg.optimizer.beta2 < 1, "optimizer.beta2", "must be in [0, 1)", cfg.optimizer.beta2),
-        (
-            cfg.optimizer.weight_decay >= 0,
-            "optimizer.weight_decay",
-            "must be >= 0",
-            cfg.optimizer.weight_decay,
-        ),
-        (cfg.trainer.steps > 0, "trainer.steps", "must be > 0", cfg.trainer.steps),
-        (
-            cfg.trainer.epochs is None or cfg.trainer.epochs > 0,
-            "trainer.epochs",
-            "must be > 0 or null",
-            cfg.trainer.epochs,
-        ),
-        (cfg.trainer.eval_train >= 0, "trainer.eval_train", "must be >= 0", cfg.trainer.eval_train),
-        (
-            set(cfg.trainer.eval_splits) <= {"val", "test"},
-            "trainer.eval_splits",
-            "may list val and test only",
-            list(cfg.trainer.eval_splits),
-        ),
-        (
-            cfg.dataset.input_scale > 0,
-            "dataset.input_scale",
-            "must be > 0",
-            cfg.dataset.input_scale,
-        ),
-        (cfg.trainer.batch_size >= 1, "trainer.batch_size", "must be >= 1", cfg.trainer.batch_size),
-        (cfg.trainer.eval_every > 0, "trainer.eval_every", "must be > 0", cfg.trainer.eval_every),
-        (cfg.trainer.log_every > 0, "trainer.log_every", "must be > 0", cfg.trainer.log_every),
-        (cfg.trainer.replicas >= 1, "trainer.replicas", "must be >= 1", cfg.trainer.replicas),
-        (
-            cfg.trainer.probe_every >= 0,
-            "trainer.probe_every",
-            "must be >= 0 (0: no probes)",
-            cfg.trainer.probe_every,
-        ),
-        (
-            cfg.trainer.grad_norm_every >= 0,
-            "trainer.grad_norm_every",
-            "must be >= 0 (0: no gradient norms)",
-            cfg.trainer.grad_norm_every,
-        ),
-        (
-            cfg.trainer.eval_batch_size >= 1,
-            "trainer.eval_batch_size",
-            "must be >= 1",
-            cfg.trainer.eval_batch_size,
-        ),
-        (cfg.trainer.probe_size >= 1, "trainer.probe_size", "must be >= 1", cfg.trainer.probe_size),
-        (
-            cfg.trainer.checkpoint_every >= 0,
-            "trainer.checkpoint_every",
-            "must be >= 0",
-            cfg.trainer.checkpoint_every,
-        ),
-        (
-            cfg.trainer.divergence_loss > 0,
-            "trainer.divergence_loss",
-            "must be > 0",
-            cfg.trainer.divergence_loss,
-        ),
-        (
-            cfg.trainer.threads is None or cfg.trainer.threads >= 1,
-            "trainer.threads",
-            "must be >= 1 or null",
-            cfg.trainer.threads,
-        ),
-        (0 <= cfg.model.dropout < 1, "model.dropout", "must be in [0, 1)", cfg.model.dropout),
-        (
-            cfg.model.init_std is None or cfg.model.init_std > 0,
-            "model.init_std",
-            "must be > 0 or null (init_gain/sqrt(fan_in))",
-            cfg.model.init_std,
-        ),
-        (cfg.model.init_gain > 0, "model.init_gain", "must be > 0", cfg.model.init_gain),
-        (
-            cfg.model.depth is None or cfg.model.depth >= 1,
-            "model.depth",
-            "must be >= 1 or null (model.hidden)",
-            cfg.model.depth,
-        ),
-        (cfg.model.width >= 1, "model.width", "must be >= 1", cfg.model.width),
-        (
-            len(cfg.model.hidden) > 0 and min(cfg.model.hidden) >= 1,
-            "model.hidden",
-            "must be a non-empty list of positive widths",
-            list(cfg.model.hidden),
-        ),
-        (
-            len(cfg.model.channels) > 0 and min(cfg.model.channels) >= 1,
-            "model.channels",
-            "must be a non-empty list of positive channel counts",
-            list(cfg.model.channels),
-        ),
-        (
-            cfg.dataset.val_size > 0,
-            "dataset.val_size",
-            "must be > 0 (a fraction < 1 or a count)",
-            cfg.dataset.val_size,
-        ),
-        (
-            cfg.dataset.train_subset is None or cfg.dataset.train_subset >= 1,
-            "dataset.train_subset",
-            "must be >= 1 or null",
-            cfg.dataset.train_subset,
-        ),
-        *lr_grid_checks(cfg),
-        (0 < cfg.target_accuracy <= 1, "target_accuracy", "must be in (0, 1]", cfg.target_accuracy),
-        (
-            cfg.device == "auto" or cfg.device == "cpu" or cfg.device.startswith("cuda"),
-            "device",
-            "must be auto, cpu, cuda or cuda:N",
-            cfg.device,
-        ),
-        (
-            bool(cfg.name) and "/" not in cfg.name,
-            "name",
-            "must be a non-empty folder name",
-            cfg.name,
-        ),
-    ]
-    for ok, key, rule, value in checks:
+    """Each key's declared check (:func:`declared_checks`), then the checks that involve
+    several keys; raise ConfigError naming the key."""
+    for ok, key, rule, value in [*declared_checks(cfg), *lr_grid_checks(cfg)]:
         if not ok:
             raise ConfigError(f"{key} {rule} (got {value!r})")
     k = cfg.dataset.classes_per_batch

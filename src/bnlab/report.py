@@ -46,10 +46,11 @@ def config_reference() -> str:
             f"`{k}`",
             f"`{d}`" if d is not None else "`null`",
             text + (" (does not change results)" if k in keep else ""),
+            allowed,
         ]
-        for k, d, text in reference()
+        for k, d, text, allowed in reference()
     ]
-    return markdown(["key", "default", "meaning"], rows)
+    return markdown(["key", "default", "meaning", "allowed"], rows)
 
 
 def heading(name: str, df: pd.DataFrame) -> str:
