@@ -90,7 +90,6 @@ def test_population_stats_need_our_bn():
         ("norm.stats=median", "ema, population, batch"),
         ("optimizer.name=lbfgs", "sgd, momentum, adam"),
         ("dataset.name=imagenet", "fashion_mnist, mnist, cifar10, synthetic"),
-        ("model.name=resnet", "mlp, cnn"),
     ],
 )
 def test_unknown_choices_list_the_allowed_values(override, allowed):

@@ -1,10 +1,11 @@
-"""Extending bnlab: a normalization is one registered class plus one YAML, and it trains
-through run.py without editing any other file."""
+"""Extending bnlab: a normalization, or a model, is one registered class plus one YAML, and it
+trains through run.py without editing any other file."""
 
 import importlib.util
 import json
 import sys
 
+import pandas as pd
 import pytest
 import torch
 from conftest import ROOT, make_config
@@ -13,7 +14,9 @@ from omegaconf import OmegaConf
 from torch import nn
 
 from bnlab.errors import ConfigError
-from bnlab.norms import NORMS, norm_names, register_norm
+from bnlab.model_registry import MODELS, model_names, register_model
+from bnlab.models import BatchedLinear
+from bnlab.norms import KNC, NORMS, norm_names, register_norm
 
 
 class MeanOnlyNorm(nn.Module):
@@ -28,7 +31,7 @@ class MeanOnlyNorm(nn.Module):
 
     @classmethod
     def from_config(cls, norm, replicas, features, layout):
-        return cls((1,) if layout == "mlp" else (0, 2, 3))
+        return cls((1,) if layout == KNC else (0, 2, 3))
 
     def forward(self, x):
         MeanOnlyNorm.forward_calls += 1
@@ -99,3 +102,69 @@ def test_a_class_without_from_config_is_refused():
     with pytest.raises(TypeError, match="from_config"):
         register_norm("broken")(type("Broken", (), {}))
     assert "broken" not in NORMS
+
+
+class TinyNet(nn.Module):
+    """A toy model: K replicas of in -> 16 tanh units -> classes."""
+
+    flat_input = True
+
+    def __init__(self, replicas: int, features: int, classes: int, seed: int):
+        super().__init__()
+        torch.manual_seed(seed)
+        self.replicas, self.capture, self.captured = replicas, False, None
+        self.hidden = BatchedLinear(replicas, features, 16)
+        self.head = BatchedLinear(replicas, 16, classes)
+        for linear in (self.hidden, self.head):
+            nn.init.normal_(linear.weight, std=linear.fan_in**-0.5)
+
+    @classmethod
+    def from_config(cls, cfg, input_shape, num_classes, seeds):
+        return cls(len(seeds), input_shape[0], num_classes, seeds[0])
+
+    def forward(self, x):
+        pre = self.hidden(x)
+        if self.capture:
+            self.captured = pre[..., 0]
+        return self.head(torch.tanh(pre))
+
+
+@pytest.fixture
+def toy_model(tmp_path):
+    """``model=tiny`` registered in this process, with its YAML in an extra config folder."""
+    register_model("tiny")(TinyNet)
+    extra = tmp_path / "conf_extra"
+    (extra / "model").mkdir(parents=True)
+    (extra / "model" / "tiny.yaml").write_text("# one hidden layer of 16 tanh units\nname: tiny\n")
+    yield extra
+    MODELS.pop("tiny", None)
+
+
+def test_a_toy_model_trains_through_run_py(tmp_path, toy_model, monkeypatch):
+    assert "tiny" in model_names()
+    run_dir = tmp_path / "run"
+    _run_py_main(
+        [
+            "+experiment=smoke",
+            "model=tiny",
+            "norm=none",
+            f"hydra.searchpath=[file://{toy_model}]",
+            f"hydra.run.dir={run_dir}",
+            f"data_dir={tmp_path / 'data'}",
+            "trainer.steps=60",
+            "trainer.eval_every=30",
+            "trainer.progress=false",
+        ],
+        monkeypatch,
+    )
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert summary["status"] == "completed" and summary["step"] == 60
+    assert OmegaConf.load(run_dir / "config.yaml").model.name == "tiny"
+    metrics = pd.read_csv(run_dir / "metrics.csv")
+    accuracy = metrics[(metrics.split == "val") & (metrics.metric == "accuracy")]
+    assert accuracy.value.iloc[-1] > accuracy.value.iloc[0]  # it learned something
+
+
+def test_an_unknown_model_is_one_line_naming_the_registered_ones():
+    with pytest.raises(ConfigError, match="model.name must be one of mlp, cnn"):
+        make_config("model.name=resnet9000")

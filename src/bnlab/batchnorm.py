@@ -42,7 +42,7 @@ from typing import Callable, Iterator, Optional
 import torch
 from torch import Tensor, nn
 
-from bnlab.norms import register_norm
+from bnlab.norms import KNC, register_norm
 
 STATS_MODES = ("ema", "population", "batch")
 
@@ -222,7 +222,7 @@ class BatchNorm(nn.Module):
         options = dict(
             eps=norm.eps, momentum=norm.momentum, affine=norm.affine, stats=norm.stats.value
         )
-        if layout == "mlp":
+        if layout == KNC:
             return cls(features, replicas=replicas, **options)
         return cls(replicas * features, **options)
 

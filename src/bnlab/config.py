@@ -17,6 +17,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from bnlab.checks import Matches, Subset, above, at_least, within
 from bnlab.errors import ConfigError
+from bnlab.model_registry import get_model, model_names
 from bnlab.norms import get_norm, norm_names
 
 
@@ -25,11 +26,6 @@ class DatasetName(str, Enum):
     mnist = "mnist"
     cifar10 = "cifar10"
     synthetic = "synthetic"
-
-
-class ModelName(str, Enum):
-    mlp = "mlp"
-    cnn = "cnn"
 
 
 class Activation(str, Enum):
@@ -92,7 +88,7 @@ class DatasetConfig:
 
 @dataclass
 class ModelConfig:
-    name: ModelName = key(ModelName.mlp, "the network")
+    name: str = key("mlp", "the network, from the registry (bnlab.model_registry)")
     hidden: List[int] = key([100, 100, 100], "MLP hidden widths", check=at_least(1, each=True))
     depth: Optional[int] = key(
         None,
@@ -269,13 +265,16 @@ def reference(schema: type = Config, prefix: str = "") -> list[tuple[str, Any, s
     return rows
 
 
+REGISTRIES = {"model.name": model_names, "norm.kind": norm_names}  # keys a registry names
+
+
 def allowed_values(f, hint: Any, dotted: str) -> str:
     """What a key accepts, as docs/reference.md writes it: an Enum's values, the registry's
     names (norm.kind), a declared check; "or null" for an Optional key."""
     nullable = type(None) in get_args(hint)
     plain = next((t for t in get_args(hint) if t is not type(None)), hint)
-    if dotted == "norm.kind":
-        text = ", ".join(norm_names())
+    if dotted in REGISTRIES:
+        text = ", ".join(REGISTRIES[dotted]())
     elif isinstance(plain, type) and issubclass(plain, Enum):
         text = ", ".join(e.value for e in plain)
     elif f.metadata.get("check") is not None:
@@ -401,19 +400,13 @@ def validate(cfg: Config) -> None:
             f"dataset.classes_per_batch={k} must be in 1..10 and divide trainer.batch_size "
             f"({cfg.trainer.batch_size})"
         )
-    if cfg.model.depth is not None and list(cfg.model.hidden) != ModelConfig().hidden:
-        raise ConfigError(
-            f"model.depth={cfg.model.depth} builds the hidden layers from model.width; leave "
-            f"model.hidden at its default (got {list(cfg.model.hidden)})"
-        )
-    if (cfg.model.depth is not None or cfg.model.residual) and cfg.model.name.value != "mlp":
-        raise ConfigError("model.depth and model.residual apply to model=mlp only")
-    norm = get_norm(cfg.norm.kind)
+    model, norm = get_model(cfg.model.name), get_norm(cfg.norm.kind)
     if norm.batch_statistics and cfg.trainer.batch_size < 2:
         raise ConfigError(
             f"trainer.batch_size must be >= 2 when the normalization trains on batch statistics "
             f"(got {cfg.trainer.batch_size} with norm.kind={cfg.norm.kind})"
         )
-    check = getattr(norm, "check_config", None)
-    if check is not None:
-        check(cfg)
+    for plugin in (model, norm):  # each one's own settings (model.depth, norm.groups, ...)
+        check = getattr(plugin, "check_config", None)
+        if check is not None:
+            check(cfg)

@@ -33,6 +33,7 @@ from torch import Tensor
 
 from bnlab.config import Config
 from bnlab.errors import DataError
+from bnlab.model_registry import get_model
 
 DATASETS = ("fashion_mnist", "mnist", "cifar10", "synthetic")
 DEBIAN_FASHION_MNIST = Path("/usr/share/datasets/fashion-mnist")
@@ -128,14 +129,15 @@ def load_splits(
 
 
 def load_data(cfg: Config, device: str | torch.device = "cpu") -> Splits:
-    """The splits that ``cfg.dataset`` describes, shaped for ``cfg.model`` (flat for the MLP)."""
+    """The splits that ``cfg.dataset`` describes, shaped for ``cfg.model`` (flattened for a
+    model whose ``flat_input`` is set: the MLP)."""
     d = cfg.dataset
     return load_splits(
         d.name.value,
         cfg.data_dir,
         val_size=d.val_size,
         standardize=d.standardize,
-        flatten=cfg.model.name.value == "mlp",
+        flatten=get_model(cfg.model.name).flat_input,
         train_subset=d.train_subset,
         split_seed=d.split_seed,
         synthetic_train=d.synthetic_train,

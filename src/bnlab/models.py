@@ -28,7 +28,9 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from bnlab.config import Config, NormConfig, hidden_widths
-from bnlab.norms import get_norm
+from bnlab.errors import ConfigError
+from bnlab.model_registry import get_model, register_model
+from bnlab.norms import KNC, N_KC_HW, get_norm
 
 ACTIVATIONS = {"sigmoid": nn.Sigmoid, "relu": nn.ReLU, "tanh": nn.Tanh}
 _ACTIVATION_TYPES = tuple(ACTIVATIONS.values())
@@ -119,7 +121,7 @@ def norm_layers(norm: NormConfig, replicas: int, features: int, layout: str) -> 
         return []
     layers = [layer]
     if norm.noise > 0:
-        shape = (replicas, 1, features) if layout == "mlp" else (1, replicas * features, 1, 1)
+        shape = (replicas, 1, features) if layout == KNC else (1, replicas * features, 1, 1)
         layers.append(BatchNoise(norm.noise, shape))
     return layers
 
@@ -210,7 +212,7 @@ class PreActivationBlock(nn.Module):
 def pre_activation_block(
     linear: nn.Module, norm: NormConfig, replicas: int, features: int, activation: str, tail
 ) -> PreActivationBlock:
-    norms = norm_layers(norm, replicas, features, "mlp")
+    norms = norm_layers(norm, replicas, features, KNC)
     return PreActivationBlock(nn.Sequential(*norms, ACTIVATIONS[activation](), linear, *tail()))
 
 
@@ -222,6 +224,7 @@ def first_linear(block: nn.Module) -> nn.Module:
     )
 
 
+@register_model("mlp")
 class MLP(_ReplicaModel):
     """in -> [Linear -> (norm) -> activation -> (norm) -> dropout] x len(hidden) -> Linear.
 
@@ -229,6 +232,23 @@ class MLP(_ReplicaModel):
     ``residual``, every hidden block after the first whose width equals the one before it is a
     :class:`PreActivationBlock`, h + W act(norm(h)) (the head reads the sum).
     """
+
+    flat_input = True
+
+    @classmethod
+    def from_config(cls, cfg: Config, input_shape, num_classes: int, seeds) -> "MLP":
+        hidden, residual = hidden_widths(cfg.model), cfg.model.residual
+        common = common_settings(cfg, seeds)
+        return cls(input_shape[0], num_classes, hidden=hidden, residual=residual, **common)
+
+    @classmethod
+    def check_config(cls, cfg: Config) -> None:
+        m = cfg.model
+        if m.depth is not None and list(m.hidden) != type(m)().hidden:
+            raise ConfigError(
+                f"model.depth={m.depth} builds the hidden layers from model.width; leave "
+                f"model.hidden at its default (got {list(m.hidden)})"
+            )
 
     def __init__(
         self,
@@ -255,7 +275,7 @@ class MLP(_ReplicaModel):
             if residual and blocks and h == width:
                 blocks.append(pre_activation_block(linear(True), norm, k, h, activation, tail))
             else:
-                blocks.append(hidden_block(linear, norm, k, h, "mlp", activation, tail))
+                blocks.append(hidden_block(linear, norm, k, h, KNC, activation, tail))
             width = h
         self.blocks = nn.ModuleList(blocks)
         self.head = BatchedLinear(k, width, num_classes)
@@ -276,12 +296,26 @@ def _grouped_conv(replicas: int, width: int, channels: int, bias: bool) -> nn.Co
     return conv
 
 
+@register_model("cnn")
 class CNN(_ReplicaModel):
     """[Conv3x3 -> (norm) -> activation -> (norm) -> maxpool 2] per entry of ``channels`` -> Linear.
 
     BN here is per channel over N, H and W (m' = N*H*W values per channel). K replicas run as
     grouped convolutions on an (N, K*C, H, W) tensor, so each replica's channels stay its own.
     """
+
+    flat_input = False
+
+    @classmethod
+    def from_config(cls, cfg: Config, input_shape, num_classes: int, seeds) -> "CNN":
+        channels = cfg.model.channels
+        common = common_settings(cfg, seeds)
+        return cls(input_shape[0], input_shape[-1], num_classes, channels=channels, **common)
+
+    @classmethod
+    def check_config(cls, cfg: Config) -> None:
+        if cfg.model.depth is not None or cfg.model.residual:
+            raise ConfigError("model.depth and model.residual apply to model=mlp only")
 
     def __init__(
         self,
@@ -307,7 +341,7 @@ class CNN(_ReplicaModel):
         width, size = in_channels, image_size
         for c in channels:
             conv = partial(_grouped_conv, k, width, c)
-            blocks.append(hidden_block(conv, norm, k, c, "cnn", activation, tail))
+            blocks.append(hidden_block(conv, norm, k, c, N_KC_HW, activation, tail))
             weights.append((blocks[-1][0].weight.view(k, c, width, 3, 3), width * 9))
             width, size = c, size // 2
         self.blocks = nn.ModuleList(blocks)
@@ -335,11 +369,10 @@ class CNN(_ReplicaModel):
         )
 
 
-def build_model(cfg: Config, input_shape: Sequence[int], num_classes: int, seeds: Sequence[int]):
-    """The model that ``cfg.model`` and ``cfg.norm`` describe, for inputs of ``input_shape``
-    (features for the MLP; channels, height, width for the CNN), K = len(seeds) replicas."""
+def common_settings(cfg: Config, seeds: Sequence[int]) -> dict:
+    """The keyword arguments every built-in model takes from ``cfg``."""
     m = cfg.model
-    common = dict(
+    return dict(
         activation=m.activation.value,
         norm=cfg.norm,
         dropout=m.dropout,
@@ -347,7 +380,10 @@ def build_model(cfg: Config, input_shape: Sequence[int], num_classes: int, seeds
         init_gain=m.init_gain,
         seeds=seeds,
     )
-    if m.name.value == "mlp":
-        hidden = hidden_widths(m)
-        return MLP(input_shape[0], num_classes, hidden=hidden, residual=m.residual, **common)
-    return CNN(input_shape[0], input_shape[-1], num_classes, channels=m.channels, **common)
+
+
+def build_model(cfg: Config, input_shape: Sequence[int], num_classes: int, seeds: Sequence[int]):
+    """The model of the registry that ``cfg.model.name`` names (:mod:`bnlab.model_registry`),
+    for inputs of ``input_shape`` (features for a ``flat_input`` model; else channels, height,
+    width), K = len(seeds) replicas."""
+    return get_model(cfg.model.name).from_config(cfg, input_shape, num_classes, seeds)

@@ -14,11 +14,13 @@ defaults)::
 
 A normalization that does not cancel a per-unit shift of its input (one normalizing over
 groups of units, say) sets ``absorbs_bias = False``, so the linear map before it keeps its
-bias. ``layout`` is how the models lay out K replicas: ``"mlp"``, a (K, N, C) input; ``"cnn"``, an
-(N, K*C, H, W) feature map (the layout of a grouped convolution, where per-channel statistics
-are already per-replica statistics). ``from_config`` may return None: no layer at all (then
-the linear map before it keeps its bias). An optional classmethod ``check_config(cfg)`` raises
-:class:`~bnlab.errors.ConfigError` for settings the layer cannot honour.
+bias. ``layout`` is how the models lay out K replicas, named by the tensor's shape:
+:data:`KNC`, a (K, N, C) input (one matrix per replica: an MLP's features); :data:`N_KC_HW`,
+an (N, K*C, H, W) feature map (the layout of a grouped convolution, where per-channel
+statistics are already per-replica statistics: a CNN's). ``from_config`` may return None: no
+layer at all (then the linear map before it keeps its bias). An optional classmethod
+``check_config(cfg)`` raises :class:`~bnlab.errors.ConfigError` for settings the layer cannot
+honour.
 
 The schema's allowed values for ``norm.kind``, its validation and the models' layers all come
 from here. The built-in layers live in :mod:`bnlab.batchnorm` and in the modules of this
@@ -33,6 +35,8 @@ from typing import Callable
 
 from bnlab.errors import ConfigError
 
+KNC = "(K, N, C)"  # replicas first: (replicas, examples, features)
+N_KC_HW = "(N, K*C, H, W)"  # examples first, each replica's C channels side by side
 NORMS: dict[str, type] = {}
 BUILT_IN = ("bnlab.batchnorm",)
 

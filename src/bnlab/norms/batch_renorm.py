@@ -32,7 +32,7 @@ from torch import Tensor
 
 from bnlab.batchnorm import BatchNorm, feature_layout, normalized
 from bnlab.errors import ConfigError
-from bnlab.norms import register_norm
+from bnlab.norms import KNC, register_norm
 
 
 class BatchRenormFunction(torch.autograd.Function):
@@ -147,7 +147,7 @@ class BatchRenormLayer:
             dmax=norm.dmax,
             warmup=norm.renorm_warmup,
         )
-        if layout == "mlp":
+        if layout == KNC:
             return BatchRenorm(features, replicas=replicas, **options)
         return BatchRenorm(replicas * features, **options)
 

@@ -31,7 +31,7 @@ import torch
 from torch import Tensor, nn
 
 from bnlab.errors import ConfigError
-from bnlab.norms import register_norm
+from bnlab.norms import KNC, register_norm
 
 
 def group_normalized(x: Tensor, groups: tuple, eps: float) -> tuple[Tensor, Tensor]:
@@ -137,7 +137,7 @@ class GroupNormLayer:
     def check_config(cls, cfg) -> None:
         if cfg.norm.groups < 1:
             raise ConfigError(f"norm.groups must be >= 1 (got {cfg.norm.groups})")
-        widths = cfg.model.channels if cfg.model.name.value == "cnn" else cfg.model.hidden
+        widths = cfg.model.channels if cfg.model.name == "cnn" else cfg.model.hidden
         widths = [cfg.model.width] if cfg.model.depth is not None else widths
         bad = [w for w in widths if w % cfg.norm.groups]
         if bad:
@@ -159,6 +159,6 @@ class LayerNormLayer:
 
 
 def group_norm(groups: int, norm, replicas: int, features: int, layout: str) -> GroupNorm:
-    if layout == "mlp":
+    if layout == KNC:
         return GroupNorm(features, groups, norm.eps, norm.affine, replicas=replicas)
     return GroupNorm(replicas * features, replicas * groups, norm.eps, norm.affine)

@@ -10,7 +10,7 @@ from __future__ import annotations
 from torch import Tensor, nn
 
 from bnlab.errors import ConfigError
-from bnlab.norms import register_norm
+from bnlab.norms import KNC, register_norm
 
 
 class ReplicaBatchNorm1d(nn.Module):
@@ -34,7 +34,7 @@ class TorchBatchNorm:
 
     @classmethod
     def from_config(cls, norm, replicas: int, features: int, layout: str) -> nn.Module:
-        if layout == "mlp":
+        if layout == KNC:
             return ReplicaBatchNorm1d(replicas, features, norm.eps, norm.momentum, norm.affine)
         return nn.BatchNorm2d(
             replicas * features, eps=norm.eps, momentum=norm.momentum, affine=norm.affine
