@@ -4,6 +4,7 @@ trains through run.py without editing any other file."""
 import importlib.util
 import json
 import sys
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -60,14 +61,15 @@ def _run_py_main(argv, monkeypatch):
         GlobalHydra.instance().clear()
 
 
-def test_a_toy_normalization_trains_through_run_py(tmp_path, toy_norm, monkeypatch):
-    assert "toy" in norm_names()
+def _train_smoke(tmp_path, extra, monkeypatch, *overrides) -> Path:
+    """60 steps of the smoke experiment through run.py, with ``extra`` as a config folder
+    too; the run folder, after checking its run completed."""
     run_dir = tmp_path / "run"
     _run_py_main(
         [
             "+experiment=smoke",
-            "norm=toy",
-            f"hydra.searchpath=[file://{toy_norm}]",
+            *overrides,
+            f"hydra.searchpath=[file://{extra}]",
             f"hydra.run.dir={run_dir}",
             f"data_dir={tmp_path / 'data'}",
             "trainer.steps=60",
@@ -78,6 +80,12 @@ def test_a_toy_normalization_trains_through_run_py(tmp_path, toy_norm, monkeypat
     )
     summary = json.loads((run_dir / "summary.json").read_text())
     assert summary["status"] == "completed" and summary["step"] == 60
+    return run_dir
+
+
+def test_a_toy_normalization_trains_through_run_py(tmp_path, toy_norm, monkeypatch):
+    assert "toy" in norm_names()
+    run_dir = _train_smoke(tmp_path, toy_norm, monkeypatch, "norm=toy")
     assert OmegaConf.load(run_dir / "config.yaml").norm.kind == "toy"
     # 3 hidden layers x (60 training steps + evaluations): the toy layer really ran
     assert MeanOnlyNorm.forward_calls >= 3 * 60
@@ -142,23 +150,7 @@ def toy_model(tmp_path):
 
 def test_a_toy_model_trains_through_run_py(tmp_path, toy_model, monkeypatch):
     assert "tiny" in model_names()
-    run_dir = tmp_path / "run"
-    _run_py_main(
-        [
-            "+experiment=smoke",
-            "model=tiny",
-            "norm=none",
-            f"hydra.searchpath=[file://{toy_model}]",
-            f"hydra.run.dir={run_dir}",
-            f"data_dir={tmp_path / 'data'}",
-            "trainer.steps=60",
-            "trainer.eval_every=30",
-            "trainer.progress=false",
-        ],
-        monkeypatch,
-    )
-    summary = json.loads((run_dir / "summary.json").read_text())
-    assert summary["status"] == "completed" and summary["step"] == 60
+    run_dir = _train_smoke(tmp_path, toy_model, monkeypatch, "model=tiny", "norm=none")
     assert OmegaConf.load(run_dir / "config.yaml").model.name == "tiny"
     metrics = pd.read_csv(run_dir / "metrics.csv")
     accuracy = metrics[(metrics.split == "val") & (metrics.metric == "accuracy")]

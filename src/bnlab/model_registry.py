@@ -22,41 +22,13 @@ live in :mod:`bnlab.models`, imported on the registry's first use.
 from __future__ import annotations
 
 import importlib
-from typing import Callable
 
-from bnlab.errors import ConfigError
-
-MODELS: dict[str, type] = {}
-BUILT_IN = ("bnlab.models",)
-
-
-def register_model(name: str) -> Callable[[type], type]:
-    """Class decorator: make ``model.name=<name>`` build this class."""
-
-    def register(cls: type) -> type:
-        if not callable(getattr(cls, "from_config", None)):
-            raise TypeError(f"{cls.__name__} needs a from_config classmethod to be a model")
-        MODELS[name] = cls
-        return cls
-
-    return register
+from bnlab.registry import Registry
 
 
 def _load_built_in() -> None:
-    for module in BUILT_IN:
-        importlib.import_module(module)
+    importlib.import_module("bnlab.models")
 
 
-def model_names() -> list[str]:
-    """Every registered name, built-in ones first."""
-    _load_built_in()
-    return list(MODELS)
-
-
-def get_model(name: str) -> type:
-    """The class registered as ``name``; ConfigError naming the choices if there is none."""
-    if name not in MODELS:
-        _load_built_in()
-    if name not in MODELS:
-        raise ConfigError(f"model.name must be one of {', '.join(MODELS)} (got {name!r})")
-    return MODELS[name]
+MODELS = Registry("model.name", _load_built_in)
+register_model, model_names, get_model = MODELS.register, MODELS.names, MODELS.find

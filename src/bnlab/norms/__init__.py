@@ -31,26 +31,12 @@ from __future__ import annotations
 
 import importlib
 import pkgutil
-from typing import Callable
 
-from bnlab.errors import ConfigError
+from bnlab.registry import Registry
 
 KNC = "(K, N, C)"  # replicas first: (replicas, examples, features)
 N_KC_HW = "(N, K*C, H, W)"  # examples first, each replica's C channels side by side
-NORMS: dict[str, type] = {}
 BUILT_IN = ("bnlab.batchnorm",)
-
-
-def register_norm(name: str) -> Callable[[type], type]:
-    """Class decorator: make ``norm.kind=<name>`` build this class's layers."""
-
-    def register(cls: type) -> type:
-        if not callable(getattr(cls, "from_config", None)):
-            raise TypeError(f"{cls.__name__} needs a from_config classmethod to be a norm")
-        NORMS[name] = cls
-        return cls
-
-    return register
 
 
 def _load_built_in() -> None:
@@ -60,16 +46,5 @@ def _load_built_in() -> None:
         importlib.import_module(info.name)
 
 
-def norm_names() -> list[str]:
-    """Every registered name, built-in ones first in the order they were registered."""
-    _load_built_in()
-    return list(NORMS)
-
-
-def get_norm(name: str) -> type:
-    """The class registered as ``name``; ConfigError naming the choices if there is none."""
-    if name not in NORMS:
-        _load_built_in()
-    if name not in NORMS:
-        raise ConfigError(f"norm.kind must be one of {', '.join(NORMS)} (got {name!r})")
-    return NORMS[name]
+NORMS = Registry("norm.kind", _load_built_in)
+register_norm, norm_names, get_norm = NORMS.register, NORMS.names, NORMS.find
