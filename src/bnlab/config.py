@@ -10,8 +10,10 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field, fields, is_dataclass
 from enum import Enum
+from pathlib import Path
 from typing import Any, List, Optional, get_type_hints
 
+import yaml
 from hydra.core.config_store import ConfigStore
 from omegaconf import DictConfig, OmegaConf
 
@@ -225,6 +227,35 @@ def config_dict(cfg: Config) -> dict[str, Any]:
     return plain(asdict(cfg))
 
 
+def schema_type(key: str, schema: type = Config) -> Any:
+    """The type of the dotted ``key`` in the schema (a dataclass for a section such as
+    ``trainer``, ``schema`` itself for ``""``), or None where the schema has no such key."""
+    for name in filter(None, key.split(".")):
+        hints = get_type_hints(schema) if is_dataclass(schema) else {}
+        if name not in hints:
+            return None
+        schema = hints[name]
+    return schema
+
+
+def group_options(conf: Path, group: str) -> list[str]:
+    """The options of the config group ``group`` (``norm``, ``experiment``): the names of the
+    YAML files in ``conf/<group>/``, sorted."""
+    return sorted(p.stem for p in (Path(conf) / group).glob("*.yaml"))
+
+
+def group_keys(conf: Path, group: str) -> list[str]:
+    """The dotted keys that some option of the group ``group`` of the schema sets (``norm``:
+    norm.kind, norm.affine, norm.noise), in schema order: what choosing another option of the
+    group can change."""
+    keys: set[str] = set()
+    for option in group_options(conf, group):
+        tree = yaml.safe_load((Path(conf) / group / f"{option}.yaml").read_text()) or {}
+        tree.pop("defaults", None)
+        keys.update(flatten(tree, f"{group}."))
+    return [key for key, _, _ in reference() if key in keys]
+
+
 def non_result_keys(schema: type = Config, prefix: str = "") -> list[str]:
     """The dotted keys marked ``result=False`` in the schema (the one list of them)."""
     keys, types = [], get_type_hints(schema)
@@ -244,9 +275,13 @@ def register_configs() -> None:
 
     ConfigStore.instance().store(name="bnlab_schema", node=Config)
     OmegaConf.register_new_resolver("bnlab.dirname", folder_name, replace=True)
-    OmegaConf.register_new_resolver(
-        "bnlab.non_result_keys", lambda: ["experiment", *non_result_keys()], replace=True
-    )
+    OmegaConf.register_new_resolver("bnlab.non_result_keys", unnamed_keys, replace=True)
+
+
+def unnamed_keys() -> list[str]:
+    """The overrides a job's folder is not named by: Hydra's ``experiment`` (its ``name`` names
+    the folder above) and the keys marked ``result=False``."""
+    return ["experiment", *non_result_keys()]
 
 
 def to_config(cfg: DictConfig | Config) -> Config:
