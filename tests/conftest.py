@@ -47,15 +47,13 @@ def run_cli(
     *args: str, cwd: Path, timeout: float = 300, env: dict[str, str] | None = None
 ) -> subprocess.CompletedProcess:
     """Run `python run.py <args>` in ``cwd`` (results land in cwd/outputs), with ``env`` added
-    to this process's environment."""
-    env = dict(os.environ, PYTHONUNBUFFERED="1", **(env or {}))
-    env.pop("HYDRA_FULL_ERROR", None)
-    env.pop("no_proxy", None)
-    env.pop("NO_PROXY", None)
+    to this process's environment (less its HYDRA_FULL_ERROR and no_proxy)."""
+    dropped = ("HYDRA_FULL_ERROR", "no_proxy", "NO_PROXY")
+    mine = {k: v for k, v in os.environ.items() if k not in dropped}
     return subprocess.run(
         [sys.executable, str(ROOT / "run.py"), *args],
         cwd=cwd,
-        env=env,
+        env=dict(mine, PYTHONUNBUFFERED="1", **(env or {})),
         capture_output=True,
         text=True,
         timeout=timeout,

@@ -119,7 +119,7 @@ def test_wrong_types_and_unknown_keys_fail_at_composition(override):
     [
         (["norm.eps=-1"], 2, "bnlab: error: norm.eps must be > 0 (got -1.0)"),
         (["norm.kind=nonexistent"], 2, "bnlab: error: norm.kind must be one of bn, batch_renorm"),
-        (["trainer.steps=abc"], 1, "trainer.steps"),
+        (["trainer.steps=abc"], 2, "bnlab: error: trainer.steps=abc is not an integer"),
     ],
 )
 def test_cli_reports_bad_values_without_a_traceback(tmp_path, args, code, needle):

@@ -8,10 +8,12 @@ import pytest
 import torch
 from conftest import ROOT, make_config, run_cli
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+from tensorboard.plugins.hparams import plugin_data_pb2
 
 from bnlab.analysis import compare, load_runs
 from bnlab.data import DEBIAN_FASHION_MNIST
 from bnlab.errors import ConfigError
+from bnlab.recorder import RunRecorder
 from bnlab.train import run_job
 
 EXPECTED_SCALARS = {
@@ -87,8 +89,6 @@ def test_hparams_and_config_text_are_in_tensorboard(tmp_path, smoke_overrides):
     acc.Reload()
     tags = acc.Tags()
     assert any("config" in t for t in tags["tensors"])
-    from tensorboard.plugins.hparams import plugin_data_pb2
-
     plugin = acc.PluginTagToContent("hparams")
     session = plugin_data_pb2.HParamsPluginData.FromString(plugin["_hparams_/session_start_info"])
     keys = set(session.session_start_info.hparams)
@@ -211,6 +211,49 @@ def test_multirun_names_folders_by_overrides_and_prints_the_comparison(tmp_path)
     assert list(table["seeds"]) == [2, 2]
     assert "Comparison over seeds" in proc.stdout
     assert "val acc" in proc.stdout
+    # TensorBoard's HParams tab: the sweep's axes first (norm=: the keys its options set), in
+    # every run; not the keys set to one value for all (trainer.steps=60)
+    orders = [_hparams_order(sweep / name) for name in names]
+    axes = [("norm.kind", True), ("norm.affine", True), ("norm.noise", True), ("seed", True)]
+    assert orders[0][:4] == axes and all(order == orders[0] for order in orders)
+    assert ("trainer.steps", False) in orders[0] and len(orders[0]) == len(set(orders[0]))
+
+
+def _hparams_order(run_dir: Path) -> list[tuple[str, bool]]:
+    """The HParams keys of a run's events, in order, each with whether it is marked as one
+    the runs differ in (TensorBoard's HParams tab lists those first)."""
+    acc = EventAccumulator(str(run_dir))
+    acc.Reload()
+    content = acc.PluginTagToContent("hparams")["_hparams_/experiment"]
+    experiment = plugin_data_pb2.HParamsPluginData.FromString(content).experiment
+    return [(info.name, info.differs) for info in experiment.hparam_infos]
+
+
+def test_hparams_list_the_axes_first_and_mark_them(tmp_path):
+    keys = {"name": "a", "norm.kind": "bn", "seed": 0, "trainer.steps": 9}
+    RunRecorder(tmp_path, {}, keys, axes=["seed", "no.such.key"]).close({"val/accuracy": 0.5})
+    assert _hparams_order(tmp_path) == [
+        ("seed", True),
+        ("name", False),
+        ("norm.kind", False),
+        ("trainer.steps", False),
+    ]
+
+
+def test_the_axes_of_a_sweep_are_the_keys_it_sweeps_over():
+    from bnlab.runfolder import override_keys
+    from bnlab.runs import run_axes
+
+    args = ["+experiment=smoke", "norm=none,bn", "trainer.steps=60", "data_dir=x", "seed=0,1"]
+    assert override_keys(args, ROOT / "conf", swept=True) == [
+        "norm.kind",
+        "norm.affine",
+        "norm.noise",
+        "seed",
+    ]
+    assert override_keys(args, ROOT / "conf")[-2:] == ["trainer.steps", "seed"]  # a single job's
+    grid = make_config("optimizer.lr_grid=[0.1,0.2]", "trainer.replicas=2")
+    assert run_axes(grid, ["optimizer.lr_grid"]) == ["optimizer.lr", "seed"]
 
 
 @pytest.mark.slow

@@ -1,9 +1,10 @@
 """The configuration schema: typed dataclasses registered with Hydra's ConfigStore.
 
-Types and allowed values are enforced by Hydra/OmegaConf when the YAML in ``conf/`` and the
-command line are merged (a wrong type, an unknown key or a value outside an Enum fails with
-Hydra's one-line message naming the key). :func:`validate` adds the range checks that types
-cannot express and raises :class:`~bnlab.errors.ConfigError` naming the key.
+Types and Enum values are enforced by Hydra/OmegaConf when the YAML in ``conf/`` and the
+command line are merged (:mod:`bnlab.badinput` turns their errors into one line). Each key
+declares the values it accepts (``check``, :mod:`bnlab.checks`); :func:`validate` applies
+them, and the checks that involve several keys, raising :class:`~bnlab.errors.ConfigError`
+naming the key.
 """
 
 from __future__ import annotations
@@ -329,9 +330,13 @@ def register_configs() -> None:
 
     ConfigStore.instance().store(name="bnlab_schema", node=Config)
     OmegaConf.register_new_resolver("bnlab.dirname", folder_name, replace=True)
-    OmegaConf.register_new_resolver(
-        "bnlab.non_result_keys", lambda: ["experiment", *non_result_keys()], replace=True
-    )
+    OmegaConf.register_new_resolver("bnlab.non_result_keys", unnamed_keys, replace=True)
+
+
+def unnamed_keys() -> list[str]:
+    """The overrides a job's folder is not named by: Hydra's ``experiment`` (its ``name`` names
+    the folder above) and the keys marked ``result=False``."""
+    return ["experiment", *non_result_keys()]
 
 
 def to_config(cfg: DictConfig | Config) -> Config:

@@ -26,7 +26,7 @@ import signal
 import threading
 import time
 from pathlib import Path
-from typing import Any, Iterator, Optional
+from typing import Any, Iterator, Optional, Sequence
 
 import torch
 from torch import nn
@@ -87,9 +87,9 @@ def stop_on_signals() -> Iterator[dict[str, Optional[int]]]:
 class Job:
     """The state of one job that is not the model's: step, time, loss window, runs."""
 
-    def __init__(self, cfg: Config, job_dir: Path):
+    def __init__(self, cfg: Config, job_dir: Path, axes: Sequence[str] = ()):
         self.cfg, self.dir = cfg, Path(job_dir)
-        self.runs = Runs(cfg, self.dir)
+        self.runs = Runs(cfg, self.dir, axes)
         self.seeds = self.runs.seeds
         self.finished: Optional[list[dict[str, Any]]] = None  # summaries, if nothing to train
         self.step, self.elapsed, self.resumes = 0, 0.0, 0
@@ -285,9 +285,10 @@ def _warn_if_other_code(folder: Path, summaries: list[dict[str, Any]]) -> None:
 
 
 @contextlib.contextmanager
-def open_job(cfg: Config, job_dir: Path) -> Iterator[Job]:
-    """The job of ``cfg`` in ``job_dir``, locked, its earlier results found; see the module doc."""
-    job = Job(cfg, job_dir)
+def open_job(cfg: Config, job_dir: Path, axes: Sequence[str] = ()) -> Iterator[Job]:
+    """The job of ``cfg`` in ``job_dir``, locked, its earlier results found; see the module doc.
+    ``axes``: the keys its sweep varies (:class:`bnlab.runs.Runs`)."""
+    job = Job(cfg, job_dir, axes)
     with FolderLock(job.dir):
         job.saved = earlier_results(job)
         if job.finished is not None:

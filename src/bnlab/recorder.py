@@ -3,10 +3,10 @@
 * ``metrics.csv``: long format ``step,split,metric,value``; appended, flushed at every
   evaluation, so a killed run keeps every row written before its last evaluation.
 * TensorBoard events: scalars tagged ``<split>/<metric>``, the resolved config in the Text tab,
-  the run's hyperparameters (the same keys for every run) in the HParams tab with its final
-  metrics read from those same scalar tags (no copies in the Scalars tab), and a Custom
-  Scalars layout: training loss, validation loss and accuracy, one chart each with a line per
-  run, so BN and no BN sit side by side.
+  the run's hyperparameters in the HParams tab (the same keys for every run, those its sweep
+  varies first) with its final metrics read from those same scalar tags (no copies in the
+  Scalars tab), and a Custom Scalars layout: training loss, validation loss and accuracy, one
+  chart each with a line per run, so BN and no BN sit side by side.
 * ``config.yaml``: the resolved config of this run (its own seed).
 * ``summary.json``: status (running | completed | diverged | interrupted | failed), final
   metrics, steps/s, wall time, git commit and dirty flag, torch version, device. Written
@@ -19,7 +19,7 @@ import csv
 import json
 import os
 from pathlib import Path
-from typing import Any, Mapping, Optional
+from typing import Any, Mapping, Optional, Sequence
 
 import torch
 from omegaconf import OmegaConf
@@ -67,7 +67,8 @@ def truncate_metrics(path: Path, last_step: int) -> int:
 
 
 class RunRecorder:
-    """Writes one run folder. ``purge_step``: on a resume, TensorBoard drops events from there."""
+    """Writes one run folder. ``purge_step``: on a resume, TensorBoard drops events from there.
+    ``axes``: the keys of ``hparams`` its sweep varies (listed first in the HParams tab)."""
 
     def __init__(
         self,
@@ -75,12 +76,13 @@ class RunRecorder:
         config: Mapping[str, Any],
         hparams: Mapping[str, Any],
         purge_step: Optional[int] = None,
+        axes: Sequence[str] = (),
     ):
         from torch.utils.tensorboard import SummaryWriter
 
         self.run_dir = Path(run_dir)
         self.run_dir.mkdir(parents=True, exist_ok=True)
-        self.hparams = dict(hparams)
+        self.hparams, self.axes = dict(hparams), list(axes)
         config_yaml = OmegaConf.to_yaml(OmegaConf.create(dict(config)))
         atomic_write_text(self.run_dir / "config.yaml", config_yaml)
         metrics = self.run_dir / "metrics.csv"
@@ -114,7 +116,8 @@ class RunRecorder:
     def close(self, final_metrics: Mapping[str, float]) -> None:
         """Record the HParams entry (same keys for every run; its metrics are the scalar tags
         already written, e.g. ``val/accuracy``) and close the files."""
-        entry = hparams(self.hparams, {tag: float(v) for tag, v in final_metrics.items()})
+        metrics = {tag: float(v) for tag, v in final_metrics.items()}
+        entry = hparams(self.hparams, metrics, self.axes)
         for summary in entry:  # experiment, session start, session end
             self.writer._get_file_writer().add_summary(summary)
         self.flush()
@@ -122,11 +125,24 @@ class RunRecorder:
         self._metrics_file.close()
 
 
-def hparams(hparam_dict: Mapping[str, Any], metric_dict: Mapping[str, float]):
-    """TensorBoard's three HParams summaries (torch's ``summary.hparams``), imported late."""
+def hparams(
+    hparam_dict: Mapping[str, Any], metric_dict: Mapping[str, float], axes: Sequence[str] = ()
+):
+    """TensorBoard's three HParams summaries (torch's ``summary.hparams``, imported late), the
+    keys ``axes`` first and marked as differing between runs: the HParams tab lists those
+    first (it orders the keys by that mark, then by name; without it, all by name)."""
+    from tensorboard.plugins.hparams.plugin_data_pb2 import HParamsPluginData
     from torch.utils.tensorboard.summary import hparams as make
 
-    return make(dict(hparam_dict), dict(metric_dict))
+    first = [key for key in axes if key in hparam_dict]
+    ordered = {key: hparam_dict[key] for key in [*first, *hparam_dict]}
+    experiment, start, end = make(ordered, dict(metric_dict))
+    plugin = experiment.value[0].metadata.plugin_data
+    data = HParamsPluginData.FromString(plugin.content)
+    for info in data.experiment.hparam_infos:
+        info.differs = info.name in first
+    plugin.content = data.SerializeToString()
+    return experiment, start, end
 
 
 def _jsonable(value: Any) -> Any:

@@ -21,12 +21,14 @@ import json
 import os
 import shutil
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Optional, Sequence
 
 import yaml
+from hydra.core.override_parser.overrides_parser import OverridesParser
 
-from bnlab.config import Config, config_dict, flatten, non_result_keys
+from bnlab.config import Config, config_dict, flatten, non_result_keys, unnamed_keys
 from bnlab.errors import BnlabError
+from bnlab.groups import group_keys
 
 FINISHED = ("completed", "diverged")
 # Keys that do not change results: a finished run is reused when only these differ.
@@ -53,6 +55,49 @@ def folder_name(overrides: str) -> str:
     digest = hashlib.sha1(encoded).hexdigest()[:12]
     head = encoded[: MAX_FOLDER_NAME - len(digest) - 1].decode(errors="ignore")
     return f"{head}~{digest}"
+
+
+def override_keys(
+    overrides: Sequence[str], conf: Optional[Path] = None, swept: bool = False
+) -> list[str]:
+    """The schema keys that Hydra's ``overrides`` set (with ``swept``: sweep over, as
+    ``norm=none,bn``) and a job's folder is named by (not :func:`bnlab.config.unnamed_keys`),
+    in their order. A group (``norm``) stands for the keys its options in ``conf`` set
+    (:func:`bnlab.groups.group_keys`)."""
+    keys: list[str] = []
+    unnamed = unnamed_keys()
+    for override in OverridesParser.create().parse_overrides(list(overrides)):
+        key = override.key_or_group
+        if key in unnamed or (swept and not override.is_sweep_override()):
+            continue
+        group = conf is not None and (Path(conf) / key).is_dir()
+        keys += group_keys(Path(conf), key) if group else [key]
+    return list(dict.fromkeys(keys))
+
+
+def sweep_axes(hydra_cfg: Any) -> list[str]:
+    """The keys the jobs of a job's sweep differ in, from its Hydra config ``hydra_cfg``: those
+    swept over on the command line and in ``hydra.sweeper.params``, as the sweep's
+    ``multirun.yaml`` (Hydra's record of the command line) has them. A single job's: the keys
+    its folder is named by."""
+    conf = next(
+        (
+            Path(source.path)
+            for source in hydra_cfg.runtime.config_sources
+            if source.provider == "main" and source.schema == "file"
+        ),
+        None,
+    )
+    saved = Path(hydra_cfg.sweep.dir) / "multirun.yaml"
+    if hydra_cfg.mode.name != "MULTIRUN" or not saved.is_file():
+        return override_keys(hydra_cfg.overrides.task, conf)
+    sweep = (yaml.safe_load(saved.read_text()) or {}).get("hydra", {})
+    params = (sweep.get("sweeper") or {}).get("params") or {}
+    overrides = [
+        *(sweep.get("overrides") or {}).get("task", []),
+        *(f"{k}={v}" for k, v in params.items()),
+    ]
+    return override_keys(overrides, conf, swept=True)
 
 
 def discard_if_unused(job_dir: Path) -> bool:

@@ -15,7 +15,7 @@ import logging
 import math
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Optional, Sequence
 
 import numpy as np
 import torch
@@ -57,6 +57,19 @@ def hparams_of(cfg: Config) -> dict[str, Any]:
     }
 
 
+def run_axes(cfg: Config, axes: Sequence[str] = ()) -> list[str]:
+    """The keys the runs of a job of ``cfg`` and of its sweep differ in: ``axes``, those its
+    sweep varies (:func:`bnlab.runfolder.sweep_axes`; optimizer.lr_grid as the rate
+    optimizer.lr, as each run records it), then seed where a job trains several seeds and
+    optimizer.lr where it trains a grid of rates."""
+    axes = ["optimizer.lr" if key == "optimizer.lr_grid" else key for key in axes]
+    if cfg.trainer.replicas > 1:
+        axes.append("seed")
+    if cfg.optimizer.lr_grid:
+        axes.append("optimizer.lr")
+    return list(dict.fromkeys(axes))
+
+
 class LossWindow:
     """Each replica's summed training loss since the last log step, kept on the device (no
     host transfer per step); ``mean_and_reset()`` at a log step."""
@@ -95,10 +108,12 @@ def run_layout(cfg: Config, job_dir: Path) -> list[tuple[Config, Path, str]]:
 
 
 class Runs:
-    """The runs of a job of ``cfg`` in ``job_dir`` (:func:`run_layout`)."""
+    """The runs of a job of ``cfg`` in ``job_dir`` (:func:`run_layout`); ``axes``: the keys its
+    sweep varies (TensorBoard's HParams tab lists :func:`run_axes` first)."""
 
-    def __init__(self, cfg: Config, job_dir: Path):
+    def __init__(self, cfg: Config, job_dir: Path, axes: Sequence[str] = ()):
         self.cfg = cfg
+        self.axes = run_axes(cfg, axes)
         layout = run_layout(cfg, job_dir)
         self.run_cfgs = [c for c, _, _ in layout]
         self.runs = [Run(c.seed, folder, label) for c, folder, label in layout]
@@ -122,6 +137,7 @@ class Runs:
                 config_dict(run_cfg),
                 hparams_of(run_cfg),
                 purge_step=step + 1 if step else None,
+                axes=self.axes,
             )
             run.recorder.write_summary(status=run.status, seed=run.seed, step=step, **summary)
 

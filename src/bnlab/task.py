@@ -23,7 +23,7 @@ def train_task(cfg: DictConfig) -> None:
     from bnlab.errors import BnlabError
     from bnlab.job import RunInterrupted
     from bnlab.process import begin_job, threads_per_job
-    from bnlab.runfolder import RunFolderBusy, discard_if_unused, record_refusal
+    from bnlab.runfolder import RunFolderBusy, discard_if_unused, record_refusal, sweep_axes
     from bnlab.runs import run_layout
     from bnlab.train import run_job
 
@@ -33,7 +33,8 @@ def train_task(cfg: DictConfig) -> None:
     sweep = hydra_cfg.mode.name == "MULTIRUN"
     try:
         config = to_config(cfg)
-        summaries = run_job(config, job_dir, threads_per_job(hydra_cfg.launcher))
+        axes = sweep_axes(hydra_cfg)
+        summaries = run_job(config, job_dir, threads_per_job(hydra_cfg.launcher), axes)
     except RunFolderBusy as exc:
         if sweep:  # another sweep is on it: leave it, go on
             log.warning("skipped: %s", exc)

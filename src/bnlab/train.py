@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 import torch
 from torch import nn
@@ -176,7 +176,7 @@ def show_progress(progress, job: Job) -> None:
         progress.set_postfix_str(f"loss {sum(losses) / len(losses):.4f}", refresh=True)
 
 
-def train(cfg: Config, job_dir: Path) -> list[dict[str, Any]]:
+def train(cfg: Config, job_dir: Path, axes: Sequence[str] = ()) -> list[dict[str, Any]]:
     """Train ``cfg`` (K = trainer.replicas seeds) and record each seed in its run folder.
 
     Returns each seed's summary. A job whose runs already finished with this config is not
@@ -184,9 +184,11 @@ def train(cfg: Config, job_dir: Path) -> list[dict[str, Any]]:
     checkpoint, or starts over when it has none. Raises BnlabError subclasses for bad input,
     RunInterrupted on a stop signal (after writing a checkpoint); any other exception marks
     the runs ``failed`` in their summary.json and propagates. Call :func:`run_job` instead for
-    the process set-up too (threads, determinism, seeds), as ``run.py`` does.
+    the process set-up too (threads, determinism, seeds), as ``run.py`` does. ``axes``: the
+    keys the job's sweep varies (:func:`bnlab.runfolder.sweep_axes`; TensorBoard's HParams tab
+    lists them first).
     """
-    with open_job(cfg, job_dir) as job:
+    with open_job(cfg, job_dir, axes) as job:
         if job.finished is not None:
             return job.finished
         device = resolve_device(cfg.device)
@@ -206,7 +208,9 @@ def train(cfg: Config, job_dir: Path) -> list[dict[str, Any]]:
     return job.runs.summaries()
 
 
-def run_job(cfg: Config, job_dir: Path, threads: int | None = None) -> list[dict[str, Any]]:
+def run_job(
+    cfg: Config, job_dir: Path, threads: int | None = None, axes: Sequence[str] = ()
+) -> list[dict[str, Any]]:
     """One job as ``run.py`` runs it: :func:`bnlab.process.setup_process`, then :func:`train`."""
     setup_process(cfg, threads)
-    return train(cfg, job_dir)
+    return train(cfg, job_dir, axes)
