@@ -1,9 +1,9 @@
 """Checkpoints: what a run needs to continue exactly where it stopped.
 
-A checkpoint holds the model (BN running statistics included), the optimizer, the global RNG
-state (dropout masks), the partial training-loss window, each seed's status and last metrics,
-the step, the elapsed time and the config. Mini-batch order needs no state: it is a function of
-the seed and the step. Files:
+A checkpoint holds a :class:`JobState`, one key per field: the model (BN running statistics
+included), the optimizer, the global RNG state (dropout masks), the partial training-loss
+window, each seed's status and last metrics, the step, the elapsed time and the config.
+Mini-batch order needs no state: it is a function of the seed and the step. Files:
 
 * ``checkpoint.pt``, written atomically (temp file, fsync, rename); the one it replaces is kept
   as ``checkpoint.prev.pt``;
@@ -16,30 +16,61 @@ from __future__ import annotations
 
 import logging
 import os
+from dataclasses import MISSING, dataclass, field, fields
 from pathlib import Path
 from typing import Any, Optional
 
 import torch
+from torch import Tensor
 
 log = logging.getLogger(__name__)
 
 CURRENT = "checkpoint.pt"
 PREVIOUS = "checkpoint.prev.pt"
 FORMAT = 1
-# Everything Trainer._restore reads: a checkpoint missing any of them is treated as unreadable.
-REQUIRED = (
-    "format",
-    "step",
-    "model",
-    "optimizer",
-    "rng_cpu",
-    "window",
-    "window_steps",
-    "replicas",
-    "elapsed",
-    "resumes",
-    "config",
-)
+
+
+@dataclass
+class JobState:
+    """Everything a job's checkpoint holds, each field one key of checkpoint.pt (with
+    ``format``). A field without a default is required: a checkpoint lacking it is treated as
+    unreadable; those with one came later, and older checkpoints load without them."""
+
+    step: int
+    model: dict[str, Tensor]  # model.state_dict(), BN running statistics included
+    optimizer: dict[str, Any]
+    rng_cpu: Tensor  # the global RNG (dropout masks, BN noise): rng_state()
+    window: Tensor  # the partial training-loss window: (K,) sums over window_steps steps
+    window_steps: int
+    replicas: list[dict[str, Any]]  # each run's status and last metrics (Run.as_dict)
+    elapsed: float  # wall seconds the job has trained, over all its sittings
+    resumes: int
+    config: dict[str, Any]  # config_dict of the job's config
+    rng_cuda: Optional[list[Tensor]] = None  # on a CUDA machine only
+    eval_seconds: float = 0.0
+    probe_seconds: float = 0.0
+    code_history: list[str] = field(default_factory=list)  # the code that trained it, in order
+
+    def state_dict(self) -> dict[str, Any]:
+        """The checkpoint's dict: every field by name, but for rng_cuda without CUDA (None)."""
+        state = {f.name: getattr(self, f.name) for f in fields(self)}
+        return {k: v for k, v in state.items() if v is not None}
+
+    @classmethod
+    def from_state_dict(cls, state: dict[str, Any]) -> JobState:
+        """The JobState of a checkpoint's dict (missing optional keys at their defaults)."""
+        return cls(**{f.name: state[f.name] for f in fields(cls) if f.name in state})
+
+    @classmethod
+    def required(cls) -> tuple[str, ...]:
+        """The fields every checkpoint has."""
+        return tuple(
+            f.name for f in fields(cls) if f.default is MISSING and f.default_factory is MISSING
+        )
+
+
+# A checkpoint missing any of these is treated as unreadable.
+REQUIRED = ("format", *JobState.required())
 
 
 def save_checkpoint(folder: Path, state: dict[str, Any]) -> Path:
@@ -101,5 +132,5 @@ def rng_state() -> dict[str, Any]:
 
 def restore_rng(state: dict[str, Any]) -> None:
     torch.set_rng_state(state["rng_cpu"])
-    if "rng_cuda" in state and torch.cuda.is_available():
+    if state.get("rng_cuda") is not None and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state["rng_cuda"])

@@ -32,6 +32,7 @@ import torch
 from torch import nn
 
 from bnlab.checkpoint import (
+    JobState,
     load_checkpoint,
     remove_checkpoints,
     restore_rng,
@@ -84,19 +85,59 @@ def stop_on_signals() -> Iterator[dict[str, Optional[int]]]:
                 signal.signal(sig, old)
 
 
+class JobClock:
+    """A job's wall time over all its sittings, and the seconds of it spent evaluating and
+    probing (``eval``, ``probe``)."""
+
+    def __init__(self):
+        self.elapsed = 0.0  # the earlier sittings'
+        self.seconds = {"eval": 0.0, "probe": 0.0}
+        self.started: Optional[float] = None  # this sitting's start (perf_counter)
+
+    def start(self) -> None:
+        self.started = time.perf_counter()
+
+    def wall_time(self) -> float:
+        return self.elapsed + time.perf_counter() - self.started
+
+    @contextlib.contextmanager
+    def timed(self, what: str) -> Iterator[None]:
+        """Adds the time spent inside to ``seconds[what]``."""
+        started = time.perf_counter()
+        yield
+        self.seconds[what] += time.perf_counter() - started
+
+    def account(self, steps: int, replicas: int, probed: bool) -> dict[str, Any]:
+        """The times of summary.json after ``steps`` steps of ``replicas`` models: the wall
+        time, steps per second, the end, and ``<what>_seconds`` with ``<what>_time_share`` of
+        the wall time for the evaluations, and for the probes when the job probes."""
+        wall = self.wall_time()
+        account: dict[str, Any] = dict(
+            wall_time_s=round(wall, 3),
+            steps_per_second=round(steps / wall, 2) if wall > 0 else None,
+            model_steps_per_second=round(steps * replicas / wall, 2) if wall > 0 else None,
+            finished_at=round(time.time(), 3),
+        )
+        for what, spent in self.seconds.items():
+            if what == "eval" or probed:
+                account[f"{what}_seconds"] = round(spent, 3)
+                account[f"{what}_time_share"] = round(spent / wall, 4) if wall else None
+        return account
+
+
 class Job:
-    """The state of one job that is not the model's: step, time, loss window, runs."""
+    """The state of one job that is not the model's: step, clock, loss window, runs; its
+    checkpoint is a :class:`~bnlab.checkpoint.JobState`."""
 
     def __init__(self, cfg: Config, job_dir: Path, axes: Sequence[str] = ()):
         self.cfg, self.dir = cfg, Path(job_dir)
         self.runs = Runs(cfg, self.dir, axes)
         self.seeds = self.runs.seeds
         self.finished: Optional[list[dict[str, Any]]] = None  # summaries, if nothing to train
-        self.step, self.elapsed, self.resumes = 0, 0.0, 0
-        self.seconds = {"eval": 0.0, "probe": 0.0}
-        self.saved: Optional[dict[str, Any]] = None  # the checkpoint to resume from
+        self.step, self.resumes = 0, 0
+        self.clock = JobClock()  # clock.timed("eval") times the evaluations, into summary.json
+        self.saved: Optional[JobState] = None  # the checkpoint to resume from
         self.code_history: list[str] = []  # the code that trained this job, in order
-        self._started: Optional[float] = None
         self._stop: dict[str, Optional[int]] = {"signal": None}
 
     def start(self, model: nn.Module, optimizer: torch.optim.Optimizer, total_steps: int) -> None:
@@ -108,18 +149,10 @@ class Job:
             self._restore(self.saved)
             self.saved = None  # the model and optimizer hold it now
         environment = run_environment(str(device))
-        now = describe(environment)
-        if self.code_history and self.code_history[-1] != now:
-            log.warning(
-                "%s: resumed with other code: trained so far by %s, now by %s",
-                self.dir,
-                self.code_history[-1],
-                now,
-            )
-        self.code_history = [h for h in self.code_history if h != now] + [now]
+        self.code_history = code_history(self.dir, self.code_history, describe(environment))
         if len(self.code_history) > 1:  # no single version made these results
             environment.update(code_history=self.code_history, code_version=None)
-        self._started = time.perf_counter()
+        self.clock.start()
         self.runs.open(
             self.step,
             started_at=round(time.time(), 3),  # wall-clock times: for bnlab.bench's suite
@@ -130,20 +163,35 @@ class Job:
             **environment,
         )
 
-    def _restore(self, saved: dict[str, Any]) -> None:
-        self.model.load_state_dict(saved["model"])
-        self.optimizer.load_state_dict(saved["optimizer"])
-        restore_rng(saved)
-        self.step, self.elapsed = int(saved["step"]), float(saved["elapsed"])
-        self.resumes = int(saved["resumes"]) + 1
-        self.window.total = saved["window"].to(self.window.total.device)
-        self.window.steps = int(saved["window_steps"])
-        self.seconds = {
-            "eval": float(saved.get("eval_seconds", 0.0)),
-            "probe": float(saved.get("probe_seconds", 0.0)),
-        }
-        self.runs.restore(saved["replicas"], self.step)
-        self.code_history = list(saved.get("code_history", []))
+    def _restore(self, saved: JobState) -> None:
+        self.model.load_state_dict(saved.model)
+        self.optimizer.load_state_dict(saved.optimizer)
+        restore_rng(saved.state_dict())
+        self.step, self.resumes = int(saved.step), int(saved.resumes) + 1
+        self.clock.elapsed = float(saved.elapsed)
+        self.window.total = saved.window.to(self.window.total.device)
+        self.window.steps = int(saved.window_steps)
+        self.clock.seconds.update(eval=float(saved.eval_seconds), probe=float(saved.probe_seconds))
+        self.runs.restore(saved.replicas, self.step)
+        self.code_history = list(saved.code_history)
+
+    def _state(self) -> JobState:
+        """What a checkpoint now holds (:meth:`_restore` puts it back)."""
+        return JobState(
+            step=self.step,
+            model=self.model.state_dict(),
+            optimizer=self.optimizer.state_dict(),
+            **rng_state(),
+            window=self.window.total.cpu(),
+            window_steps=self.window.steps,
+            replicas=[run.as_dict() for run in self.runs.runs],
+            elapsed=self.clock.wall_time(),
+            resumes=self.resumes,
+            config=config_dict(self.cfg),
+            eval_seconds=self.clock.seconds["eval"],
+            probe_seconds=self.clock.seconds["probe"],
+            code_history=self.code_history,
+        )
 
     def note(self, **fields: Any) -> None:
         """Set ``fields`` in every run's summary.json (how the job trains, say); a None
@@ -153,31 +201,11 @@ class Job:
                 run.recorder.summary.pop(name, None)
             run.recorder.write_summary(**{k: v for k, v in fields.items() if v is not None})
 
-    def wall_time(self) -> float:
-        return self.elapsed + time.perf_counter() - self._started
-
     def checkpoint(self) -> None:
         """Flush every record up to this step, then write the checkpoint (in that order)."""
         for run in self.runs.runs:
             run.recorder.flush()
-        save_checkpoint(
-            self.dir,
-            {
-                "code_history": self.code_history,
-                "step": self.step,
-                "model": self.model.state_dict(),
-                "optimizer": self.optimizer.state_dict(),
-                **rng_state(),
-                "window": self.window.total.cpu(),
-                "window_steps": self.window.steps,
-                "replicas": [run.as_dict() for run in self.runs.runs],
-                "elapsed": self.wall_time(),
-                "resumes": self.resumes,
-                "probe_seconds": self.seconds["probe"],
-                "eval_seconds": self.seconds["eval"],
-                "config": config_dict(self.cfg),
-            },
-        )
+        save_checkpoint(self.dir, self._state().state_dict())
 
     def record(self, step: int, metrics: dict[str, Any], final: bool = True) -> None:
         """Record (K,) metrics into the runs (:meth:`Runs.record`); ``final`` ones (evaluation)
@@ -199,13 +227,6 @@ class Job:
         """The loss window's mean as ``train/loss`` (divergence checked: :mod:`bnlab.runs`)."""
         self.runs.record_training_loss(step, self.window.mean_and_reset())
 
-    @contextlib.contextmanager
-    def timed(self, what: str) -> Iterator[None]:
-        """Adds the time spent inside to ``<what>_seconds`` in summary.json (eval, probe)."""
-        started = time.perf_counter()
-        yield
-        self.seconds[what] += time.perf_counter() - started
-
     @property
     def stop_requested(self) -> bool:
         return self._stop["signal"] is not None
@@ -217,7 +238,7 @@ class Job:
 
     def finish(self, outcome: str, error: Optional[str] = None) -> None:
         """Every run's final status and summary (nothing before :meth:`start`)."""
-        if self._started is None:
+        if self.clock.started is None:
             return
         if outcome == "completed":
             try:  # the trained model stays available
@@ -225,25 +246,25 @@ class Job:
                 (self.dir / "checkpoint.prev.pt").unlink(missing_ok=True)
             except OSError as exc:  # the results are complete without it
                 log.warning("%s: the final checkpoint could not be written (%s)", self.dir, exc)
-        wall, k = self.wall_time(), len(self.seeds)
-        cost = {}
-        for what, seconds in self.seconds.items():
-            if what == "eval" or self.cfg.trainer.probe_every or self.cfg.trainer.grad_norm_every:
-                cost[f"{what}_seconds"] = round(seconds, 3)
-                cost[f"{what}_time_share"] = round(seconds / wall, 4) if wall else None
-        self.runs.finish(
-            outcome,
-            error,
-            step=self.step,
-            wall_time_s=round(wall, 3),
-            steps_per_second=round(self.step / wall, 2) if wall > 0 else None,
-            model_steps_per_second=round(self.step * k / wall, 2) if wall > 0 else None,
-            finished_at=round(time.time(), 3),
-            **cost,
+        probed = bool(self.cfg.trainer.probe_every or self.cfg.trainer.grad_norm_every)
+        account = self.clock.account(self.step, len(self.seeds), probed)
+        self.runs.finish(outcome, error, step=self.step, **account)
+
+
+def code_history(folder: Path, history: list[str], now: str) -> list[str]:
+    """The code that trained the job in ``folder``, in order, once ``now`` trains it (a
+    warning when that is not the code that trained it last)."""
+    if history and history[-1] != now:
+        log.warning(
+            "%s: resumed with other code: trained so far by %s, now by %s",
+            folder,
+            history[-1],
+            now,
         )
+    return [h for h in history if h != now] + [now]
 
 
-def earlier_results(job: Job) -> Optional[dict[str, Any]]:
+def earlier_results(job: Job) -> Optional[JobState]:
     """What ``job``'s folder holds: runs finished with this config (``job.finished`` is set;
     a warning when other code made them), an unfinished job's newest usable checkpoint
     (returned), or neither (what an unfinished run left is cleared: start over). With
@@ -260,7 +281,7 @@ def earlier_results(job: Job) -> Optional[dict[str, Any]]:
     if saved is not None:
         refuse_other_config(job.dir, saved["config"], config_dict(job.cfg), "an unfinished")
         log.info("%s: resuming from the checkpoint at step %d", job.dir, saved["step"])
-        return saved
+        return JobState.from_state_dict(saved)
     if rerun:
         log.info("%s: rerun=true: training again from the start", job.dir)
     elif any((r.folder / "metrics.csv").exists() for r in runs):

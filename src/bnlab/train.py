@@ -77,12 +77,12 @@ def training_loop(
 
     def evaluate_and_probe(step: int) -> None:
         if step % t.eval_every == 0 or step in (0, last):
-            with job.timed("eval"):
+            with job.clock.timed("eval"):
                 job.record(step, evaluation_metrics(cfg, model, data, order, step == last))
         probing = t.probe_every and step % t.probe_every == 0
         norms = t.grad_norm_every and step % t.grad_norm_every == 0
         if probing or norms:
-            with job.timed("probe"):  # on the batch that the next step trains on
+            with job.clock.timed("probe"):  # on the batch that the next step trains on
                 idx = order.indices(step + 1)
                 x, y = gather(data.x_train, idx), gather(data.y_train, idx)
                 values = {}
