@@ -126,8 +126,7 @@ class JobClock:
 
 
 class Job:
-    """The state of one job that is not the model's: step, clock, loss window, runs; its
-    checkpoint is a :class:`~bnlab.checkpoint.JobState`."""
+    """A job's state apart from the model: step, clock, loss window, runs (checkpoint: JobState)."""
 
     def __init__(self, cfg: Config, job_dir: Path, axes: Sequence[str] = ()):
         self.cfg, self.dir = cfg, Path(job_dir)
@@ -148,10 +147,7 @@ class Job:
         if self.saved is not None:
             self._restore(self.saved)
             self.saved = None  # the model and optimizer hold it now
-        environment = run_environment(str(device))
-        self.code_history = code_history(self.dir, self.code_history, describe(environment))
-        if len(self.code_history) > 1:  # no single version made these results
-            environment.update(code_history=self.code_history, code_version=None)
+        self.code_history, environment = environment_now(self.dir, self.code_history, device)
         self.clock.start()
         self.runs.open(
             self.step,
@@ -251,9 +247,14 @@ class Job:
         self.runs.finish(outcome, error, step=self.step, **account)
 
 
-def code_history(folder: Path, history: list[str], now: str) -> list[str]:
-    """The code that trained the job in ``folder``, in order, once ``now`` trains it (a
-    warning when that is not the code that trained it last)."""
+def environment_now(
+    folder: Path, history: list[str], device: torch.device
+) -> tuple[list[str], dict[str, Any]]:
+    """The code that trained the job in ``folder``, in order, once this code trains it on
+    ``device`` (a warning when other code trained it last), and the run environment for
+    summary.json (with that history, and no code version, when several versions made it)."""
+    environment = run_environment(str(device))
+    now = describe(environment)
     if history and history[-1] != now:
         log.warning(
             "%s: resumed with other code: trained so far by %s, now by %s",
@@ -261,7 +262,10 @@ def code_history(folder: Path, history: list[str], now: str) -> list[str]:
             history[-1],
             now,
         )
-    return [h for h in history if h != now] + [now]
+    history = [h for h in history if h != now] + [now]
+    if len(history) > 1:  # no single version made these results
+        environment.update(code_history=history, code_version=None)
+    return history, environment
 
 
 def earlier_results(job: Job) -> Optional[JobState]:
