@@ -10,6 +10,7 @@ import json
 from pathlib import Path
 from typing import Optional
 
+from bnlab import catalog
 from bnlab.bench.context import Bench
 from bnlab.bench.steps import step_contender
 from bnlab.bench.timing import interleaved, one_thread
@@ -18,9 +19,9 @@ SITTING_GAP_S = 30.0  # idle seconds between runs that mark another invocation
 REFERENCE_STEP_MS = 1.4  # the step time at which the suite's targets are read (docs/speed.md)
 
 
-def experiment_names(conf: Path = Path("conf/experiment")) -> list[str]:
-    """Every experiment with a figure (``<name>.yaml`` beside ``<name>_fast.yaml``), sorted."""
-    return sorted(p.stem for p in conf.glob("*.yaml") if (conf / f"{p.stem}_fast.yaml").exists())
+def experiment_names(root: Path = Path(".")) -> list[str]:
+    """Every experiment that trains (:func:`bnlab.catalog.experiments`), sorted."""
+    return [e.name for e in catalog.experiments(root) if e.trains]
 
 
 def experiment_wall_time(folder: Path) -> tuple[Optional[float], int]:
