@@ -12,7 +12,7 @@ import hydra
 from omegaconf import DictConfig
 
 from bnlab.badinput import composed, one_line_errors
-from bnlab.config import register_configs
+from bnlab.hydra_setup import register_configs
 from bnlab.task import train_task
 
 register_configs()

@@ -10,7 +10,7 @@ import pandas as pd
 
 from bnlab.analysis import final_table
 from bnlab.claims import CONFIRMED, NOT_REPRODUCED, Claim, Named, final, pm
-from bnlab.figures import figure_script, final_lines, log2_axis, save, seeds_text
+from bnlab.figures import final_lines, log2_axis, save, seeds_text
 from bnlab.tables import VAL, VAL_TRAINMODE, Table
 
 
@@ -73,11 +73,3 @@ CLAIMS = [
         ),
     ),
 ]
-
-
-def main(argv=None) -> int:
-    return figure_script(argv, __doc__.split("\n")[0], "batch_size_sweep", draw)
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

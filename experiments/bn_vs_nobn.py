@@ -13,7 +13,7 @@ import numpy as np
 
 from bnlab.analysis import curves, final_values, mean_interval, runs_table, steps_to_reach
 from bnlab.claims import CONFIRMED, CONTRADICTED, Claim, MoreByStd, Named, compare, pm, side
-from bnlab.figures import band, figure_script, label_and_colour, save
+from bnlab.figures import band, label_and_colour, save
 from bnlab.tables import TEST, TRAIN_LOSS, VAL, VAL_LOSS, Column, Table, select, summary, variant
 
 
@@ -164,11 +164,3 @@ CLAIMS = [
         Named(val_loss_wobble, MoreByStd.text),
     ),
 ]
-
-
-def main(argv=None) -> int:
-    return figure_script(argv, __doc__.split("\n")[0], "bn_vs_nobn", draw)
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

@@ -3,7 +3,7 @@ training loss and validation accuracy over training, mean over 3 seeds with a 95
 """
 
 from bnlab.claims import Claim, MoreByStd, side
-from bnlab.figures import NORMS, figure_script, loss_and_accuracy, seeds_text
+from bnlab.figures import NORMS, loss_and_accuracy, seeds_text
 from bnlab.tables import TRAIN_LOSS, VAL, Table
 
 
@@ -41,11 +41,3 @@ CLAIMS = [
         MoreByStd("val accuracy", BN, side("no BN", variant="none")),
     ),
 ]
-
-
-def main(argv=None) -> int:
-    return figure_script(argv, __doc__.split("\n")[0], "cnn_bn_vs_nobn", draw)
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

@@ -28,7 +28,7 @@ from bnlab.depth import (
     layer_norms,
     with_variant,
 )
-from bnlab.figures import figure_script, log2_axis, save, seeds_text
+from bnlab.figures import log2_axis, save, seeds_text
 from bnlab.tables import markdown, select
 
 FIRST_STEPS = 400  # panel (d)'s window
@@ -292,11 +292,3 @@ CLAIMS = [
         ),
     ),
 ]
-
-
-def main(argv=None) -> int:
-    return figure_script(argv, __doc__.split("\n")[0], "depth", draw)
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

@@ -12,7 +12,7 @@ import matplotlib.pyplot as plt
 
 from bnlab.claims import CONFIRMED, CONTRADICTED, Claim, Named
 from bnlab.depth import THEORY_RELU_BN, geometric_mean, growth_at_init, layer_norms
-from bnlab.figures import NORMS, figure_script, log2_axis, save, seeds_text
+from bnlab.figures import NORMS, log2_axis, save, seeds_text
 from bnlab.tables import markdown
 
 
@@ -108,11 +108,3 @@ CLAIMS = [
         ),
     ),
 ]
-
-
-def main(argv=None) -> int:
-    return figure_script(argv, __doc__.split("\n")[0], "depth_init", draw)
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

@@ -9,7 +9,7 @@ import matplotlib.pyplot as plt
 
 from bnlab.analysis import final_table
 from bnlab.claims import Claim, SpanBelow
-from bnlab.figures import figure_script, final_lines, save, seeds_text
+from bnlab.figures import final_lines, save, seeds_text
 from bnlab.tables import VAL, Table
 
 DEFAULTS = {1e-8: "", 1e-5: "PyTorch, Flax, Caffe", 1e-3: "Keras, TF-slim Inception"}
@@ -79,11 +79,3 @@ CLAIMS = [
         ),
     ),
 ]
-
-
-def main(argv=None) -> int:
-    return figure_script(argv, __doc__.split("\n")[0], "eps_sweep", draw)
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

@@ -10,7 +10,7 @@ import matplotlib.pyplot as plt
 
 from bnlab.analysis import curves, runs_table
 from bnlab.claims import CONFIRMED, CONTRADICTED, Claim, Named
-from bnlab.figures import band, figure_script, label_and_colour, save, seeds_text
+from bnlab.figures import band, label_and_colour, save, seeds_text
 from bnlab.tables import Column, Table, per_seed, with_variant
 
 
@@ -103,11 +103,3 @@ CLAIMS = [
         ),
     ),
 ]
-
-
-def main(argv=None) -> int:
-    return figure_script(argv, __doc__.split("\n")[0], "init_sweep", draw)
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

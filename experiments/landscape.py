@@ -8,7 +8,7 @@ band from the lowest to the highest seed).
 import re
 
 from bnlab.claims import Claim, MoreByStd, NotWorseBy, PerCase, side
-from bnlab.figures import band, figure_script, plt, save
+from bnlab.figures import band, plt, save
 from bnlab.tables import VAL, Column, Table
 
 VARIANTS = [("No BN", "tab:blue"), ("BN", "tab:red"), ("Noisy BN", "tab:orange")]
@@ -150,11 +150,3 @@ CLAIMS = [
         ),
     ),
 ]
-
-
-def main(argv=None) -> int:
-    return figure_script(argv, __doc__.split("\n")[0], "landscape", draw)
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

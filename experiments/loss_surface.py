@@ -12,7 +12,7 @@ from pathlib import Path
 import matplotlib.pyplot as plt
 import numpy as np
 
-from bnlab.figures import parse_args, save
+from bnlab.figures import save
 from bnlab.surfaces import (
     BOOK_OPTIMIZERS,
     H1,
@@ -102,13 +102,3 @@ def draw(out: Path) -> Path:
     fig.suptitle("Why a rounder loss surface helps: the blog post's h1 vs h2")
     fig.tight_layout()
     return save(fig, out / "loss_surface.png")
-
-
-def main(argv=None) -> int:
-    args = parse_args(argv, __doc__.split("\n")[0])
-    draw(args.out)
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

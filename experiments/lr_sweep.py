@@ -12,7 +12,7 @@ import pandas as pd
 
 from bnlab.analysis import curves, final_table
 from bnlab.claims import CONFIRMED, CONTRADICTED, Claim, Named, final, number
-from bnlab.figures import band, figure_script, final_lines, label_and_colour, save, seeds_text
+from bnlab.figures import band, final_lines, label_and_colour, save, seeds_text
 from bnlab.tables import TRAIN_LOSS, VAL, Table, select, with_variant
 
 PAPER_FACTORS = (5, 30)  # the paper's BN-x5 and BN-x30
@@ -95,11 +95,3 @@ def draw(df, out):
         f"{seeds_text(df)})"
     )
     save(fig, out / "lr_sweep.png", df)
-
-
-def main(argv=None) -> int:
-    return figure_script(argv, __doc__.split("\n")[0], "lr_sweep", draw)
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

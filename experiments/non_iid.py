@@ -8,7 +8,7 @@ import numpy as np
 
 from bnlab.analysis import final_table, mean_interval
 from bnlab.claims import Claim, MoreByStd, side
-from bnlab.figures import NORMS, figure_script, save, seeds_text
+from bnlab.figures import NORMS, save, seeds_text
 from bnlab.tables import TRAIN_LOSS, VAL, Table
 
 
@@ -64,11 +64,3 @@ CLAIMS = [
         ),
     ),
 ]
-
-
-def main(argv=None) -> int:
-    return figure_script(argv, __doc__.split("\n")[0], "non_iid", draw)
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

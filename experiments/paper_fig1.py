@@ -14,7 +14,7 @@ import matplotlib.pyplot as plt
 import pandas as pd
 
 from bnlab.analysis import curves
-from bnlab.figures import band, figure_script, label_and_colour, save
+from bnlab.figures import band, label_and_colour, save
 
 REFERENCE = Path(__file__).resolve().parent / "reference" / "ioffe2015_fig1a.csv"
 
@@ -77,9 +77,4 @@ def draw(df: pd.DataFrame, out: Path) -> Path:
     return save(fig, out / "paper_fig1.png", df)
 
 
-def main(argv=None) -> int:
-    return figure_script(argv, __doc__.split("\n")[0], "paper_fig1", draw, fallback="bn_vs_nobn")
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())
+FALLBACK = "bn_vs_nobn"  # drawn from it where this cannot run (no MNIST files)

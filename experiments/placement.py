@@ -6,7 +6,7 @@ One panel per activation (sigmoid, ReLU); BN before (the paper) solid, after das
 
 import matplotlib.pyplot as plt
 
-from bnlab.figures import figure_script, save, seeds_text, variant_curves
+from bnlab.figures import save, seeds_text, variant_curves
 from bnlab.tables import TRAIN_LOSS, VAL, Table
 
 
@@ -53,11 +53,3 @@ def draw(df, out):
 
 
 TABLE = Table(["model.activation", "norm.placement"], [TRAIN_LOSS, VAL])
-
-
-def main(argv=None) -> int:
-    return figure_script(argv, __doc__.split("\n")[0], "placement", draw)
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

@@ -8,7 +8,7 @@ import numpy as np
 
 from bnlab.analysis import final_table, mean_interval
 from bnlab.claims import Claim, MoreByStd, Named, compare, pm
-from bnlab.figures import figure_script, label_and_colour, save, seeds_text
+from bnlab.figures import label_and_colour, save, seeds_text
 from bnlab.tables import VAL, VAL_LOSS, Column, Table, per_seed, select, with_variant
 
 
@@ -83,11 +83,3 @@ CLAIMS = [
         Named(generalization_gap, MoreByStd.text),
     ),
 ]
-
-
-def main(argv=None) -> int:
-    return figure_script(argv, __doc__.split("\n")[0], "regularization", draw)
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

@@ -8,7 +8,7 @@ import pandas as pd
 
 from bnlab.analysis import final_table
 from bnlab.claims import Claim, MoreByStd, side
-from bnlab.figures import NORMS, figure_script, final_lines, log2_axis, save, seeds_text
+from bnlab.figures import NORMS, final_lines, log2_axis, save, seeds_text
 from bnlab.tables import VAL, Table, per_seed, select, with_variant
 
 
@@ -55,11 +55,3 @@ CLAIMS = [
         ),
     ),
 ]
-
-
-def main(argv=None) -> int:
-    return figure_script(argv, __doc__.split("\n")[0], "small_batch", draw)
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

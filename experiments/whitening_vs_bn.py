@@ -3,7 +3,7 @@ without gamma/beta) vs BN, training loss and validation accuracy over training, 
 """
 
 from bnlab.claims import Claim, MoreByStd, side
-from bnlab.figures import figure_script, loss_and_accuracy, seeds_text
+from bnlab.figures import loss_and_accuracy, seeds_text
 from bnlab.tables import TRAIN_LOSS, VAL, Table
 
 
@@ -45,11 +45,3 @@ CLAIMS = [
         ),
     ),
 ]
-
-
-def main(argv=None) -> int:
-    return figure_script(argv, __doc__.split("\n")[0], "whitening_vs_bn", draw)
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

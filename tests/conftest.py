@@ -18,7 +18,8 @@ if os.environ.get("ATEN_CPU_CAPABILITY") and "TORCHINDUCTOR_CACHE_DIR" not in os
 import pytest
 from hydra import compose, initialize_config_dir
 
-from bnlab.config import Config, register_configs, to_config
+from bnlab.config import Config, to_config
+from bnlab.hydra_setup import register_configs
 
 ROOT = Path(__file__).resolve().parents[1]
 CONF = ROOT / "conf"

@@ -32,17 +32,12 @@ TOY_MODULE = '''"""A toy experiment: BN vs no BN for 40 steps."""
 from pathlib import Path
 
 from bnlab.claims import Claim, MoreByStd, side
-from bnlab.figures import figure_script
 from bnlab.tables import VAL, Table
 
 
 def draw(df, out):
     out.mkdir(parents=True, exist_ok=True)
     (out / "toy.txt").write_text(str(sorted(set(df["norm.kind"]))))
-
-
-def main(argv=None):
-    return figure_script(argv, "toy", "toy", draw)
 
 
 ORDER = 0

@@ -44,7 +44,7 @@ def test_paper_fig1_figure(smoke_sweep, tmp_path):
 
 
 def test_loss_surface_figure(tmp_path):
-    assert _script("loss_surface").main(["--out", str(tmp_path)]) == 0
+    _script("loss_surface").draw(tmp_path)
     _check_png(tmp_path / "loss_surface.png", min_width=1200)
 
 

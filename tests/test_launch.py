@@ -75,17 +75,14 @@ def test_an_unknown_experiment_is_one_line(tmp_path, monkeypatch, capsys):
 def test_the_suite_names_failed_scripts_and_draws_the_others(tmp_path, monkeypatch, capsys):
     scripts = tmp_path / "experiments"
     scripts.mkdir()
-    (scripts / "a_fails.py").write_text("def main(argv):\n    raise SystemExit(2)\n")
+    (scripts / "a_fails.py").write_text("def draw(out):\n    raise SystemExit(2)\n")
     (scripts / "b_draws.py").write_text(
-        "from pathlib import Path\n"
-        "def main(argv):\n"
-        "    Path('drawn.txt').write_text(' '.join(argv))\n"
-        "    return 0\n"
+        "from pathlib import Path\ndef draw(out):\n    Path('drawn.txt').write_text(str(out))\n"
     )
     (tmp_path / "run.py").write_text("")
     monkeypatch.chdir(tmp_path)
     assert suite_main(["--fast"]) == 1
-    assert (tmp_path / "drawn.txt").read_text() == "--fast"  # the second script still ran
+    assert (tmp_path / "drawn.txt").read_text() == "outputs/figures/fast"  # the second drew
     out, err = capsys.readouterr()
     assert "== experiments/a_fails.py" in out and "== experiments/b_draws.py" in out
     assert err.strip() == "bnlab: error: figures not drawn: a_fails"
@@ -104,8 +101,8 @@ def test_the_suite_runs_the_named_experiments_in_that_order_and_refuses_unknown_
 def test_a_script_that_raises_is_one_line_and_the_suite_goes_on(tmp_path, monkeypatch, capsys):
     scripts = tmp_path / "experiments"
     scripts.mkdir()
-    (scripts / "a_raises.py").write_text("def main(argv):\n    raise ValueError('bad data')\n")
-    (scripts / "b_draws.py").write_text("def main(argv):\n    return 0\n")
+    (scripts / "a_raises.py").write_text("def draw(out):\n    raise ValueError('bad data')\n")
+    (scripts / "b_draws.py").write_text("def draw(out):\n    pass\n")
     (tmp_path / "run.py").write_text("")
     monkeypatch.chdir(tmp_path)
     monkeypatch.delenv("HYDRA_FULL_ERROR", raising=False)

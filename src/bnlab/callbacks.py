@@ -16,7 +16,7 @@ from bnlab.runfolder import clear_refusals, refusals
 def summarize(folder: Path, target: float, job_dirs: Sequence[Path] = ()) -> str | None:
     """Compare the runs of ``job_dirs`` (all runs under ``folder`` if none are given); write
     ``comparison.csv`` in ``folder`` and return the table as text."""
-    import pandas as pd
+    import pandas as pd  # here: Hydra loads this callback at start-up, every run pays it
 
     from bnlab.analysis import compare, format_comparison, load_runs
 

@@ -1,4 +1,4 @@
-"""The configuration schema: typed dataclasses registered with Hydra's ConfigStore.
+"""The configuration schema: typed dataclasses (given to Hydra by :mod:`bnlab.hydra_setup`).
 
 Types and Enum values are enforced by Hydra/OmegaConf when the YAML in ``conf/`` and the
 command line are merged (:mod:`bnlab.badinput` turns their errors into one line). Each key
@@ -13,7 +13,6 @@ from dataclasses import asdict, dataclass, field, fields, is_dataclass
 from enum import Enum
 from typing import Any, List, Optional, get_args, get_type_hints
 
-from hydra.core.config_store import ConfigStore
 from omegaconf import DictConfig, OmegaConf
 
 from bnlab.checks import Matches, Subset, above, at_least, within
@@ -320,17 +319,6 @@ def non_result_keys(schema: type = Config, prefix: str = "") -> list[str]:
         elif f.metadata.get("result", True) is False:
             keys.append(f"{prefix}{f.name}")
     return keys
-
-
-def register_configs() -> None:
-    """Register the schema as ``bnlab_schema`` (the first entry of conf/config.yaml's defaults)
-    and the resolvers conf/config.yaml uses: ``bnlab.dirname`` (a job's folder name) and
-    ``bnlab.non_result_keys`` (left out of that name, with Hydra's own ``experiment``)."""
-    from bnlab.runfolder import folder_name
-
-    ConfigStore.instance().store(name="bnlab_schema", node=Config)
-    OmegaConf.register_new_resolver("bnlab.dirname", folder_name, replace=True)
-    OmegaConf.register_new_resolver("bnlab.non_result_keys", unnamed_keys, replace=True)
 
 
 def unnamed_keys() -> list[str]:

@@ -1,12 +1,15 @@
-"""Shared plumbing for the figure scripts in experiments/: variant names and colours, mean +/-
-interval bands, saving PNG + PDF, and running the experiment a figure needs when it is missing."""
+"""Shared plumbing for the experiments' figures (experiments/<name>.py): variant names and
+colours, mean +/- interval bands, saving PNG + PDF with the data's provenance."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 import matplotlib.pyplot as plt
+import numpy as np
 import pandas as pd
+
+from bnlab.analysis import curves, mean_interval
 
 NORMS = {  # norm.kind -> (label, colour), for figures that compare normalizations
     "none": ("No normalization", "tab:blue"),
@@ -41,8 +44,6 @@ def band(ax, curve: pd.DataFrame, label: str, colour: str, linestyle: str = "-")
 def variant_curves(ax, variants, split: str, metric: str) -> None:
     """One mean +/- interval curve per (label, colour, linestyle, runs DataFrame) in
     ``variants``, for ``split/metric`` over steps; diverged runs left out."""
-    from bnlab.analysis import curves
-
     for label, colour, linestyle, sub in variants:
         healthy = sub[sub["status"] != "diverged"]
         if not healthy.empty:
@@ -78,10 +79,6 @@ def final_lines(ax, table: pd.DataFrame, x: str, by: str, styles: dict) -> None:
     """Per value of ``by`` (styles: value -> (label, colour)): the mean over seeds of the final
     ``value`` against ``x`` with its 95% interval; diverged seeds as black crosses at their last
     recorded value, left out of the mean."""
-    import numpy as np
-
-    from bnlab.analysis import mean_interval
-
     crossed = False
     for key, (label, colour) in styles.items():
         rows = table[table[by].astype(str) == str(key)]
@@ -135,52 +132,3 @@ def seeds_text(df: pd.DataFrame) -> str:
     """ "1 seed", "3 seeds": how many seeds the runs in ``df`` have, for a figure's title."""
     n = df["seed"].nunique()
     return f"{n} seed{'s' * (n != 1)}"
-
-
-def figure_script(
-    argv, description: str, experiment: str, draw, fallback: str | None = None
-) -> int:
-    """The body of a figure script: parse --fast/--out, run ``experiment`` (or with --fast its
-    small-budget overlay, ``<experiment>_fast``) if its results are missing, load them and
-    call ``draw(df, out_dir)``. If ``experiment`` cannot run (its data is missing, say),
-    ``fallback`` is run instead."""
-    from bnlab.analysis import load_runs
-
-    args = parse_args(argv, description)
-    suffix = "_fast" if args.fast else ""
-    folder, status = ensure_experiment(experiment + suffix)
-    df = load_runs(folder)
-    if fallback and (status != 0 or df.empty):
-        print(f"{experiment} could not run here: drawing from {fallback} instead")
-        folder, status = ensure_experiment(fallback + suffix)
-        df = load_runs(folder)
-    if df.empty:
-        print(f"no results under {folder} (the run exited with status {status})")
-        return 1
-    draw(df, args.out)
-    return 0
-
-
-def parse_args(argv, description: str):
-    """A figure script's arguments: --fast (small budget) and --out (figure folder)."""
-    import argparse
-
-    parser = argparse.ArgumentParser(description=description)
-    parser.add_argument("--fast", action="store_true", help="a small budget, for a quick look")
-    parser.add_argument("--out", type=Path, help="default: outputs/figures (--fast: .../fast)")
-    args = parser.parse_args(argv)
-    args.out = args.out or figure_dir(args.fast)
-    return args
-
-
-def ensure_experiment(experiment: str, outputs: Path = Path("outputs")) -> tuple[Path, int]:
-    """Run the experiment (what ``python run.py +experiment=<experiment>`` does, in this
-    process: :func:`bnlab.launch.run_experiment`) unless its runs already finished (the runner
-    finds those and trains nothing). Returns (the results folder, outputs/<experiment>, and
-    the exit status run.py would have had)."""
-    from bnlab.launch import run_experiment
-
-    if not Path("run.py").is_file():
-        raise SystemExit("bnlab: error: run figure scripts from bnlab's folder (where run.py is)")
-    print(f"$ run.py +experiment={experiment} name={experiment}", flush=True)
-    return outputs / experiment, run_experiment(experiment)

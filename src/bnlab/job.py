@@ -46,7 +46,7 @@ from bnlab.provenance import code_state, describe, run_environment
 from bnlab.runfolder import FolderLock, clear_partial, finished_summary, refuse_other_config
 from bnlab.runs import LossWindow, Runs
 
-log = logging.getLogger("bnlab.train")
+log = logging.getLogger(__name__)
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGUSR2)  # USR2: SLURM's warning
 
 

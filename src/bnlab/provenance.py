@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import platform
 import subprocess
 from pathlib import Path
 from typing import Any, Optional
@@ -68,9 +69,7 @@ def code_state() -> dict[str, Any]:
 
 def run_environment(device: str) -> dict[str, Any]:
     """What made a run, for its summary.json: versions, device, threads, and :func:`code_state`."""
-    import platform
-
-    import torch
+    import torch  # here, not at the top: loading run folders (analysis) needs no torch
 
     return dict(
         torch_version=torch.__version__,

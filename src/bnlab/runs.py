@@ -25,7 +25,7 @@ from bnlab.config import Config, config_dict, flatten
 from bnlab.recorder import RunRecorder, truncate_metrics
 from bnlab.runfolder import seed_dirs
 
-log = logging.getLogger("bnlab.train")
+log = logging.getLogger(__name__)
 
 
 @dataclass

@@ -1,13 +1,16 @@
-"""``make figures``: every figure script of experiments/ in one process,
-``python -m bnlab.suite [--fast] [names...]``.
+"""``make figures``: every experiment's figures, in one process,
+``python -m bnlab.suite [--fast] [--out DIR] [names...]`` (one name: that experiment only).
 
-Each script's experiment is run where runs are missing (:func:`bnlab.figures.ensure_experiment`),
-then its figures are drawn. In one process the scripts share Python, torch, Hydra and the
-joblib launcher's two worker processes instead of starting them once per script (about 8 s
-per script on 2 cores, 2 minutes over the suite), and the experiments run one after another
-in a background thread while the figures of those done are drawn here
-(:func:`bnlab.launch.trained_in_background`). A script that fails is named at the end and the
-others still draw; what finished stays written, and running again resumes.
+Each experiment (:mod:`bnlab.catalog`) is run where its runs are missing (``--fast``: its
+small-budget overlay, ``<name>_fast``), then its module's ``draw(df, out)`` draws the
+figures from the runs; the modules only draw. In one process the experiments share Python,
+torch, Hydra and the joblib launcher's two worker processes instead of starting them once
+each (about 8 s per experiment on 2 cores, 2 minutes over the suite), and they run one after
+another in a background thread while the figures of those done are drawn here
+(:func:`bnlab.launch.trained_in_background`). An experiment whose data cannot be had (MNIST
+for paper_fig1, say) draws from its module's ``FALLBACK`` experiment instead. A figure that
+fails is named at the end and the others still draw; what finished stays written, and running
+again resumes.
 """
 
 from __future__ import annotations
@@ -17,18 +20,45 @@ import sys
 import time
 from pathlib import Path
 
+import matplotlib.pyplot as plt
+
 from bnlab import catalog
+from bnlab.analysis import load_runs
 from bnlab.errors import exit_status
-from bnlab.launch import trained_in_background
+from bnlab.figures import figure_dir
+from bnlab.launch import run_experiment, trained_in_background
+
+OUTPUTS = Path("outputs")
 
 
-def run_script(experiment: catalog.Experiment, argv: list[str]) -> int:
-    """Call the experiment module's ``main(argv)``: its exit status. Any error in it is one
-    line (``HYDRA_FULL_ERROR=1``: the traceback too), and status 1."""
-    import matplotlib.pyplot as plt
+def runs_of(experiment: catalog.Experiment, suffix: str):
+    """The experiment's runs (run first where missing), or its ``FALLBACK``'s where it could
+    not run here; (the runs' DataFrame, the folder, run.py's exit status)."""
+    name = experiment.name + suffix
+    status = run_experiment(name)  # trains nothing where the runs finished
+    df = load_runs(OUTPUTS / name)
+    fallback = getattr(experiment.module, "FALLBACK", None)
+    if fallback and (status != 0 or df.empty):
+        print(f"{experiment.name} could not run here: drawing from {fallback} instead")
+        name = fallback + suffix
+        status = run_experiment(name)
+        df = load_runs(OUTPUTS / name)
+    return df, OUTPUTS / name, status
 
+
+def draw(experiment: catalog.Experiment, fast: bool, out: Path) -> int:
+    """Draw the experiment's figures into ``out``: 0, or 1 after one line saying why not
+    (``HYDRA_FULL_ERROR=1``: the traceback too)."""
     try:
-        return int(experiment.module.main(argv) or 0)
+        if not experiment.trains:  # drawn from theory alone
+            experiment.module.draw(out)
+            return 0
+        df, folder, status = runs_of(experiment, "_fast" if fast else "")
+        if df.empty:
+            print(f"no results under {folder} (the run exited with status {status})")
+            return 1
+        experiment.module.draw(df, out)
+        return 0
     except (SystemExit, Exception) as exc:
         return exit_status(exc, experiment.path.name, with_type=True)
     finally:
@@ -39,11 +69,11 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("names", nargs="*", help="experiments to draw (default: all)")
     parser.add_argument("--fast", action="store_true", help="the small-budget experiments")
-    parser.add_argument("--out", type=Path, help="figure folder (default: the scripts' own)")
+    parser.add_argument("--out", type=Path, help="default: outputs/figures (--fast: .../fast)")
     args = parser.parse_args(argv)
     if not Path("run.py").is_file():
         raise SystemExit("bnlab: error: run the suite from bnlab's folder (where run.py is)")
-    script_argv = ["--fast"] * args.fast + (["--out", str(args.out)] if args.out else [])
+    out = args.out or figure_dir(args.fast)
     failed, start = [], time.perf_counter()
     chosen = catalog.named(args.names)
     suffix = "_fast" if args.fast else ""
@@ -52,7 +82,7 @@ def main(argv: list[str] | None = None) -> int:
         with trained_in_background(to_train):  # the figures of those done are drawn here
             for experiment in chosen:
                 print(f"== {catalog.MODULES / experiment.path.name}", flush=True)
-                if run_script(experiment, script_argv) != 0:
+                if draw(experiment, args.fast, out) != 0:
                     failed.append(experiment.name)
     except KeyboardInterrupt:
         print("bnlab: interrupted; finished runs are kept, run again to go on", file=sys.stderr)

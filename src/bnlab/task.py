@@ -14,11 +14,13 @@ from pathlib import Path
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 
-log = logging.getLogger("bnlab")
+log = logging.getLogger(__name__)
 
 
 def train_task(cfg: DictConfig) -> None:
     """Train the job that Hydra composed into ``cfg`` in the folder Hydra chose for it."""
+    # Imported when a job runs, not when run.py starts: torch and the training code take
+    # ~2 s to import, which --help, --cfg job and a refused override should not pay.
     from bnlab.config import to_config
     from bnlab.errors import BnlabError
     from bnlab.job import RunInterrupted

@@ -33,6 +33,7 @@ from typing import Any, Sequence
 
 import torch
 from torch import nn
+from tqdm import tqdm
 
 from bnlab.batches import BatchOrder, gather, total_steps
 from bnlab.config import Config, OptimizerConfig, OptimizerName
@@ -153,8 +154,6 @@ def training_path(cfg: Config, job: Job, model: nn.Module, data: Splits, order: 
 
 def progress_bar(job: Job):
     """A tqdm bar over the job's steps (off with trainer.progress=false or no terminal)."""
-    from tqdm import tqdm
-
     desc = job.runs.name
     enabled = job.cfg.trainer.progress
     return tqdm(
