@@ -27,7 +27,7 @@ $(FASHION_MNIST): | $(STAMP)
 		export DEBIAN_FRONTEND=noninteractive; \
 		apt-get update -qq >/dev/null; apt-get install -y -qq dataset-fashion-mnist >/dev/null; \
 	fi; true
-	$(PY) -m bnlab.data prepare fashion_mnist --data-dir $(DATA_DIR)
+	$(PY) -m bnlab.training.data prepare fashion_mnist --data-dir $(DATA_DIR)
 
 ## run: the main job, BN vs no-BN on Fashion-MNIST (python run.py +experiment=bn_vs_nobn)
 run: setup
@@ -60,7 +60,7 @@ figures: setup
 
 ## report: the tables of docs/results.md and docs/reference.md, from outputs/ and the schema
 report: $(STAMP)
-	$(PY) -m bnlab.report
+	$(PY) -m bnlab.results.report
 
 ## notebook: open the walkthrough notebook in Jupyter
 notebook: $(STAMP)

@@ -1,9 +1,9 @@
 """bnlab's entry point: ``python run.py [overrides]``, ``python run.py +experiment=bn_vs_nobn``.
 
-Thin on purpose: Hydra composes conf/ into the typed schema (bnlab.config), and
-bnlab.task.train_task checks it, trains (bnlab.train.run_job) and logs each run's result.
+Thin on purpose: Hydra composes conf/ into the typed schema (bnlab.config.schema), and
+bnlab.task.train_task checks it, trains (bnlab.training.train.run_job) and logs each run's result.
 Errors meant for the user (a bad value, missing data; an unknown experiment, option or key,
-bnlab.badinput) print one line and exit with status 2.
+bnlab.config.badinput) print one line and exit with status 2.
 """
 
 from pathlib import Path
@@ -11,8 +11,8 @@ from pathlib import Path
 import hydra
 from omegaconf import DictConfig
 
-from bnlab.badinput import composed, one_line_errors
-from bnlab.hydra_setup import register_configs
+from bnlab.config.badinput import composed, one_line_errors
+from bnlab.config.hydra_setup import register_configs
 from bnlab.task import train_task
 
 register_configs()

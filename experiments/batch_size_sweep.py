@@ -8,10 +8,10 @@ train/test mismatch. Same number of epochs at every batch size; 3 seeds, 95% int
 import matplotlib.pyplot as plt
 import pandas as pd
 
-from bnlab.analysis import final_table
-from bnlab.claims import CONFIRMED, NOT_REPRODUCED, Claim, Named, final, pm
-from bnlab.figures import final_lines, log2_axis, save, seeds_text
-from bnlab.tables import VAL, VAL_TRAINMODE, Table
+from bnlab.results.analysis import final_table
+from bnlab.results.claims import CONFIRMED, NOT_REPRODUCED, Claim, Named, final, pm
+from bnlab.results.figures import final_lines, log2_axis, save, seeds_text
+from bnlab.results.tables import VAL, VAL_TRAINMODE, Table
 
 
 def draw(df, out):

@@ -11,10 +11,20 @@ from pathlib import Path
 import matplotlib.pyplot as plt
 import numpy as np
 
-from bnlab.analysis import curves, final_values, mean_interval, runs_table, steps_to_reach
-from bnlab.claims import CONFIRMED, CONTRADICTED, Claim, MoreByStd, Named, compare, pm, side
-from bnlab.figures import band, label_and_colour, save
-from bnlab.tables import TEST, TRAIN_LOSS, VAL, VAL_LOSS, Column, Table, select, summary, variant
+from bnlab.results.analysis import curves, final_values, mean_interval, runs_table, steps_to_reach
+from bnlab.results.claims import CONFIRMED, CONTRADICTED, Claim, MoreByStd, Named, compare, pm, side
+from bnlab.results.figures import band, label_and_colour, save
+from bnlab.results.tables import (
+    TEST,
+    TRAIN_LOSS,
+    VAL,
+    VAL_LOSS,
+    Column,
+    Table,
+    select,
+    summary,
+    variant,
+)
 
 
 def convergence(df, out: Path) -> Path:

@@ -2,9 +2,9 @@
 training loss and validation accuracy over training, mean over 3 seeds with a 95% interval.
 """
 
-from bnlab.claims import Claim, MoreByStd, side
-from bnlab.figures import NORMS, loss_and_accuracy, seeds_text
-from bnlab.tables import TRAIN_LOSS, VAL, Table
+from bnlab.results.claims import Claim, MoreByStd, side
+from bnlab.results.figures import NORMS, loss_and_accuracy, seeds_text
+from bnlab.results.tables import TRAIN_LOSS, VAL, Table
 
 
 def draw(df, out):

@@ -14,9 +14,9 @@ experiment (run first if missing).
 import matplotlib.pyplot as plt
 import numpy as np
 
-from bnlab.analysis import runs_table
-from bnlab.claims import CONFIRMED, CONTRADICTED, Claim, Named, combined, deeper
-from bnlab.depth import (
+from bnlab.results.analysis import runs_table
+from bnlab.results.claims import CONFIRMED, CONTRADICTED, Claim, Named, combined, deeper
+from bnlab.results.depth import (
     CELL,
     THEORY_RELU_BN,
     VARIANTS,
@@ -28,8 +28,8 @@ from bnlab.depth import (
     layer_norms,
     with_variant,
 )
-from bnlab.figures import log2_axis, save, seeds_text
-from bnlab.tables import markdown, select
+from bnlab.results.figures import log2_axis, save, seeds_text
+from bnlab.results.tables import markdown, select
 
 FIRST_STEPS = 400  # panel (d)'s window
 

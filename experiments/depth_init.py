@@ -10,10 +10,10 @@ every layer at three batch sizes (geometric mean over seeds). From the depth_ini
 
 import matplotlib.pyplot as plt
 
-from bnlab.claims import CONFIRMED, CONTRADICTED, Claim, Named
-from bnlab.depth import THEORY_RELU_BN, geometric_mean, growth_at_init, layer_norms
-from bnlab.figures import NORMS, log2_axis, save, seeds_text
-from bnlab.tables import markdown
+from bnlab.results.claims import CONFIRMED, CONTRADICTED, Claim, Named
+from bnlab.results.depth import THEORY_RELU_BN, geometric_mean, growth_at_init, layer_norms
+from bnlab.results.figures import NORMS, log2_axis, save, seeds_text
+from bnlab.results.tables import markdown
 
 
 def draw(df, out):

@@ -7,10 +7,10 @@ interval. From the eps_sweep experiment (run first if missing).
 
 import matplotlib.pyplot as plt
 
-from bnlab.analysis import final_table
-from bnlab.claims import Claim, SpanBelow
-from bnlab.figures import final_lines, save, seeds_text
-from bnlab.tables import VAL, Table
+from bnlab.results.analysis import final_table
+from bnlab.results.claims import Claim, SpanBelow
+from bnlab.results.figures import final_lines, save, seeds_text
+from bnlab.results.tables import VAL, Table
 
 DEFAULTS = {1e-8: "", 1e-5: "PyTorch, Flax, Caffe", 1e-3: "Keras, TF-slim Inception"}
 

@@ -6,10 +6,10 @@ each test batch's own statistics (batches of the training batch size). 3 seeds, 
 import matplotlib.pyplot as plt
 import pandas as pd
 
-from bnlab.analysis import final_table
-from bnlab.claims import CONFIRMED, CONTRADICTED, Claim, Named, final
-from bnlab.figures import final_lines, log2_axis, save, seeds_text
-from bnlab.tables import VAL, VAL_TRAINMODE, Table
+from bnlab.results.analysis import final_table
+from bnlab.results.claims import CONFIRMED, CONTRADICTED, Claim, Named, final
+from bnlab.results.figures import final_lines, log2_axis, save, seeds_text
+from bnlab.results.tables import VAL, VAL_TRAINMODE, Table
 
 
 def draw(df, out):

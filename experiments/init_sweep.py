@@ -8,10 +8,10 @@ experiment (run first if missing; --fast evaluates every other epoch).
 
 import matplotlib.pyplot as plt
 
-from bnlab.analysis import curves, runs_table
-from bnlab.claims import CONFIRMED, CONTRADICTED, Claim, Named
-from bnlab.figures import band, label_and_colour, save, seeds_text
-from bnlab.tables import Column, Table, per_seed, with_variant
+from bnlab.results.analysis import curves, runs_table
+from bnlab.results.claims import CONFIRMED, CONTRADICTED, Claim, Named
+from bnlab.results.figures import band, label_and_colour, save, seeds_text
+from bnlab.results.tables import Column, Table, per_seed, with_variant
 
 
 def draw(df, out):

@@ -7,9 +7,9 @@ band from the lowest to the highest seed).
 
 import re
 
-from bnlab.claims import Claim, MoreByStd, NotWorseBy, PerCase, side
-from bnlab.figures import band, plt, save
-from bnlab.tables import VAL, Column, Table
+from bnlab.results.claims import Claim, MoreByStd, NotWorseBy, PerCase, side
+from bnlab.results.figures import band, plt, save
+from bnlab.results.tables import VAL, Column, Table
 
 VARIANTS = [("No BN", "tab:blue"), ("BN", "tab:red"), ("Noisy BN", "tab:orange")]
 LAYER_STYLES = ["-", "--", ":", "-."]
@@ -35,7 +35,7 @@ def seed_range(runs, metric: str):
 
 
 def draw(df, out):
-    from bnlab.analysis import curves
+    from bnlab.results.analysis import curves
 
     df = df.assign(
         variant=[variant_name(k, n) for k, n in zip(df["norm.kind"], df.get("norm.noise", 0.0))]

@@ -12,8 +12,8 @@ from pathlib import Path
 import matplotlib.pyplot as plt
 import numpy as np
 
-from bnlab.figures import save
-from bnlab.surfaces import (
+from bnlab.results.figures import save
+from bnlab.results.surfaces import (
     BOOK_OPTIMIZERS,
     H1,
     H2,

@@ -10,10 +10,10 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
-from bnlab.analysis import curves, final_table
-from bnlab.claims import CONFIRMED, CONTRADICTED, Claim, Named, final, number
-from bnlab.figures import band, final_lines, label_and_colour, save, seeds_text
-from bnlab.tables import TRAIN_LOSS, VAL, Table, select, with_variant
+from bnlab.results.analysis import curves, final_table
+from bnlab.results.claims import CONFIRMED, CONTRADICTED, Claim, Named, final, number
+from bnlab.results.figures import band, final_lines, label_and_colour, save, seeds_text
+from bnlab.results.tables import TRAIN_LOSS, VAL, Table, select, with_variant
 
 PAPER_FACTORS = (5, 30)  # the paper's BN-x5 and BN-x30
 HOLDS_WITHIN = 0.02  # "still trains": final val accuracy at most this far below the base rate's

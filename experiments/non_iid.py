@@ -6,10 +6,10 @@ interval, the seeds as dots). From the non_iid experiment.
 import matplotlib.pyplot as plt
 import numpy as np
 
-from bnlab.analysis import final_table, mean_interval
-from bnlab.claims import Claim, MoreByStd, side
-from bnlab.figures import NORMS, save, seeds_text
-from bnlab.tables import TRAIN_LOSS, VAL, Table
+from bnlab.results.analysis import final_table, mean_interval
+from bnlab.results.claims import Claim, MoreByStd, side
+from bnlab.results.figures import NORMS, save, seeds_text
+from bnlab.results.tables import TRAIN_LOSS, VAL, Table
 
 
 def draw(df, out):

@@ -13,8 +13,8 @@ from pathlib import Path
 import matplotlib.pyplot as plt
 import pandas as pd
 
-from bnlab.analysis import curves
-from bnlab.figures import band, label_and_colour, save
+from bnlab.results.analysis import curves
+from bnlab.results.figures import band, label_and_colour, save
 
 REFERENCE = Path(__file__).resolve().parent / "reference" / "ioffe2015_fig1a.csv"
 

@@ -6,8 +6,8 @@ One panel per activation (sigmoid, ReLU); BN before (the paper) solid, after das
 
 import matplotlib.pyplot as plt
 
-from bnlab.figures import save, seeds_text, variant_curves
-from bnlab.tables import TRAIN_LOSS, VAL, Table
+from bnlab.results.figures import save, seeds_text, variant_curves
+from bnlab.results.tables import TRAIN_LOSS, VAL, Table
 
 
 def draw(df, out):

@@ -6,10 +6,10 @@ and weight decay 5e-4; 5,000 training images; 3 seeds, per-seed points and means
 import matplotlib.pyplot as plt
 import numpy as np
 
-from bnlab.analysis import final_table, mean_interval
-from bnlab.claims import Claim, MoreByStd, Named, compare, pm
-from bnlab.figures import label_and_colour, save, seeds_text
-from bnlab.tables import VAL, VAL_LOSS, Column, Table, per_seed, select, with_variant
+from bnlab.results.analysis import final_table, mean_interval
+from bnlab.results.claims import Claim, MoreByStd, Named, compare, pm
+from bnlab.results.figures import label_and_colour, save, seeds_text
+from bnlab.results.tables import VAL, VAL_LOSS, Column, Table, per_seed, select, with_variant
 
 
 def draw(df, out):

@@ -6,10 +6,10 @@ same number of epochs; mean over 3 seeds with a 95% interval. From the small_bat
 import matplotlib.pyplot as plt
 import pandas as pd
 
-from bnlab.analysis import final_table
-from bnlab.claims import Claim, MoreByStd, side
-from bnlab.figures import NORMS, final_lines, log2_axis, save, seeds_text
-from bnlab.tables import VAL, Table, per_seed, select, with_variant
+from bnlab.results.analysis import final_table
+from bnlab.results.claims import Claim, MoreByStd, side
+from bnlab.results.figures import NORMS, final_lines, log2_axis, save, seeds_text
+from bnlab.results.tables import VAL, Table, per_seed, select, with_variant
 
 
 def draw(df, out):

@@ -2,9 +2,9 @@
 without gamma/beta) vs BN, training loss and validation accuracy over training, sigmoid MLP.
 """
 
-from bnlab.claims import Claim, MoreByStd, side
-from bnlab.figures import loss_and_accuracy, seeds_text
-from bnlab.tables import TRAIN_LOSS, VAL, Table
+from bnlab.results.claims import Claim, MoreByStd, side
+from bnlab.results.figures import loss_and_accuracy, seeds_text
+from bnlab.results.tables import TRAIN_LOSS, VAL, Table
 
 
 def draw(df, out):

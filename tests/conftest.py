@@ -18,8 +18,8 @@ if os.environ.get("ATEN_CPU_CAPABILITY") and "TORCHINDUCTOR_CACHE_DIR" not in os
 import pytest
 from hydra import compose, initialize_config_dir
 
-from bnlab.config import Config, to_config
-from bnlab.hydra_setup import register_configs
+from bnlab.config.hydra_setup import register_configs
+from bnlab.config.schema import Config, to_config
 
 ROOT = Path(__file__).resolve().parents[1]
 CONF = ROOT / "conf"
@@ -85,7 +85,7 @@ def smoke_overrides(tmp_path):
 @pytest.fixture(scope="session")
 def smoke_sweep(tmp_path_factory):
     """A real 2 x 2 sweep (norm=none/bn x seed 0/1) laid out as Hydra's multirun would."""
-    from bnlab.train import run_job
+    from bnlab.training.train import run_job
 
     root = tmp_path_factory.mktemp("sweep") / "smoke"
     data = root.parent / "data"

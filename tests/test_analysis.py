@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 from scipy import stats
 
-from bnlab.analysis import (
+from bnlab.results.analysis import (
     compare,
     curves,
     final_values,
@@ -108,7 +108,7 @@ def test_compare_leaves_diverged_runs_out_of_the_means(fake_sweep):
 
 
 def test_pivot_final_ranks_sweep_cells(fake_sweep):
-    from bnlab.analysis import pivot_final
+    from bnlab.results.analysis import pivot_final
 
     pivot = pivot_final(load_runs(fake_sweep), "val", "accuracy", index="norm.kind")
     assert pivot.loc["bn", "value"] == pytest.approx(0.88)
@@ -122,7 +122,7 @@ def test_run_configs_read_as_omegaconf_reads_them(tmp_path):
     1e-5 and 1.0e-05 are floats, lists stay lists, null is None, a date-like string a string."""
     from omegaconf import OmegaConf
 
-    from bnlab.runfolder import read_config
+    from bnlab.job.folder import read_config
 
     tree = {
         "norm": {"kind": "bn", "eps": 1e-5, "momentum": 0.1},

@@ -6,7 +6,7 @@ import pytest
 import torch
 from torch import nn
 
-from bnlab.batchnorm import BatchNorm, BatchNormFunction, population_statistics
+from bnlab.layers.batchnorm import BatchNorm, BatchNormFunction, population_statistics
 
 SHAPES = [(8, 5), (60, 100), (3, 7), (4, 3, 5, 5), (16, 8, 4, 6), (2, 2, 1, 3)]
 

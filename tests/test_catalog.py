@@ -7,7 +7,7 @@ from pathlib import Path
 from conftest import CONF, ROOT
 
 from bnlab import catalog
-from bnlab.report import main as report_main
+from bnlab.results.report import main as report_main
 from bnlab.suite import main as suite_main
 
 TOY_CONFIG = """# @package _global_
@@ -31,8 +31,8 @@ TOY_FAST = "# @package _global_\ndefaults:\n  - toy\n  - _self_\nname: toy_fast\
 TOY_MODULE = '''"""A toy experiment: BN vs no BN for 40 steps."""
 from pathlib import Path
 
-from bnlab.claims import Claim, MoreByStd, side
-from bnlab.tables import VAL, Table
+from bnlab.results.claims import Claim, MoreByStd, side
+from bnlab.results.tables import VAL, Table
 
 
 def draw(df, out):

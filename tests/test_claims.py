@@ -3,7 +3,7 @@
 import pandas as pd
 import pytest
 
-from bnlab.claims import (
+from bnlab.results.claims import (
     CONFIRMED,
     CONTRADICTED,
     NOT_REPRODUCED,

@@ -1,10 +1,11 @@
 """The compiled step against the eager one, on the torch installed (``make test-torch TORCH=...``
 runs this file under another): for every registered normalization and every replica layout,
 the loss and each parameter's gradient on one batch equal eager's to float rounding (the rule
-of :mod:`bnlab.fastcheck`: against a float64 truth, the compiled error within 16x eager's own
-plus 2^-14 of the norm), on pre-activations whose mean is large against their spread; the
-paper's network trained a few hundred steps both ways on Fashion-MNIST; and the check at the
-start of every compiled job, which must catch a wrong fast path and leave the run as it was.
+of :mod:`bnlab.training.fastcheck`: against a float64 truth, the compiled error within 16x
+eager's own plus 2^-14 of the norm), on pre-activations whose mean is large against their
+spread; the paper's network trained a few hundred steps both ways on Fashion-MNIST; and the
+check at the start of every compiled job, which must catch a wrong fast path and leave the
+run as it was.
 
 Under torch 2.11 with the layers as they were (a BN forward that returned a tensor written in
 place; Batch Renorm compiled), the first test failed for bn, bn_no_affine, bn_noisy and
@@ -19,11 +20,11 @@ import pytest
 import torch
 from conftest import ROOT, make_config
 
-from bnlab.fastcheck import fast_path_error, step_values
-from bnlab.fastpaths import CompiledLosses
-from bnlab.models import build_model, replica_losses
-from bnlab.norms import norm_names
-from bnlab.train import run_job
+from bnlab.layers.models import build_model, replica_losses
+from bnlab.layers.norms import norm_names
+from bnlab.training.fastcheck import fast_path_error, step_values
+from bnlab.training.fastpaths import CompiledLosses
+from bnlab.training.train import run_job
 
 NORM_CONFIGS = sorted(p.stem for p in (ROOT / "conf" / "norm").glob("*.yaml"))
 LAYOUTS = {  # name: (overrides, input shape, replicas)
@@ -137,7 +138,7 @@ def test_a_job_trains_eagerly_when_its_compiled_step_is_wrong(
             super().__init__()
             self.losses = wrong_losses(1.02)
 
-    monkeypatch.setattr("bnlab.train.CompiledLosses", WrongCompile)
+    monkeypatch.setattr("bnlab.training.train.CompiledLosses", WrongCompile)
     run_job(make_config(*args, "trainer.compile=true"), tmp_path / "wrong")
     summary = _summary(tmp_path / "wrong")
     assert summary["status"] == "completed" and summary["training_path"] == "eager"

@@ -7,7 +7,7 @@ from conftest import EXPERIMENTS, compose_cfg, make_config, run_cli
 from hydra.errors import ConfigCompositionException
 from omegaconf.errors import ValidationError
 
-from bnlab.config import Config
+from bnlab.config.schema import Config
 from bnlab.errors import ConfigError
 
 
@@ -100,7 +100,7 @@ def test_unknown_choices_list_the_allowed_values(override, allowed):
 
 
 def test_an_unknown_normalization_lists_the_registered_ones():
-    from bnlab.norms import norm_names
+    from bnlab.layers.norms import norm_names
 
     with pytest.raises(ConfigError, match="norm.kind must be one of") as err:
         make_config("norm.kind=nonexistent")
@@ -147,7 +147,7 @@ def _outside(check):
 def _declared_ranges():
     from dataclasses import fields, is_dataclass
 
-    from bnlab.checks import Range
+    from bnlab.config.checks import Range
 
     found = []
     for group in fields(Config):
@@ -161,7 +161,7 @@ def _declared_ranges():
 
 @pytest.mark.parametrize(("group", "name", "check"), _declared_ranges())
 def test_every_declared_range_refuses_a_value_outside_it_naming_the_key(group, name, check):
-    from bnlab.config import validate
+    from bnlab.config.schema import validate
 
     cfg = Config()
     setattr(getattr(cfg, group), name, _outside(check))

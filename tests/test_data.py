@@ -7,8 +7,8 @@ import pytest
 import torch
 from conftest import OFFLINE
 
-from bnlab.data import DEBIAN_FASHION_MNIST, load_splits, prepare_fashion_mnist, read_idx
 from bnlab.errors import DataError
+from bnlab.training.data import DEBIAN_FASHION_MNIST, load_splits, prepare_fashion_mnist, read_idx
 
 needs_fashion = pytest.mark.skipif(
     not DEBIAN_FASHION_MNIST.is_dir()
@@ -111,7 +111,7 @@ def test_fashion_mnist_is_read_as_torchvision_reads_it_without_importing_it(tmp_
         assert torch.equal(read_idx(raw / f"{kind}-images-idx3-ubyte"), ref.data)
         assert torch.equal(read_idx(raw / f"{kind}-labels-idx1-ubyte"), ref.targets)
     code = (
-        "import sys; from bnlab.data import load_splits; "
+        "import sys; from bnlab.training.data import load_splits; "
         f"load_splits('fashion_mnist', {str(tmp_path)!r}); print('torchvision' in sys.modules)"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)

@@ -8,11 +8,11 @@ import pytest
 import torch
 from conftest import ROOT, make_config
 
-from bnlab.data import DEBIAN_FASHION_MNIST, load_splits
 from bnlab.errors import ConfigError
-from bnlab.evaluation import unit_percentiles
-from bnlab.models import MLP, PreActivationBlock, build_model, replica_losses
-from bnlab.probes import gradient_norms, growth_factor
+from bnlab.layers.models import MLP, PreActivationBlock, build_model, replica_losses
+from bnlab.training.data import DEBIAN_FASHION_MNIST, load_splits
+from bnlab.training.evaluation import unit_percentiles
+from bnlab.training.probes import gradient_norms, growth_factor
 
 HE = f"model.init_gain={math.sqrt(2)}"
 
@@ -124,14 +124,14 @@ def test_a_residual_bn_network_of_replicas_equals_separate_networks():
 def test_growth_at_init_from_run_folders_is_the_growth_of_the_model_at_init(
     tmp_path, smoke_overrides
 ):
-    """bnlab.depth reads the step-0 gradient norms a run recorded; they are the norms of the
+    """bnlab.results.depth reads the step-0 gradient norms a run recorded; they are the norms of the
     model as built, on the first step's batch: the same growth factor, for every rate of a
     grid (one initialization), and a diverged rate counted at chance in best_rates."""
-    from bnlab.analysis import load_runs, runs_table
-    from bnlab.batches import BatchOrder, gather
-    from bnlab.data import load_data
-    from bnlab.depth import CHANCE, best_rates, dynamic_range, growth_at_init
-    from bnlab.train import run_job
+    from bnlab.results.analysis import load_runs, runs_table
+    from bnlab.results.depth import CHANCE, best_rates, dynamic_range, growth_at_init
+    from bnlab.training.batches import BatchOrder, gather
+    from bnlab.training.data import load_data
+    from bnlab.training.train import run_job
 
     args = [
         *smoke_overrides,

@@ -11,7 +11,7 @@ from conftest import CONF, ROOT, compose_cfg
 from omegaconf import OmegaConf
 
 from bnlab import catalog
-from bnlab.config import Config, non_result_keys
+from bnlab.config.schema import Config, non_result_keys
 
 GROUPS = {"dataset": "dataset", "model": "model", "norm": "norm", "optimizer": "optimizer"}
 IDENTIFIERS = {"name", "kind"}  # the key a group's YAML exists to set
@@ -83,7 +83,8 @@ def test_importing_bnlab_changes_nothing_about_the_process():
 import matplotlib, torch
 from matplotlib import rcsetup
 threads = torch.get_num_threads()
-import bnlab.analysis, bnlab.bench, bnlab.callbacks, bnlab.figures, bnlab.process, bnlab.train
+import bnlab.results.analysis, bnlab.bench, bnlab.results.callbacks, bnlab.results.figures
+import bnlab.job.process, bnlab.training.train
 import bnlab.launch, bnlab.suite, bnlab.task
 assert matplotlib.rcParams._get("backend") is rcsetup._auto_backend_sentinel, "backend set"
 assert torch.get_num_threads() == threads, "threads changed"

@@ -10,10 +10,10 @@ import torch
 from conftest import make_config
 from torch import nn
 
-from bnlab.batchnorm import BatchNorm, BatchNormFunction
-from bnlab.models import build_model, replica_losses
-from bnlab.norms.batch_renorm import BatchRenorm
-from bnlab.norms.groupnorm import GroupNorm
+from bnlab.layers.batchnorm import BatchNorm, BatchNormFunction
+from bnlab.layers.models import build_model, replica_losses
+from bnlab.layers.norms.batch_renorm import BatchRenorm
+from bnlab.layers.norms.groupnorm import GroupNorm
 
 
 def hessian_vector_products(loss, tensors, vectors):

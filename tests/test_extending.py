@@ -15,9 +15,9 @@ from omegaconf import OmegaConf
 from torch import nn
 
 from bnlab.errors import ConfigError
-from bnlab.model_registry import MODELS, model_names, register_model
-from bnlab.models import BatchedLinear
-from bnlab.norms import KNC, NORMS, norm_names, register_norm
+from bnlab.layers.model_registry import MODELS, model_names, register_model
+from bnlab.layers.models import BatchedLinear
+from bnlab.layers.norms import KNC, NORMS, norm_names, register_norm
 
 
 class MeanOnlyNorm(nn.Module):
@@ -93,7 +93,7 @@ def test_a_toy_normalization_trains_through_run_py(tmp_path, toy_norm, monkeypat
 
 
 def test_the_registry_decides_validation_and_layers(toy_norm):
-    from bnlab.models import MLP
+    from bnlab.layers.models import MLP
 
     with pytest.raises(ConfigError, match="batch statistics"):  # batch_statistics = True
         make_config("norm.kind=toy", "trainer.batch_size=1")

@@ -6,7 +6,7 @@ import numpy as np
 from conftest import ROOT
 from PIL import Image
 
-from bnlab.analysis import load_runs
+from bnlab.results.analysis import load_runs
 
 
 def _script(name):
@@ -31,8 +31,8 @@ def test_convergence_and_summary_figures(smoke_sweep, tmp_path):
 
 
 def test_figures_name_the_code_their_data_came_from(smoke_sweep):
-    from bnlab.figures import data_note
-    from bnlab.provenance import code_state, describe
+    from bnlab.job.provenance import code_state, describe
+    from bnlab.results.figures import data_note
 
     df = load_runs(smoke_sweep)
     assert set(df["code"]) == {describe(code_state())}  # every run of the sweep: this code
@@ -67,7 +67,7 @@ def _mini_sweep(root, grid, *extra):
 
     from conftest import make_config
 
-    from bnlab.train import run_job
+    from bnlab.training.train import run_job
 
     keys = list(grid)
     for values in itertools.product(*grid.values()):

@@ -18,10 +18,10 @@ from test_compiled import (
 from test_reliability import JOB, _job, _same_results, _start, _wait_for
 from torch import nn
 
-from bnlab.batchnorm import BatchNorm
-from bnlab.fastcheck import fast_path_error
-from bnlab.fastpaths import CompiledLosses
-from bnlab.train import run_job
+from bnlab.layers.batchnorm import BatchNorm
+from bnlab.training.fastcheck import fast_path_error
+from bnlab.training.fastpaths import CompiledLosses
+from bnlab.training.train import run_job
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")
 

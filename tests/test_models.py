@@ -4,9 +4,9 @@ import pytest
 import torch
 from torch import nn
 
-from bnlab.batchnorm import BatchNorm
-from bnlab.config import NormConfig
-from bnlab.models import CNN, MLP, BatchedLinear
+from bnlab.config.schema import NormConfig
+from bnlab.layers.batchnorm import BatchNorm
+from bnlab.layers.models import CNN, MLP, BatchedLinear
 
 
 def _count(model):

@@ -7,11 +7,11 @@ import torch
 from conftest import make_config
 from torch import nn
 
-from bnlab.batchnorm import BatchNorm
 from bnlab.errors import ConfigError
-from bnlab.models import CNN, MLP, replica_losses
-from bnlab.norms.batch_renorm import BatchRenorm, BatchRenormFunction
-from bnlab.norms.groupnorm import GroupNorm, GroupNormFunction
+from bnlab.layers.batchnorm import BatchNorm
+from bnlab.layers.models import CNN, MLP, replica_losses
+from bnlab.layers.norms.batch_renorm import BatchRenorm, BatchRenormFunction
+from bnlab.layers.norms.groupnorm import GroupNorm, GroupNormFunction
 
 
 def _grads(layer, x, dy):

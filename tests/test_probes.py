@@ -1,4 +1,4 @@
-"""The ICS and loss-landscape probes (bnlab.probes) and their place in training."""
+"""The ICS and loss-landscape probes (bnlab.training.probes) and their place in training."""
 
 import json
 
@@ -7,10 +7,10 @@ import pytest
 import torch
 from conftest import make_config
 
-from bnlab.config import NormConfig
-from bnlab.models import CNN, MLP
-from bnlab.probes import ETA_MULTIPLES, Probes, landscape_along_gradient, layer_of
-from bnlab.train import run_job
+from bnlab.config.schema import NormConfig
+from bnlab.layers.models import CNN, MLP
+from bnlab.training.probes import ETA_MULTIPLES, Probes, landscape_along_gradient, layer_of
+from bnlab.training.train import run_job
 
 
 def _batch(k=2, n=16, features=20, classes=5, seed=0):

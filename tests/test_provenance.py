@@ -8,8 +8,8 @@ import subprocess
 import pytest
 from conftest import ROOT, make_config
 
-from bnlab.provenance import code_state, describe
-from bnlab.train import run_job
+from bnlab.job.provenance import code_state, describe
+from bnlab.training.train import run_job
 
 NOW = code_state()
 needs_git = pytest.mark.skipif(NOW["code_version"] is None, reason="bnlab is not in a git checkout")
@@ -76,7 +76,7 @@ def test_results_of_this_code_are_reused_silently(tmp_path, smoke_overrides, cap
 def test_a_job_resumed_with_other_code_records_both(tmp_path, smoke_overrides, caplog):
     import torch
 
-    from bnlab.checkpoint import load_checkpoint, save_checkpoint
+    from bnlab.job.checkpoint import load_checkpoint, save_checkpoint
 
     cfg = make_config(*smoke_overrides, "trainer.steps=40", "trainer.eval_every=20")
     folder = tmp_path / "run"

@@ -13,8 +13,8 @@ import pytest
 import torch
 from conftest import OFFLINE, ROOT, run_cli
 
-from bnlab.checkpoint import load_checkpoint, save_checkpoint
-from bnlab.runfolder import folder_name
+from bnlab.job.checkpoint import load_checkpoint, save_checkpoint
+from bnlab.job.folder import folder_name
 
 SMOKE = [
     "+experiment=smoke",
@@ -287,8 +287,8 @@ def test_a_diverging_job_does_not_stop_the_sweep(tmp_path):
 
 def test_a_key_added_to_the_schema_later_counts_at_its_default():
     """Runs made before a key existed (say trainer.probe_every) are still found as finished."""
-    from bnlab.config import Config, config_dict
-    from bnlab.runfolder import config_differences
+    from bnlab.config.schema import Config, config_dict
+    from bnlab.job.folder import config_differences
 
     wanted = config_dict(Config())
     old = config_dict(Config())

@@ -14,9 +14,9 @@ import yaml
 from conftest import make_config, run_cli
 from test_compiled import _largest_differences, rounding_bound
 
-from bnlab.config import ConfigError
-from bnlab.fastpaths import rate_spans
-from bnlab.train import run_job
+from bnlab.config.schema import ConfigError
+from bnlab.training.fastpaths import rate_spans
+from bnlab.training.train import run_job
 
 
 def _metrics(folder):

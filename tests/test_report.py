@@ -7,9 +7,9 @@ import pandas as pd
 from conftest import ROOT
 
 from bnlab import catalog
-from bnlab.config import Config, reference
-from bnlab.provenance import code_state, describe
-from bnlab.report import main
+from bnlab.config.schema import Config, reference
+from bnlab.job.provenance import code_state, describe
+from bnlab.results.report import main
 
 PAGE = """# a page
 <!-- report: claims -->
@@ -76,7 +76,7 @@ def test_the_committed_reference_lists_every_key_as_the_schema_states_it():
 
 
 def test_select_matches_numbers_as_numbers_and_null_as_missing():
-    from bnlab.tables import select, shown
+    from bnlab.results.tables import select, shown
 
     df = pd.DataFrame({"a.b": [2.0, None, 3.0], "c": ["x", "y", "x"]})
     assert list(select(df, a__b=2).index) == [0]

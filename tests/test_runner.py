@@ -10,11 +10,11 @@ from conftest import ROOT, make_config, run_cli
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 from tensorboard.plugins.hparams import plugin_data_pb2
 
-from bnlab.analysis import compare, load_runs
-from bnlab.data import DEBIAN_FASHION_MNIST
 from bnlab.errors import ConfigError
-from bnlab.recorder import RunRecorder
-from bnlab.train import run_job
+from bnlab.job.recorder import RunRecorder
+from bnlab.results.analysis import compare, load_runs
+from bnlab.training.data import DEBIAN_FASHION_MNIST
+from bnlab.training.train import run_job
 
 EXPECTED_SCALARS = {
     "train/loss",
@@ -124,7 +124,7 @@ def test_same_config_twice_gives_identical_metrics(tmp_path, smoke_overrides):
 
 def test_bn_and_no_bn_runs_are_paired_by_seed(tmp_path, smoke_overrides):
     """Same seed: same initial weights where shapes agree, so step-0 logits differ only by BN."""
-    from bnlab.batches import BatchOrder
+    from bnlab.training.batches import BatchOrder
 
     a = BatchOrder(1000, 60, [3], "cpu").indices(20)
     b = BatchOrder(1000, 60, [3], "cpu").indices(20)
@@ -241,8 +241,8 @@ def test_hparams_list_the_axes_first_and_mark_them(tmp_path):
 
 
 def test_the_axes_of_a_sweep_are_the_keys_it_sweeps_over():
-    from bnlab.runfolder import override_keys
-    from bnlab.runs import run_axes
+    from bnlab.job.folder import override_keys
+    from bnlab.job.runs import run_axes
 
     args = ["+experiment=smoke", "norm=none,bn", "trainer.steps=60", "data_dir=x", "seed=0,1"]
     assert override_keys(args, ROOT / "conf", swept=True) == [
@@ -288,7 +288,7 @@ def test_rerunning_a_finished_run_keeps_its_results(tmp_path, smoke_overrides):
 
 
 def test_a_finished_folder_of_another_config_is_an_error(tmp_path, smoke_overrides):
-    from bnlab.runfolder import RunFolderError
+    from bnlab.job.folder import RunFolderError
 
     run_job(make_config(*smoke_overrides), tmp_path / "run")
     with pytest.raises(RunFolderError, match=r"optimizer.lr: 0.5 -> 0.25"):
@@ -300,7 +300,7 @@ def test_a_finished_run_that_evaluated_more_splits_serves_a_config_asking_for_fe
 ):
     """An experiment that now evaluates fewer held-out splits along the way finds its
     finished runs (same training, their records hold what it asks for); not the reverse."""
-    from bnlab.runfolder import RunFolderError
+    from bnlab.job.folder import RunFolderError
 
     fast = [*smoke_overrides, "trainer.steps=40", "trainer.eval_every=20"]
     summaries = run_job(make_config(*fast), tmp_path / "run")  # val and test every time
@@ -330,7 +330,7 @@ def test_an_unfinished_run_is_trained_again_from_a_clean_folder(tmp_path, smoke_
 
 
 def test_a_folder_in_use_is_refused(tmp_path, smoke_overrides):
-    from bnlab.runfolder import FolderLock, RunFolderError
+    from bnlab.job.folder import FolderLock, RunFolderError
 
     with FolderLock(tmp_path / "run"):
         with pytest.raises(RunFolderError, match="is in use by pid"):
@@ -372,10 +372,10 @@ def test_train_accuracy_and_trainmode_metrics(tmp_path, smoke_overrides):
 
 
 def test_trainmode_evaluation_leaves_the_model_unchanged(tmp_path, smoke_overrides):
-    from bnlab.batchnorm import BatchNorm
-    from bnlab.config import NormConfig
-    from bnlab.evaluation import batch_statistics, evaluate
-    from bnlab.models import MLP
+    from bnlab.config.schema import NormConfig
+    from bnlab.layers.batchnorm import BatchNorm
+    from bnlab.layers.models import MLP
+    from bnlab.training.evaluation import batch_statistics, evaluate
 
     model = MLP(784, 10, hidden=(16,), norm=NormConfig(kind="bn"))
     before = {k: v.clone() for k, v in model.state_dict().items()}
@@ -417,7 +417,7 @@ def test_eval_splits_choose_the_held_out_splits_but_the_last_evaluation_has_both
 
 
 def test_input_scale_scales_every_split():
-    from bnlab.data import load_splits
+    from bnlab.training.data import load_splits
 
     a = load_splits("synthetic", val_size=100, synthetic_train=500, synthetic_test=50)
     b = load_splits(
@@ -455,7 +455,7 @@ def test_sweeps_run_through_the_scale_out_launchers(tmp_path, launcher):
 
 
 def test_folder_names_from_long_overrides_are_cut_with_a_hash():
-    from bnlab.runfolder import MAX_FOLDER_NAME, folder_name
+    from bnlab.job.folder import MAX_FOLDER_NAME, folder_name
 
     assert folder_name("") == "default"
     assert folder_name("norm=bn,seed=1") == "norm=bn,seed=1"
@@ -521,8 +521,8 @@ def test_a_bad_cell_of_a_sweep_is_reported_in_one_line_and_the_others_run(tmp_pa
 
 
 def test_non_iid_batches_hold_k_classes_and_depend_only_on_seed_and_step():
-    from bnlab.batches import BatchOrder
     from bnlab.errors import ConfigError
+    from bnlab.training.batches import BatchOrder
 
     labels = torch.arange(1000) % 10
     order = BatchOrder(1000, 12, [3, 4], "cpu", labels, classes_per_batch=3)

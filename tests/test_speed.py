@@ -14,12 +14,12 @@ import pytest
 import torch
 from conftest import ROOT, make_config
 
-from bnlab.batches import gather
-from bnlab.batchnorm import BatchNorm
-from bnlab.config import NormConfig
-from bnlab.fastpaths import CompiledLosses, fused_sgd_step, is_plain_sgd
-from bnlab.models import MLP, replica_losses
-from bnlab.train import run_job
+from bnlab.config.schema import NormConfig
+from bnlab.layers.batchnorm import BatchNorm
+from bnlab.layers.models import MLP, replica_losses
+from bnlab.training.batches import gather
+from bnlab.training.fastpaths import CompiledLosses, fused_sgd_step, is_plain_sgd
+from bnlab.training.train import run_job
 
 
 def _sgd_steps(fused: bool, steps: int = 5):
@@ -169,7 +169,7 @@ def test_the_suite_time_of_an_experiment_spans_its_processes(tmp_path):
 
 def test_a_job_begins_with_its_process_unless_the_process_served_a_job_before(monkeypatch):
     """Reused workers (the joblib launcher in one process): the second job's start is its own."""
-    from bnlab import process
+    from bnlab.job import process
 
     monkeypatch.setattr(process, "_job_starts", [])
     started = process.process_started_at()

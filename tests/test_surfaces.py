@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from bnlab.surfaces import (
+from bnlab.results.surfaces import (
     BOOK_OPTIMIZERS,
     H1,
     H2,

@@ -7,8 +7,8 @@ An experiment named X is, under the project's folder:
   ``conf/experiment/X_fast.yaml``, the same on a small budget (``make figures FAST=1``);
 * ``experiments/X.py``: ``draw(df, out)`` its figures from the runs and ``main(argv)`` to run
   it and draw them; and, where it has them, ``TABLE`` (runs -> its Markdown table in
-  docs/results.md, e.g. a :class:`bnlab.tables.Table`), ``CLAIMS`` (a list of
-  :class:`bnlab.claims.Claim`) and ``ORDER`` (where its claims stand in the ledger).
+  docs/results.md, e.g. a :class:`bnlab.results.tables.Table`), ``CLAIMS`` (a list of
+  :class:`bnlab.results.claims.Claim`) and ``ORDER`` (where its claims stand in the ledger).
 
 A module of experiments/ without a config draws from theory alone (no runs). Adding an
 experiment is adding those files.

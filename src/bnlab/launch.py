@@ -26,13 +26,13 @@ _lock = threading.RLock()  # Hydra's global state and loky's executor are the pr
 
 
 def compose(overrides: Sequence[str] = (), conf: Path = Path("conf")):
-    """The typed, validated :class:`bnlab.config.Config` that ``python run.py <overrides>``
+    """The typed, validated :class:`bnlab.config.schema.Config` that ``python run.py <overrides>``
     would train (one job; no sweep)."""
     from hydra import compose as hydra_compose
     from hydra import initialize_config_dir
 
-    from bnlab.config import to_config
-    from bnlab.hydra_setup import register_configs
+    from bnlab.config.hydra_setup import register_configs
+    from bnlab.config.schema import to_config
 
     register_configs()
     with _lock, initialize_config_dir(config_dir=str(conf.resolve()), version_base="1.3"):
@@ -123,8 +123,8 @@ def _run(name: str, overrides: Sequence[str], conf: Path) -> int:
     from hydra.types import RunMode
     from hydra.version import setbase
 
+    from bnlab.config.hydra_setup import register_configs
     from bnlab.errors import exit_status
-    from bnlab.hydra_setup import register_configs
     from bnlab.task import train_task
 
     register_configs()

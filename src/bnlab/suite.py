@@ -23,10 +23,10 @@ from pathlib import Path
 import matplotlib.pyplot as plt
 
 from bnlab import catalog
-from bnlab.analysis import load_runs
 from bnlab.errors import exit_status
-from bnlab.figures import figure_dir
 from bnlab.launch import run_experiment, trained_in_background
+from bnlab.results.analysis import load_runs
+from bnlab.results.figures import figure_dir
 
 OUTPUTS = Path("outputs")
 

@@ -1,5 +1,5 @@
 """The task every job runs, under ``python run.py`` or :func:`bnlab.launch.run_experiment`:
-compose -> typed config -> :func:`bnlab.train.run_job` -> one log line per run.
+compose -> typed config -> :func:`bnlab.training.train.run_job` -> one log line per run.
 
 Errors meant for the user (a bad value, missing data) print one line: a single job exits with
 status 2; in a sweep the job is recorded as refused and the others go on (the sweep reports
@@ -21,13 +21,13 @@ def train_task(cfg: DictConfig) -> None:
     """Train the job that Hydra composed into ``cfg`` in the folder Hydra chose for it."""
     # Imported when a job runs, not when run.py starts: torch and the training code take
     # ~2 s to import, which --help, --cfg job and a refused override should not pay.
-    from bnlab.config import to_config
+    from bnlab.config.schema import to_config
     from bnlab.errors import BnlabError
-    from bnlab.job import RunInterrupted
-    from bnlab.process import begin_job, threads_per_job
-    from bnlab.runfolder import RunFolderBusy, discard_if_unused, record_refusal, sweep_axes
-    from bnlab.runs import run_layout
-    from bnlab.train import run_job
+    from bnlab.job.folder import RunFolderBusy, discard_if_unused, record_refusal, sweep_axes
+    from bnlab.job.lifecycle import RunInterrupted
+    from bnlab.job.process import begin_job, threads_per_job
+    from bnlab.job.runs import run_layout
+    from bnlab.training.train import run_job
 
     begin_job()
     hydra_cfg = HydraConfig.get()

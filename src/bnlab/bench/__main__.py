@@ -12,10 +12,10 @@ from typing import Optional
 
 import torch
 
-from bnlab.allocator import keep_freed_memory
 from bnlab.bench import SECTIONS, Bench
 from bnlab.bench import __doc__ as bench_doc
 from bnlab.bench.timing import compile_works
+from bnlab.job.allocator import keep_freed_memory
 
 
 def parse_args(argv: Optional[list[str]]) -> argparse.Namespace:

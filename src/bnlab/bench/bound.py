@@ -1,6 +1,6 @@
 """Section 7, bound: what bounds the suite's two longest jobs (a Figure 1 job, a 64-layer depth
 job; their shapes from their experiments' configs). Measured, on one thread: a training step of
-each (two runs of the job through :func:`bnlab.train.run_job`, differenced), the matrix
+each (two runs of the job through :func:`bnlab.training.train.run_job`, differenced), the matrix
 products of that step timed alone (their share of the step and GFLOP/s), and a large product's
 GFLOP/s on this core."""
 
@@ -16,7 +16,7 @@ from bnlab.bench.context import Bench
 from bnlab.bench.shapes import Network, fig1_overrides, network
 from bnlab.bench.timing import interleaved, one_thread
 from bnlab.launch import compose
-from bnlab.train import run_job
+from bnlab.training.train import run_job
 
 DEPTH_JOB = ["+experiment=depth", "model=mlp_relu", "norm=bn", "model.depth=64"]
 

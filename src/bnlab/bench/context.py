@@ -12,7 +12,7 @@ import torch
 from torch import Tensor
 
 from bnlab.bench.shapes import Network, fig1_overrides, network
-from bnlab.config import Config
+from bnlab.config.schema import Config
 from bnlab.launch import compose
 
 EXAMPLES = 10_000  # rows of the random training data of the CPU sections

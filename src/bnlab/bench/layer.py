@@ -10,9 +10,9 @@ from typing import Callable
 import torch
 from torch import nn
 
-from bnlab.batchnorm import BatchNorm
 from bnlab.bench.context import Bench
 from bnlab.bench.timing import forward_backward, interleaved
+from bnlab.layers.batchnorm import BatchNorm
 
 LARGE_SHAPES = [(256, 1024), (128, 64, 32, 32), (32, 256, 8, 8)]
 

@@ -9,8 +9,8 @@ from torch import nn
 
 from bnlab.bench.context import Bench
 from bnlab.bench.timing import forward_backward, interleaved
-from bnlab.norms.batch_renorm import BatchRenorm
-from bnlab.norms.groupnorm import GroupNorm
+from bnlab.layers.norms.batch_renorm import BatchRenorm
+from bnlab.layers.norms.groupnorm import GroupNorm
 
 NORM_SHAPES = [(256, 1024), (128, 64, 32, 32)]
 

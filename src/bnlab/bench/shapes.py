@@ -8,8 +8,8 @@ import functools
 from dataclasses import dataclass
 from pathlib import Path
 
-from bnlab.config import Config, hidden_widths
-from bnlab.data import load_splits
+from bnlab.config.schema import Config, hidden_widths
+from bnlab.training.data import load_splits
 
 MNIST_LABELS = Path("data/MNIST/raw/t10k-labels-idx1-ubyte")  # under bnlab's folder
 

@@ -8,11 +8,11 @@ from typing import Callable
 import torch
 from torch import Tensor
 
-from bnlab.batches import BatchOrder, gather
 from bnlab.bench.shapes import Network
-from bnlab.config import NormConfig
-from bnlab.fastpaths import CompiledLosses, optimizer_step
-from bnlab.models import MLP, replica_losses
+from bnlab.config.schema import NormConfig
+from bnlab.layers.models import MLP, replica_losses
+from bnlab.training.batches import BatchOrder, gather
+from bnlab.training.fastpaths import CompiledLosses, optimizer_step
 
 LR = 0.1  # plain SGD's rate does not change a step's time
 
@@ -38,7 +38,7 @@ def step_contender(
     order = BatchOrder(len(x_train), net.batch, seeds, x_train.device)
     counter = iter(range(1, 1 << 62))
 
-    def call():  # the training loop's step (bnlab.train.training_loop)
+    def call():  # the training loop's step (bnlab.training.train.training_loop)
         idx = order.indices(next(counter))
         losses = forward_and_loss(model, gather(x_train, idx), gather(y_train, idx))
         optimizer.zero_grad(set_to_none=True)

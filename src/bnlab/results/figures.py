@@ -1,0 +1,134 @@
+"""Shared plumbing for the experiments' figures (experiments/<name>.py): variant names and
+colours, mean +/- interval bands, saving PNG + PDF with the data's provenance."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+
+from bnlab.results.analysis import curves, mean_interval
+
+NORMS = {  # norm.kind -> (label, colour), for figures that compare normalizations
+    "none": ("No normalization", "tab:blue"),
+    "bn": ("BatchNorm", "tab:red"),
+    "batch_renorm": ("Batch Renorm", "tab:purple"),
+    "layer": ("LayerNorm", "tab:green"),
+    "group": ("GroupNorm", "tab:orange"),
+}
+VARIANTS = {
+    "none": ("No BN", "tab:blue"),
+    "bn": ("BN", "tab:red"),
+    "torch": ("nn.BatchNorm", "tab:green"),
+}
+
+
+def figure_dir(fast: bool) -> Path:
+    """Where figures go: outputs/figures/, or outputs/figures/fast/ for the small budget
+    (relative to the working directory, like the runs' outputs/)."""
+    return Path("outputs") / "figures" / ("fast" if fast else "")
+
+
+def label_and_colour(kind: str) -> tuple[str, str]:
+    return VARIANTS.get(kind, (kind, "tab:gray"))
+
+
+def band(ax, curve: pd.DataFrame, label: str, colour: str, linestyle: str = "-") -> None:
+    """A mean line with its shaded interval (``curve``: :func:`bnlab.results.analysis.curves`)."""
+    ax.plot(curve["step"], curve["mean"], linestyle, color=colour, label=label, lw=1.6)
+    ax.fill_between(curve["step"], curve["lo"], curve["hi"], color=colour, alpha=0.2, lw=0)
+
+
+def variant_curves(ax, variants, split: str, metric: str) -> None:
+    """One mean +/- interval curve per (label, colour, linestyle, runs DataFrame) in
+    ``variants``, for ``split/metric`` over steps; diverged runs left out."""
+    for label, colour, linestyle, sub in variants:
+        healthy = sub[sub["status"] != "diverged"]
+        if not healthy.empty:
+            band(ax, curves(healthy, split, metric), label, colour, linestyle)
+    ax.set_xlabel("training step")
+    ax.grid(alpha=0.3)
+
+
+def loss_and_accuracy(variants, title: str, path: Path, accuracy_ylim=(0.6, 0.92)) -> Path:
+    """Two panels over training, one curve per variant: training loss (log scale, train mode)
+    and validation accuracy (eval mode). ``variants`` as for :func:`variant_curves`."""
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 4.2), layout="constrained")
+    variant_curves(ax1, variants, "train", "loss")
+    ax1.set_yscale("log")
+    ax1.set_ylabel("training loss (train mode)")
+    ax1.legend(fontsize=8)
+    variant_curves(ax2, variants, "val", "accuracy")
+    ax2.set_ylabel("validation accuracy (eval mode)")
+    ax2.set_ylim(*accuracy_ylim)
+    fig.suptitle(title)
+    return save(fig, path, pd.concat([runs for *_, runs in variants]))
+
+
+def log2_axis(ax, values) -> None:
+    """A log2 x axis labelled with the values themselves (batch sizes, depths)."""
+    values = sorted(values)
+    ax.set_xscale("log", base=2)
+    ax.set_xticks(values, [str(v) for v in values])
+    ax.grid(alpha=0.3)
+
+
+def final_lines(ax, table: pd.DataFrame, x: str, by: str, styles: dict) -> None:
+    """Per value of ``by`` (styles: value -> (label, colour)): the mean over seeds of the final
+    ``value`` against ``x`` with its 95% interval; diverged seeds as black crosses at their last
+    recorded value, left out of the mean."""
+    crossed = False
+    for key, (label, colour) in styles.items():
+        rows = table[table[by].astype(str) == str(key)]
+        if rows.empty:
+            continue
+        healthy = rows[rows["status"] != "diverged"]
+        points = [(xv, *mean_interval(g["value"])) for xv, g in healthy.groupby(x)]
+        if points:
+            xs, means, halves, _ = (np.array(v, dtype=float) for v in zip(*points))
+            ax.plot(xs, means, "o-", color=colour, label=label)
+            ax.fill_between(
+                xs,
+                means - np.nan_to_num(halves),
+                means + np.nan_to_num(halves),
+                color=colour,
+                alpha=0.2,
+                lw=0,
+            )
+        bad = rows[rows["status"] == "diverged"]
+        if not bad.empty:
+            ax.scatter(
+                bad[x],
+                bad["value"].fillna(0.1),
+                marker="x",
+                color="black",
+                zorder=4,
+                label=None if crossed else "diverged seed (last value)",
+            )
+            crossed = True
+
+
+def data_note(data: pd.DataFrame) -> str:
+    """``data: commit 1a2b3c4`` (each commit, with its uncommitted changes, that made ``data``)."""
+    return "data: " + "; ".join(sorted(set(data["code"]))) if "code" in data else ""
+
+
+def save(fig, path: Path, data: pd.DataFrame | None = None) -> Path:
+    """Write ``path`` (PNG) and the same figure as PDF beside it; with ``data`` (the runs it
+    was drawn from), a footnote names the code that made them (:func:`data_note`)."""
+    if data is not None and not data.empty:
+        fig.text(0.995, 0.0, data_note(data), ha="right", va="top", fontsize=6, color="0.45")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=150, bbox_inches="tight")
+    fig.savefig(path.with_suffix(".pdf"), bbox_inches="tight")
+    plt.close(fig)
+    print(f"wrote {path}")
+    return path
+
+
+def seeds_text(df: pd.DataFrame) -> str:
+    """ "1 seed", "3 seeds": how many seeds the runs in ``df`` have, for a figure's title."""
+    n = df["seed"].nunique()
+    return f"{n} seed{'s' * (n != 1)}"
