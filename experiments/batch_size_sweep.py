@@ -12,6 +12,7 @@ from bnlab.results.analysis import final_table
 from bnlab.results.claims import CONFIRMED, NOT_REPRODUCED, Claim, Named, final, pm
 from bnlab.results.figures import final_lines, log2_axis, save, seeds_text
 from bnlab.results.tables import VAL, VAL_TRAINMODE, Table
+from bnlab.results.variants import label_and_colour
 
 
 def draw(df, out):
@@ -27,7 +28,7 @@ def draw(df, out):
         "trainer.batch_size",
         "variant",
         {
-            "none": ("No BN", "tab:blue"),
+            "none": label_and_colour("none"),
             "bn_eval": ("BN, eval mode (running statistics)", "tab:red"),
             "bn_train": ("BN, batch statistics at test time", "tab:orange"),
         },

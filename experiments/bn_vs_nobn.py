@@ -11,9 +11,16 @@ from pathlib import Path
 import matplotlib.pyplot as plt
 import numpy as np
 
-from bnlab.results.analysis import curves, final_values, mean_interval, runs_table, steps_to_reach
+from bnlab.results.analysis import (
+    curves,
+    final_values,
+    mean_interval,
+    runs_table,
+    steps_to_reach,
+    summary,
+)
 from bnlab.results.claims import CONFIRMED, CONTRADICTED, Claim, MoreByStd, Named, compare, pm, side
-from bnlab.results.figures import band, label_and_colour, save
+from bnlab.results.figures import band, save
 from bnlab.results.tables import (
     TEST,
     TRAIN_LOSS,
@@ -22,9 +29,8 @@ from bnlab.results.tables import (
     Column,
     Table,
     select,
-    summary,
-    variant,
 )
+from bnlab.results.variants import label_and_colour, variant
 
 
 def convergence(df, out: Path) -> Path:

@@ -30,6 +30,7 @@ from bnlab.results.depth import (
 )
 from bnlab.results.figures import log2_axis, save, seeds_text
 from bnlab.results.tables import markdown, select
+from bnlab.results.variants import label, label_and_colour
 
 FIRST_STEPS = 400  # panel (d)'s window
 
@@ -60,7 +61,8 @@ def draw(df, out):
     )
     for row, activation in zip(axes, activations):
         here = df[df["model.activation"] == activation]
-        for label, colour in VARIANTS.values():
+        for name in VARIANTS:
+            label, colour = label_and_colour(name)
             mine = here[here["variant"] == label]
             if not mine.empty:
                 cells = {"model.activation": activation, "variant": label}
@@ -121,7 +123,7 @@ def variant_panels(row, mine, growth, best, spread, deepest: int, label: str, co
 
 def theory_lines(row, here, deepest: int) -> None:
     """Yang et al.'s growth per layer for ReLU + BN, in panels (a) and (b)."""
-    bn = here[(here["variant"] == VARIANTS[("bn", False)][0]) & (here["model.depth"] == deepest)]
+    bn = here[(here["variant"] == label("bn")) & (here["model.depth"] == deepest)]
     last = layer_norms(bn[bn["step"] == 0])
     last = last[last["layer"] == deepest]["value"]
     if not last.empty:
@@ -175,12 +177,12 @@ def depth_table(df) -> str:
     growth = growth_at_init(df).drop_duplicates([*CELL, "seed"])
     depths = sorted(best["model.depth"].astype(int).unique())
     rows = []
-    for (activation, label), name in [(a, v[0]) for a in ACTIVATIONS for v in VARIANTS.values()]:
+    for (activation, written), name in [(a, label(v)) for a in ACTIVATIONS for v in VARIANTS]:
         cells = best[(best["model.activation"] == activation) & (best["variant"] == name)]
         if cells.empty:
             continue
         g = growth[(growth["model.activation"] == activation) & (growth["variant"] == name)]
-        rows.append([label, name, *(depth_cell(cells, g, d) for d in depths)])
+        rows.append([written, name, *(depth_cell(cells, g, d) for d in depths)])
     return markdown(["activation", "variant", *(f"depth {d}" for d in depths)], rows)
 
 
@@ -243,8 +245,8 @@ def bn_trains_deeper(df) -> tuple[str, str]:
     found = deepest(df)
     plain, bn = "no normalization", "BN"
     out, verdicts = [], []
-    for activation, label in ACTIVATIONS:
-        out.append(f"{label}: " + depths_written(found, activation, (bn, plain)))
+    for activation, written in ACTIVATIONS:
+        out.append(f"{written}: " + depths_written(found, activation, (bn, plain)))
         verdicts.append(deeper(found[(activation, bn)], found[(activation, plain)]))
     depths = df["model.depth"].astype(int)
     text = f"deepest depth trained (of {depths.min()}-{depths.max()}): " + "; ".join(out)

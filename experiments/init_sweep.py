@@ -10,8 +10,9 @@ import matplotlib.pyplot as plt
 
 from bnlab.results.analysis import curves, runs_table
 from bnlab.results.claims import CONFIRMED, CONTRADICTED, Claim, Named
-from bnlab.results.figures import band, label_and_colour, save, seeds_text
+from bnlab.results.figures import band, save, seeds_text
 from bnlab.results.tables import Column, Table, per_seed, with_variant
+from bnlab.results.variants import label_and_colour
 
 
 def draw(df, out):

@@ -7,11 +7,13 @@ band from the lowest to the highest seed).
 
 import re
 
+from bnlab.results import variants
+from bnlab.results.analysis import curves
 from bnlab.results.claims import Claim, MoreByStd, NotWorseBy, PerCase, side
 from bnlab.results.figures import band, plt, save
 from bnlab.results.tables import VAL, Column, Table
 
-VARIANTS = [("No BN", "tab:blue"), ("BN", "tab:red"), ("Noisy BN", "tab:orange")]
+VARIANTS = [variants.label_and_colour(name) for name in ("none", "bn", "bn (noisy)")]
 LAYER_STYLES = ["-", "--", ":", "-."]
 PANELS = [
     ("ics_l2", "ICS: ||G - G'||  (per layer)", True),
@@ -22,12 +24,6 @@ PANELS = [
 ]
 
 
-def variant_name(kind: str, noise: float) -> str:
-    if kind == "none":
-        return "No BN"
-    return "Noisy BN" if noise > 0 else "BN"
-
-
 def seed_range(runs, metric: str):
     """Per step: mean over seeds and the min-max band (columns step, mean, lo, hi)."""
     values = runs[runs["metric"] == metric].groupby("step")["value"]
@@ -35,11 +31,7 @@ def seed_range(runs, metric: str):
 
 
 def draw(df, out):
-    from bnlab.results.analysis import curves
-
-    df = df.assign(
-        variant=[variant_name(k, n) for k, n in zip(df["norm.kind"], df.get("norm.noise", 0.0))]
-    )
+    df = df.assign(variant=variants.variant(df).map(variants.label))
     probes = df[df["split"] == "probe"]
     models = [m for m in ("mlp", "cnn") if m in set(probes["model.name"])]
     fig, axes = plt.subplots(

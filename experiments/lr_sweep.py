@@ -12,8 +12,9 @@ import pandas as pd
 
 from bnlab.results.analysis import curves, final_table
 from bnlab.results.claims import CONFIRMED, CONTRADICTED, Claim, Named, final, number
-from bnlab.results.figures import band, final_lines, label_and_colour, save, seeds_text
+from bnlab.results.figures import band, final_lines, save, seeds_text
 from bnlab.results.tables import TRAIN_LOSS, VAL, Table, select, with_variant
+from bnlab.results.variants import label_and_colour
 
 PAPER_FACTORS = (5, 30)  # the paper's BN-x5 and BN-x30
 HOLDS_WITHIN = 0.02  # "still trains": final val accuracy at most this far below the base rate's

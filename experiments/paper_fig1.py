@@ -14,7 +14,8 @@ import matplotlib.pyplot as plt
 import pandas as pd
 
 from bnlab.results.analysis import curves
-from bnlab.results.figures import band, label_and_colour, save
+from bnlab.results.figures import band, save
+from bnlab.results.variants import label_and_colour
 
 REFERENCE = Path(__file__).resolve().parent / "reference" / "ioffe2015_fig1a.csv"
 

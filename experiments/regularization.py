@@ -8,8 +8,9 @@ import numpy as np
 
 from bnlab.results.analysis import final_table, mean_interval
 from bnlab.results.claims import Claim, MoreByStd, Named, compare, pm
-from bnlab.results.figures import label_and_colour, save, seeds_text
+from bnlab.results.figures import save, seeds_text
 from bnlab.results.tables import VAL, VAL_LOSS, Column, Table, per_seed, select, with_variant
+from bnlab.results.variants import label_and_colour
 
 
 def draw(df, out):

@@ -79,6 +79,16 @@ def varying_keys(df: pd.DataFrame, ignore: Iterable[str] = IGNORED_KEYS) -> list
     return [c for c in runs.columns if c not in skip and runs[c].astype(str).nunique() > 1]
 
 
+def summary(rows: pd.DataFrame, column: str = "value") -> tuple[float, float, int, int]:
+    """The statistic over seeds used everywhere: (mean, std, seeds averaged, diverged) of
+    ``rows[column]``, mean and std (ddof=1; NaN for one seed) over the runs that did not
+    diverge (a diverged run's last value comes from before it diverged: no final result),
+    and how many did."""
+    healthy = rows[rows["status"] != "diverged"][column].astype(float).dropna()
+    std = healthy.std(ddof=1) if len(healthy) > 1 else float("nan")
+    return healthy.mean(), std, len(healthy), int((rows["status"] == "diverged").sum())
+
+
 def final_values(df: pd.DataFrame, split: str, metric: str) -> pd.Series:
     """The value at each run's last recorded step for (split, metric), indexed by run."""
     sel = df[(df["split"] == split) & (df["metric"] == metric)]
@@ -183,9 +193,7 @@ def compare(df: pd.DataFrame, target: float, by: Optional[Sequence[str]] = None)
         row["diverged"] = int((group["status"] == "diverged").sum())
         healthy = group[group["status"] != "diverged"]
         for name in ("val_loss", "val_accuracy", "test_accuracy"):
-            values = healthy[name].astype(float)
-            row[f"{name}_mean"] = values.mean()
-            row[f"{name}_std"] = values.std(ddof=1) if values.notna().sum() > 1 else float("nan")
+            row[f"{name}_mean"], row[f"{name}_std"], _, _ = summary(group, name)
         reached = healthy["steps_to_target"].dropna()
         measured = val_measured[group.index].all()
         row["reached_target"] = f"{len(reached)}/{len(group)}" if measured else "not measured"

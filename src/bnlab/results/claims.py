@@ -17,7 +17,8 @@ verdict, one of :data:`CONFIRMED`, :data:`CONTRADICTED`, :data:`NOT_REPRODUCED`,
   the vocabulary cannot say.
 
 Each rule writes its own text (``rule.text``) from the same parameters its code uses. Means and
-standard deviations are over the seeds that did not diverge (:func:`bnlab.results.tables.summary`).
+standard deviations are over the seeds that did not diverge
+(:func:`bnlab.results.analysis.summary`).
 """
 
 from __future__ import annotations
@@ -28,7 +29,8 @@ from typing import Callable, Mapping, Protocol, Sequence
 import numpy as np
 import pandas as pd
 
-from bnlab.results.tables import markdown, per_seed, select, summary, with_variant
+from bnlab.results.analysis import summary
+from bnlab.results.tables import markdown, per_seed, select, with_variant
 
 CONFIRMED, CONTRADICTED, NOT_REPRODUCED = "confirmed", "contradicted", "not reproduced here"
 COUNT_WORDS = {2: "two", 3: "three", 4: "four", 5: "five"}

@@ -26,16 +26,12 @@ import pandas as pd
 import torch
 
 from bnlab.results.analysis import final_table, runs_table
+from bnlab.results.variants import label, variant
 from bnlab.training.probes import growth_factor
 
 THEORY_RELU_BN = math.sqrt(math.pi / (math.pi - 1))  # Yang et al.'s per-layer gradient growth
 CHANCE = 0.1  # the accuracy a diverged run is counted at (10 classes)
-VARIANTS = {  # (norm.kind, model.residual) -> (label, colour)
-    ("none", False): ("no normalization", "tab:blue"),
-    ("none", True): ("no normalization + skips", "tab:cyan"),
-    ("bn", False): ("BN", "tab:red"),
-    ("bn", True): ("BN + skips", "tab:orange"),
-}
+VARIANTS = ("none", "none + skips", "bn", "bn + skips")  # the depth sweep's, in its order
 CELL = ["model.activation", "variant", "model.depth"]  # one cell of the depth sweep
 
 
@@ -49,9 +45,9 @@ def geometric_mean(values) -> float:
 
 
 def with_variant(df: pd.DataFrame) -> pd.DataFrame:
-    """``df`` with a ``variant`` column: the label of (norm.kind, model.residual)."""
-    keys = zip(df["norm.kind"].astype(str), df["model.residual"].astype(bool))
-    return df.assign(variant=[VARIANTS.get(k, (f"{k[0]}, skips {k[1]}",))[0] for k in keys])
+    """``df`` with a ``variant`` column: each run's variant label (``BN + skips``,
+    :mod:`bnlab.results.variants`), as the depth figure and table write it."""
+    return df.assign(variant=variant(df).map(label))
 
 
 def layer_norms(df: pd.DataFrame) -> pd.DataFrame:

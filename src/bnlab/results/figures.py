@@ -1,5 +1,6 @@
-"""Shared plumbing for the experiments' figures (experiments/<name>.py): variant names and
-colours, mean +/- interval bands, saving PNG + PDF with the data's provenance."""
+"""Shared plumbing for the experiments' figures (experiments/<name>.py): mean +/- interval
+bands, lines over a swept key, saving PNG + PDF with the data's provenance. Variants' labels
+and colours come from :mod:`bnlab.results.variants`."""
 
 from __future__ import annotations
 
@@ -10,29 +11,15 @@ import numpy as np
 import pandas as pd
 
 from bnlab.results.analysis import curves, mean_interval
+from bnlab.results.variants import styles
 
-NORMS = {  # norm.kind -> (label, colour), for figures that compare normalizations
-    "none": ("No normalization", "tab:blue"),
-    "bn": ("BatchNorm", "tab:red"),
-    "batch_renorm": ("Batch Renorm", "tab:purple"),
-    "layer": ("LayerNorm", "tab:green"),
-    "group": ("GroupNorm", "tab:orange"),
-}
-VARIANTS = {
-    "none": ("No BN", "tab:blue"),
-    "bn": ("BN", "tab:red"),
-    "torch": ("nn.BatchNorm", "tab:green"),
-}
+NORMS = styles(["none", "bn", "batch_renorm", "layer", "group"])  # figures comparing norms
 
 
 def figure_dir(fast: bool) -> Path:
     """Where figures go: outputs/figures/, or outputs/figures/fast/ for the small budget
     (relative to the working directory, like the runs' outputs/)."""
     return Path("outputs") / "figures" / ("fast" if fast else "")
-
-
-def label_and_colour(kind: str) -> tuple[str, str]:
-    return VARIANTS.get(kind, (kind, "tab:gray"))
 
 
 def band(ax, curve: pd.DataFrame, label: str, colour: str, linestyle: str = "-") -> None:

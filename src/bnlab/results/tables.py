@@ -2,8 +2,9 @@
 
 Every value is the mean over the seeds that did not diverge with, after +/-, their standard
 deviation (``ddof=1``), at the run's last evaluation unless the column says otherwise; diverged
-runs are counted, not averaged (:func:`summary`). An experiment's module declares its table as
-a :class:`Table` (``TABLE = Table(by=[...], columns=[...])``); ``make report`` writes it.
+runs are counted, not averaged (:func:`bnlab.results.analysis.summary`). An experiment's
+module declares its table as a :class:`Table` (``TABLE = Table(by=[...], columns=[...])``);
+``make report`` writes it.
 """
 
 from __future__ import annotations
@@ -14,7 +15,8 @@ from typing import Sequence
 import numpy as np
 import pandas as pd
 
-from bnlab.results.analysis import final_table
+from bnlab.results.analysis import final_table, summary
+from bnlab.results.variants import variant
 
 
 def per_seed(df: pd.DataFrame, split: str, metric: str, late: bool = False) -> pd.DataFrame:
@@ -26,14 +28,6 @@ def per_seed(df: pd.DataFrame, split: str, metric: str, late: bool = False) -> p
     sel = sel[sel["step"] >= sel.groupby("run")["step"].transform("max") / 2]
     runs = final_table(df, split, metric).drop(columns="value").set_index("run")
     return runs.join(sel.groupby("run")["value"].mean()).reset_index()
-
-
-def summary(rows: pd.DataFrame) -> tuple[float, float, int, int]:
-    """(mean, std, seeds averaged, diverged) of ``rows['value']``: mean and std (ddof=1; NaN
-    for one seed) over the runs that did not diverge, and how many did."""
-    healthy = rows[rows["status"] != "diverged"]["value"].astype(float).dropna()
-    std = healthy.std(ddof=1) if len(healthy) > 1 else float("nan")
-    return healthy.mean(), std, len(healthy), int((rows["status"] == "diverged").sum())
 
 
 def cell(rows: pd.DataFrame, digits: int = 3) -> str:
@@ -60,15 +54,9 @@ def select(df: pd.DataFrame, **where) -> pd.DataFrame:
     return df
 
 
-def variant(df: pd.DataFrame) -> pd.Series:
-    """A readable name of each run's normalization: none, bn, bn (noisy), bn (no gamma/beta)."""
-    name = df["norm.kind"].astype(str)
-    name = name.where(df["norm.noise"].astype(float).fillna(0) == 0, name + " (noisy)")
-    return name.where(df["norm.affine"].astype(bool), name + " (no gamma/beta)")
-
-
 def with_variant(df: pd.DataFrame) -> pd.DataFrame:
-    """``df`` with a ``variant`` column (:func:`variant`)."""
+    """``df`` with a ``variant`` column: each run's variant name
+    (:func:`bnlab.results.variants.variant`)."""
     return df.assign(variant=variant(df))
 
 

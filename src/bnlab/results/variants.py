@@ -1,0 +1,68 @@
+"""The variants runs are compared by, named once.
+
+A run's variant is its normalization as set up: ``norm.kind``, with noise (``norm.noise`` >
+0: noisy BN), without gamma and beta (``norm.affine=false``), in a network with skip
+connections (``model.residual``). Each variant has a *name*, used in results tables and to
+select runs in claims (``bn``, ``bn (noisy)``, ``bn + skips``), and a *label* and a colour for
+figures and the depth table (``BN``, ``noisy BN``, ``BN + skips``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pandas as pd
+
+
+@dataclass(frozen=True)
+class Variant:
+    name: str
+    label: str
+    colour: str
+
+
+VARIANTS = {
+    v.name: v
+    for v in (
+        Variant("none", "no normalization", "tab:blue"),
+        Variant("bn", "BN", "tab:red"),
+        Variant("bn (noisy)", "noisy BN", "tab:orange"),
+        Variant("bn (no gamma/beta)", "standardize only", "tab:gray"),
+        Variant("batch_renorm", "Batch Renorm", "tab:purple"),
+        Variant("layer", "LayerNorm", "tab:green"),
+        Variant("group", "GroupNorm", "tab:olive"),
+        Variant("torch", "nn.BatchNorm", "tab:brown"),
+        Variant("none + skips", "no normalization + skips", "tab:cyan"),
+        Variant("bn + skips", "BN + skips", "tab:pink"),
+    )
+}
+
+
+def variant(df: pd.DataFrame) -> pd.Series:
+    """Each row's variant name: norm.kind, then " (noisy)", " (no gamma/beta)", " + skips" as
+    its config says (a column that is missing counts as the default)."""
+    name = df["norm.kind"].astype(str)
+    noise = df["norm.noise"].astype(float).fillna(0) if "norm.noise" in df else 0.0
+    affine = df["norm.affine"].astype(bool) if "norm.affine" in df else True
+    residual = df["model.residual"].astype(bool) if "model.residual" in df else False
+    name = name.where(noise == 0, name + " (noisy)")
+    name = name.where(affine, name + " (no gamma/beta)")
+    return name.where(~pd.Series(residual, index=df.index), name + " + skips")
+
+
+def label(name: str) -> str:
+    """A variant's label in figures (its name where the table has none)."""
+    return VARIANTS[name].label if name in VARIANTS else name
+
+
+def colour(name: str) -> str:
+    return VARIANTS[name].colour if name in VARIANTS else "tab:gray"
+
+
+def label_and_colour(name: str) -> tuple[str, str]:
+    return label(name), colour(name)
+
+
+def styles(names) -> dict[str, tuple[str, str]]:
+    """name -> (label, colour) for the given variant names, in that order."""
+    return {n: label_and_colour(n) for n in names}
