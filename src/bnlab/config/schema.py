@@ -34,6 +34,12 @@ class Activation(str, Enum):
     tanh = "tanh"
 
 
+class ResidualInit(str, Enum):
+    none = "none"
+    skipinit = "skipinit"
+    fixup = "fixup"
+
+
 class Placement(str, Enum):
     before = "before"
     after = "after"
@@ -84,6 +90,9 @@ class DatasetConfig:
     classes_per_batch: Optional[int] = key(
         None, "non-i.i.d. training batches: each from this many classes only (null: i.i.d.)"
     )
+    augment: bool = key(
+        False, "images: random 4-pixel crop and left-right flip of each training example"
+    )
 
 
 @dataclass
@@ -92,14 +101,16 @@ class ModelConfig:
     hidden: List[int] = key([100, 100, 100], "MLP hidden widths", check=at_least(1, each=True))
     depth: Optional[int] = key(
         None,
-        "MLP: depth hidden layers of model.width units, in place of hidden",
+        "MLP: depth hidden layers of model.width units, in place of hidden; ResNet: 6n+2",
         check=at_least(1, "model.hidden"),
     )
     width: int = key(100, "MLP: the hidden width when model.depth is set", check=at_least(1))
     residual: bool = key(
         False, "MLP: pre-activation skip connections h + W act(norm(h)) between equal widths"
     )
-    channels: List[int] = key([32, 64], "CNN channels per conv block", check=at_least(1, each=True))
+    channels: List[int] = key(
+        [32, 64], "CNN: channels per conv block; ResNet: per stage", check=at_least(1, each=True)
+    )
     activation: Activation = key(Activation.sigmoid, "the nonlinearity")
     init_std: Optional[float] = key(
         None,
@@ -110,6 +121,11 @@ class ModelConfig:
         1.0, "with init_std null: 1 is LeCun's init, sqrt(2) He's (ReLU)", check=above(0)
     )
     dropout: float = key(0.0, "dropout after each hidden block", check=within(0, 1, "[)"))
+    residual_init: ResidualInit = key(
+        ResidualInit.none,
+        "ResNet without normalization: skipinit (a scalar 0 ends each residual branch) or fixup"
+        " (rescaled init, scalar biases and multipliers)",
+    )
 
 
 @dataclass
@@ -394,6 +410,11 @@ def validate(cfg: Config) -> None:
             f"({cfg.trainer.batch_size})"
         )
     model, norm = get_model(cfg.model.name), get_norm(cfg.norm.kind)
+    if cfg.dataset.augment and model.flat_input:
+        raise ConfigError(
+            f"dataset.augment crops and flips images: model={cfg.model.name} reads them flat "
+            "(use a convnet: model=cnn, resnet or vgg)"
+        )
     if norm.batch_statistics and cfg.trainer.batch_size < 2:
         raise ConfigError(
             f"trainer.batch_size must be >= 2 when the normalization trains on batch statistics "

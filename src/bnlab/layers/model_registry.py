@@ -27,7 +27,8 @@ from bnlab.layers.registry import Registry
 
 
 def _load_built_in() -> None:
-    importlib.import_module("bnlab.layers.models")
+    for module in ("bnlab.layers.models", "bnlab.layers.resnet", "bnlab.layers.vgg"):
+        importlib.import_module(module)
 
 
 MODELS = Registry("model.name", _load_built_in)

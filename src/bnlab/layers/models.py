@@ -244,6 +244,7 @@ class MLP(_ReplicaModel):
     @classmethod
     def check_config(cls, cfg: Config) -> None:
         m = cfg.model
+        refuse_residual_init(cfg)
         if m.depth is not None and list(m.hidden) != type(m)().hidden:
             raise ConfigError(
                 f"model.depth={m.depth} builds the hidden layers from model.width; leave "
@@ -286,10 +287,18 @@ class MLP(_ReplicaModel):
         return self.head(self._run_blocks(x, lambda pre: pre[..., 0]))
 
 
-def _grouped_conv(replicas: int, width: int, channels: int, bias: bool) -> nn.Conv2d:
+def grouped_conv(
+    replicas: int, width: int, channels: int, bias: bool, stride: int = 1
+) -> nn.Conv2d:
     """K replicas' conv3x3 (width -> channels) as one grouped convolution; biases start at 0."""
     conv = nn.Conv2d(
-        replicas * width, replicas * channels, 3, padding=1, groups=replicas, bias=bias
+        replicas * width,
+        replicas * channels,
+        3,
+        stride=stride,
+        padding=1,
+        groups=replicas,
+        bias=bias,
     )
     if conv.bias is not None:
         nn.init.zeros_(conv.bias)
@@ -298,7 +307,8 @@ def _grouped_conv(replicas: int, width: int, channels: int, bias: bool) -> nn.Co
 
 @register_model("cnn")
 class CNN(_ReplicaModel):
-    """[Conv3x3 -> (norm) -> activation -> (norm) -> maxpool 2] per entry of ``channels`` -> Linear.
+    """[Conv3x3 -> (norm) -> activation -> (norm) -> maxpool 2] per entry of ``channels`` -> Linear
+    (``pools``: which convolutions a max-pool follows; all by default).
 
     BN here is per channel over N, H and W (m' = N*H*W values per channel). K replicas run as
     grouped convolutions on an (N, K*C, H, W) tensor, so each replica's channels stay its own.
@@ -316,6 +326,7 @@ class CNN(_ReplicaModel):
     def check_config(cls, cfg: Config) -> None:
         if cfg.model.depth is not None or cfg.model.residual:
             raise ConfigError("model.depth and model.residual apply to model=mlp only")
+        refuse_residual_init(cfg)
 
     def __init__(
         self,
@@ -329,21 +340,24 @@ class CNN(_ReplicaModel):
         init_std: Optional[float] = None,
         seeds: Sequence[int] = (0,),
         init_gain: float = 1.0,
+        pools: Optional[Sequence[bool]] = None,
     ):
         super().__init__(seeds)
         k, norm = self.replicas, norm or NormConfig()
         self.in_channels = in_channels
+        pools = [True] * len(channels) if pools is None else list(pools)
 
-        def tail():
-            return [nn.MaxPool2d(2)] + ([nn.Dropout(dropout)] if dropout > 0 else [])
+        def tail(pool: bool):
+            return [nn.MaxPool2d(2)] * pool + ([nn.Dropout(dropout)] if dropout > 0 else [])
 
         blocks, weights = [], []
         width, size = in_channels, image_size
-        for c in channels:
-            conv = partial(_grouped_conv, k, width, c)
-            blocks.append(hidden_block(conv, norm, k, c, N_KC_HW, activation, tail))
+        for c, pool in zip(channels, pools):
+            conv = partial(grouped_conv, k, width, c)
+            ends = partial(tail, pool)
+            blocks.append(hidden_block(conv, norm, k, c, N_KC_HW, activation, ends))
             weights.append((blocks[-1][0].weight.view(k, c, width, 3, 3), width * 9))
-            width, size = c, size // 2
+            width, size = c, size // 2 if pool else size
         self.blocks = nn.ModuleList(blocks)
         self.channels = list(channels)
         self.features = width * size * size
@@ -352,20 +366,31 @@ class CNN(_ReplicaModel):
 
     def forward(self, x: Tensor) -> Tensor:
         k = self.replicas
-        if x.dim() == 4:  # (N, C, H, W) shared by all replicas
-            x = x.repeat(1, k, 1, 1)
-        else:  # (K, N, C, H, W)
-            x = x.transpose(0, 1).reshape(x.shape[1], k * x.shape[2], *x.shape[3:])
-        x = self._run_blocks(x, self._channel0)
+        x = self._run_blocks(grouped_input(x, k), partial(channel0, replicas=k))
         n = x.shape[0]
         x = x.reshape(n, k, self.features).transpose(0, 1)
         return self.head(x)
 
-    def _channel0(self, pre: Tensor) -> Tensor:
-        """Channel 0 of every replica of an (N, K*C, H, W) map, as (K, N*H*W) values."""
-        n, _, h, w = pre.shape
-        return (
-            pre.view(n, self.replicas, -1, h, w)[:, :, 0].transpose(0, 1).reshape(self.replicas, -1)
+
+def grouped_input(x: Tensor, replicas: int) -> Tensor:
+    """Images (N, C, H, W) shared by the K replicas, or (K, N, C, H, W) one batch each, as the
+    (N, K*C, H, W) map of a grouped convolution."""
+    if x.dim() == 4:
+        return x.repeat(1, replicas, 1, 1)
+    return x.transpose(0, 1).reshape(x.shape[1], replicas * x.shape[2], *x.shape[3:])
+
+
+def channel0(pre: Tensor, replicas: int) -> Tensor:
+    """Channel 0 of every replica of an (N, K*C, H, W) map, as (K, N*H*W) values."""
+    n, _, h, w = pre.shape
+    return pre.view(n, replicas, -1, h, w)[:, :, 0].transpose(0, 1).reshape(replicas, -1)
+
+
+def refuse_residual_init(cfg: Config) -> None:
+    """model.residual_init is the ResNet's."""
+    if cfg.model.residual_init.value != "none":
+        raise ConfigError(
+            f"model.residual_init={cfg.model.residual_init.value} applies to model=resnet only"
         )
 
 

@@ -9,6 +9,10 @@ Non-i.i.d. batches (``dataset.classes_per_batch`` = k, Batch Renormalization's s
 each batch holds batch_size / k examples of each of k classes drawn at random for it; each
 class's examples are taken in a per-epoch shuffled order, cycling when a class runs out, so an
 epoch has as many batches as before but may repeat or skip a few examples.
+
+Augmentation (``dataset.augment``, images only): each training image is padded by 4 pixels of
+zeros, cropped back at a random offset and flipped left-right with probability 1/2 (the CIFAR
+recipe of He et al. 2016), on the device, the draws a function of (seed, step) too.
 """
 
 from __future__ import annotations
@@ -35,6 +39,7 @@ class BatchOrder:
         device: torch.device,
         labels: Optional[Tensor] = None,
         classes_per_batch: Optional[int] = None,
+        augment: bool = False,
     ):
         if batch_size > n:
             raise ConfigError(
@@ -43,6 +48,7 @@ class BatchOrder:
         self.n, self.batch_size, self.seeds, self.device = n, batch_size, seeds, device
         self.labels = None if classes_per_batch is None else labels.cpu()
         self.classes_per_batch = classes_per_batch
+        self.augment = augment
         self.steps_per_epoch = n // batch_size
         self._epoch: Optional[int] = None
         self._perms: Optional[Tensor] = None
@@ -79,6 +85,38 @@ class BatchOrder:
             self._perms, self._epoch = perms.to(self.device), epoch
         start = position * self.batch_size
         return self._perms[:, start : start + self.batch_size]
+
+    def batch(self, x: Tensor, y: Tensor, step: int) -> tuple[Tensor, Tensor]:
+        """The (K, batch_size, ...) inputs and labels trained at ``step``, augmented where
+        ``augment`` is set."""
+        idx = self.indices(step)
+        images = gather(x, idx)
+        if self.augment:
+            images = crop_and_flip(images, self.seeds, step)
+        return images, gather(y, idx)
+
+
+PAD = 4  # pixels of padding before the random crop
+
+
+def crop_and_flip(images: Tensor, seeds: list[int], step: int) -> Tensor:
+    """(K, B, C, H, W) images, each padded by PAD zeros, cropped back to H x W at a random
+    offset and flipped left-right with probability 1/2; replica k draws from (seeds[k], step)."""
+    k, b, c, h, w = images.shape
+    draws = []
+    for seed in seeds:
+        state = np.random.SeedSequence([seed, step, 0xA06]).generate_state(2, dtype=np.uint32)
+        gen = torch.Generator().manual_seed(int(state[0]) << 32 | int(state[1]))
+        draws.append(torch.randint(0, 2 * PAD + 1, (b, 3), generator=gen))  # dy, dx, flip
+    draw = torch.stack(draws).to(images.device)
+    rows = draw[..., 0, None] + torch.arange(h, device=images.device)  # (K, B, H)
+    across = torch.arange(w, device=images.device)
+    across = torch.where((draw[..., 2, None] % 2) == 1, w - 1 - across, across)
+    cols = draw[..., 1, None] + across  # (K, B, W)
+    padded = torch.nn.functional.pad(images, (PAD, PAD, PAD, PAD))
+    rows = rows[:, :, None, :, None].expand(k, b, c, h, w + 2 * PAD)
+    cropped = torch.gather(padded, 3, rows)
+    return torch.gather(cropped, 4, cols[:, :, None, None, :].expand(k, b, c, h, w))
 
 
 def gather(data: Tensor, idx: Tensor) -> Tensor:

@@ -41,7 +41,7 @@ from bnlab.errors import first_line
 from bnlab.job.lifecycle import Job, open_job
 from bnlab.job.process import resolve_device, setup_process
 from bnlab.layers.models import build_model, replica_losses
-from bnlab.training.batches import BatchOrder, gather, total_steps
+from bnlab.training.batches import BatchOrder, total_steps
 from bnlab.training.data import Splits, load_data
 from bnlab.training.evaluation import evaluation_metrics
 from bnlab.training.fastcheck import fast_path_error
@@ -85,8 +85,7 @@ def training_loop(
         norms = t.grad_norm_every and step % t.grad_norm_every == 0
         if probing or norms:
             with job.clock.timed("probe"):  # on the batch that the next step trains on
-                idx = order.indices(step + 1)
-                x, y = gather(data.x_train, idx), gather(data.y_train, idx)
+                x, y = order.batch(data.x_train, data.y_train, step + 1)
                 values = {}
                 if norms:
                     values = {f"grad_norm/{k}": v for k, v in probes.grad_norms(x, y).items()}
@@ -102,8 +101,7 @@ def training_loop(
     for step in range(job.step + 1, last + 1):
         if job.stop_requested:
             break
-        idx = order.indices(step)
-        x, y = gather(data.x_train, idx), gather(data.y_train, idx)  # batch: (K, N, ...)
+        x, y = order.batch(data.x_train, data.y_train, step)  # batch: (K, N, ...)
         losses = forward_and_loss(model, x, y)  # forward and loss: (K,)
         optimizer.zero_grad(set_to_none=True)
         losses.sum().backward()  # backward: each replica gets its own gradient
@@ -134,9 +132,7 @@ def training_path(cfg: Config, job: Job, model: nn.Module, data: Splits, order: 
         return replica_losses
     compiled = CompiledLosses()
     steps = (job.step + 1, job.step + 2)  # the batches the job trains on next
-    batches = [
-        (gather(data.x_train, i), gather(data.y_train, i)) for i in map(order.indices, steps)
-    ]
+    batches = [order.batch(data.x_train, data.y_train, step) for step in steps]
     try:
         error = fast_path_error(model, batches, compiled)
         differs = error and f"the compiled step differs from the eager one: {error}"
@@ -202,6 +198,7 @@ def train(cfg: Config, job_dir: Path, axes: Sequence[str] = ()) -> list[dict[str
             device,
             data.y_train,
             cfg.dataset.classes_per_batch,
+            cfg.dataset.augment,
         )
         job.start(model, optimizer, total_steps(cfg.trainer, len(data.x_train)))
         training_loop(cfg, job, model, optimizer, data, order)
