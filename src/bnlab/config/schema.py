@@ -143,6 +143,12 @@ class NormConfig:
         "> 0: noisy BN, a <- s*a + m after each norm, m ~ U(-noise, noise), s ~ U(1, 1+noise)",
         check=at_least(0, "0: no noise"),
     )
+    ghost_batch: Optional[int] = key(
+        None,
+        "ghost batch norm: normalize over runs of this many examples of each SGD batch "
+        "(null: the whole batch)",
+        check=at_least(2),
+    )
     groups: int = key(4, "group: groups of features (channels) per example; divides each width")
     rmax: float = key(3.0, "batch_renorm: the final bound of r = sigma_B / sigma (>= 1)")
     dmax: float = key(5.0, "batch_renorm: the final bound of d = (mu_B - mu) / sigma (>= 0)")
@@ -419,6 +425,12 @@ def validate(cfg: Config) -> None:
         raise ConfigError(
             f"trainer.batch_size must be >= 2 when the normalization trains on batch statistics "
             f"(got {cfg.trainer.batch_size} with norm.kind={cfg.norm.kind})"
+        )
+    ghost = cfg.norm.ghost_batch
+    if ghost is not None and not (norm.batch_statistics and cfg.trainer.batch_size % ghost == 0):
+        raise ConfigError(
+            f"norm.ghost_batch={ghost} must divide trainer.batch_size ({cfg.trainer.batch_size}) "
+            f"and needs a norm with batch statistics (got norm.kind={cfg.norm.kind})"
         )
     for plugin in (model, norm):  # each one's own settings (model.depth, norm.groups, ...)
         check = getattr(plugin, "check_config", None)

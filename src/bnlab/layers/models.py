@@ -113,13 +113,35 @@ class BatchNoise(nn.Module):
         return torch.addcmul(mean, a, scale)
 
 
+class GhostBatch(nn.Module):
+    """Ghost batch normalization (Hoffer et al. 2017): in training mode, ``layer`` normalizes
+    each run of ``size`` consecutive examples of the batch on its own (the normalization batch
+    smaller than the SGD batch); each ghost batch updates the running statistics in turn, as
+    applying the layer to it alone would. In eval mode the layer is applied as it is."""
+
+    def __init__(self, layer: nn.Module, size: int, layout: str):
+        super().__init__()
+        self.layer, self.size = layer, size
+        self.batch_dim = 1 if layout == KNC else 0  # (K, N, C) or (N, K*C, H, W)
+
+    def extra_repr(self) -> str:
+        return f"size={self.size}"
+
+    def forward(self, x: Tensor) -> Tensor:
+        if not self.training:
+            return self.layer(x)
+        chunks = x.split(self.size, dim=self.batch_dim)
+        return torch.cat([self.layer(c) for c in chunks], dim=self.batch_dim)
+
+
 def norm_layers(norm: NormConfig, replicas: int, features: int, layout: str) -> list[nn.Module]:
-    """The registered normalization layer (none for ``norm.kind=none``), followed by
-    :class:`BatchNoise` when ``norm.noise`` > 0. ``layout``: see :mod:`bnlab.layers.norms`."""
+    """The registered normalization layer (none for ``norm.kind=none``; over ghost batches with
+    ``norm.ghost_batch``), followed by :class:`BatchNoise` when ``norm.noise`` > 0. ``layout``:
+    see :mod:`bnlab.layers.norms`."""
     layer = get_norm(norm.kind).from_config(norm, replicas, features, layout)
     if layer is None:
         return []
-    layers = [layer]
+    layers = [layer if norm.ghost_batch is None else GhostBatch(layer, norm.ghost_batch, layout)]
     if norm.noise > 0:
         shape = (replicas, 1, features) if layout == KNC else (1, replicas * features, 1, 1)
         layers.append(BatchNoise(norm.noise, shape))
