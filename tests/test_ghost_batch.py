@@ -9,7 +9,8 @@ import torch
 from conftest import make_config
 
 from bnlab.errors import ConfigError
-from bnlab.layers.models import GhostBatch, build_model
+from bnlab.layers.models import build_model
+from bnlab.layers.norm_layers import GhostBatch
 
 TIGHT = dict(rtol=1e-12, atol=1e-12)
 

@@ -7,7 +7,8 @@ import pandas as pd
 from conftest import ROOT
 
 from bnlab import catalog
-from bnlab.config.schema import Config, reference
+from bnlab.config.reference import reference
+from bnlab.config.schema import Config
 from bnlab.job.provenance import code_state, describe
 from bnlab.results.report import main
 

@@ -10,7 +10,8 @@ from typing import Any, get_type_hints
 
 import yaml
 
-from bnlab.config.schema import Config, flatten, reference
+from bnlab.config.reference import reference
+from bnlab.config.schema import Config, flatten
 
 
 def schema_type(key: str, schema: type = Config) -> Any:

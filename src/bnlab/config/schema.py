@@ -17,8 +17,8 @@ from omegaconf import DictConfig, OmegaConf
 
 from bnlab.config.checks import Matches, Subset, above, at_least, within
 from bnlab.errors import ConfigError
-from bnlab.layers.model_registry import get_model, model_names
-from bnlab.layers.norms import get_norm, norm_names
+from bnlab.layers.model_registry import get_model
+from bnlab.layers.norms import get_norm
 
 
 class DatasetName(str, Enum):
@@ -264,48 +264,6 @@ class Config:
 def hidden_widths(model: ModelConfig) -> list[int]:
     """The MLP's hidden widths: model.depth x [model.width] when depth is set, else hidden."""
     return [model.width] * model.depth if model.depth is not None else list(model.hidden)
-
-
-def reference(schema: type = Config, prefix: str = "") -> list[tuple[str, Any, str, str]]:
-    """(dotted key, default, meaning, values allowed) of every key of the schema, in order."""
-    rows, types = [], get_type_hints(schema)
-    instance = schema()
-    for f in fields(schema):
-        if is_dataclass(types[f.name]):
-            rows += reference(types[f.name], f"{prefix}{f.name}.")
-        else:
-            default = getattr(instance, f.name)
-            allowed = allowed_values(f, types[f.name], f"{prefix}{f.name}")
-            rows.append(
-                (
-                    f"{prefix}{f.name}",
-                    getattr(default, "value", default),
-                    f.metadata["help"],
-                    allowed,
-                )
-            )
-    return rows
-
-
-REGISTRIES = {"model.name": model_names, "norm.kind": norm_names}  # keys a registry names
-
-
-def allowed_values(f, hint: Any, dotted: str) -> str:
-    """What a key accepts, as docs/reference.md writes it: an Enum's values, the registry's
-    names (norm.kind), a declared check; "or null" for an Optional key."""
-    nullable = type(None) in get_args(hint)
-    plain = next((t for t in get_args(hint) if t is not type(None)), hint)
-    if dotted in REGISTRIES:
-        text = ", ".join(REGISTRIES[dotted]())
-    elif isinstance(plain, type) and issubclass(plain, Enum):
-        text = ", ".join(e.value for e in plain)
-    elif f.metadata.get("check") is not None:
-        text = f.metadata["check"].allowed()
-    elif plain is bool:
-        text = "true, false"
-    else:
-        text = ""
-    return text + (" or null" if nullable and text else "")
 
 
 def flatten(tree: dict, prefix: str = "") -> dict[str, Any]:

@@ -46,8 +46,8 @@ from bnlab.layers.models import (
     channel0,
     grouped_conv,
     grouped_input,
-    norm_layers,
 )
+from bnlab.layers.norm_layers import norm_layers
 from bnlab.layers.norms import N_KC_HW, get_norm
 
 

@@ -26,7 +26,8 @@ from typing import Optional
 import pandas as pd
 
 from bnlab import catalog
-from bnlab.config.schema import non_result_keys, reference
+from bnlab.config.reference import reference
+from bnlab.config.schema import non_result_keys
 from bnlab.results.analysis import load_runs
 from bnlab.results.claims import ledger
 from bnlab.results.tables import markdown
