@@ -116,6 +116,7 @@ class TinyNet(nn.Module):
     """A toy model: K replicas of in -> 16 tanh units -> classes."""
 
     flat_input = True
+    forward_calls = 0
 
     def __init__(self, replicas: int, features: int, classes: int, seed: int):
         super().__init__()
@@ -131,6 +132,7 @@ class TinyNet(nn.Module):
         return cls(len(seeds), input_shape[0], num_classes, seeds[0])
 
     def forward(self, x):
+        TinyNet.forward_calls += 1
         pre = self.hidden(x)
         if self.capture:
             self.captured = pre[..., 0]
@@ -141,6 +143,7 @@ class TinyNet(nn.Module):
 def toy_model(tmp_path):
     """``model=tiny`` registered in this process, with its YAML in an extra config folder."""
     register_model("tiny")(TinyNet)
+    TinyNet.forward_calls = 0
     extra = tmp_path / "conf_extra"
     (extra / "model").mkdir(parents=True)
     (extra / "model" / "tiny.yaml").write_text("# one hidden layer of 16 tanh units\nname: tiny\n")
@@ -152,9 +155,11 @@ def test_a_toy_model_trains_through_run_py(tmp_path, toy_model, monkeypatch):
     assert "tiny" in model_names()
     run_dir = _train_smoke(tmp_path, toy_model, monkeypatch, "model=tiny", "norm=none")
     assert OmegaConf.load(run_dir / "config.yaml").model.name == "tiny"
+    assert TinyNet.forward_calls >= 60  # it, not another model, trained the 60 steps
     metrics = pd.read_csv(run_dir / "metrics.csv")
-    accuracy = metrics[(metrics.split == "val") & (metrics.metric == "accuracy")]
-    assert accuracy.value.iloc[-1] > accuracy.value.iloc[0]  # it learned something
+    assert set(metrics[metrics.split == "train"].step) >= {50, 60}  # the loss, logged
+    captured = metrics[metrics.split == "sigmoid_input"]  # from its `captured`, each evaluation
+    assert set(captured.metric) == {"p15", "p50", "p85"} and captured.value.notna().all()
 
 
 def test_an_unknown_model_is_one_line_naming_the_registered_ones():
