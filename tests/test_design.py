@@ -1,5 +1,5 @@
 """The code base's shape, as promised to a newcomer: one home per config fact, an experiment
-is one YAML and one figure script of the same name, and importing bnlab changes nothing."""
+is its YAML, a fast overlay and one module of the same name, and importing bnlab changes nothing."""
 
 import subprocess
 import sys

@@ -1,4 +1,4 @@
-"""Every figure script draws a real, non-empty image from real (smoke) results."""
+"""Every experiment module draws a real, non-empty image from real (smoke) results."""
 
 import importlib.util
 
