@@ -96,3 +96,10 @@ def test_per_case_says_mixed_when_the_cases_disagree():
     assert rule.text == "per model, the 1-std rule; mixed when the two models differ"
     same = PerCase("model__name", (("mlp", "MLP"),), MoreByStd("acc", BN, NO_BN))
     assert same.measure(df)[1] == CONFIRMED
+
+
+def test_a_side_without_runs_decides_nothing():
+    df = runs({("bn", "mlp", 1e-5): [0.90, 0.90]})  # no runs of "none", none at eps 1e-8
+    assert NotWorseBy("val accuracy", NO_BN, BN, margin=0.03).measure(df)[1] == "-"
+    assert SpanBelow("norm.eps", (1e-8, 1e-5), 0.01, "eps").measure(df)[1] == "-"
+    assert MoreByStd("val accuracy", BN, NO_BN).measure(df)[1] == "-"

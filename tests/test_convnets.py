@@ -220,6 +220,13 @@ def test_crop_and_flip_takes_a_window_of_the_padded_image_and_may_mirror_it():
     assert torch.equal(out, crop_and_flip(images, [5, 6], step=3))  # a function of (seed, step)
     assert not torch.equal(out, crop_and_flip(images, [5, 6], step=4))
     assert not torch.equal(out[0], out[1])  # each replica its own draws
+    many = crop_and_flip(grid.expand(1, 4000, 1, h, w).clone(), [7], step=1)
+    mirrored = []
+    for image in many[0, :, 0]:  # a row's image pixels (not the zero padding) run backwards
+        row = next(r[r > 0] for r in image if int((r > 0).sum()) >= 2)
+        mirrored.append(bool(row[0] > row[-1]))
+    share = sum(mirrored) / len(mirrored)
+    assert abs(share - 0.5) < 4 * (0.25 / len(mirrored)) ** 0.5  # 1/2, within 4 sd
 
 
 def test_augmentation_needs_images():

@@ -155,6 +155,8 @@ class NotWorseBy(Comparison):
 
     def measure(self, df) -> tuple[str, str]:
         a, b = self.values(df)
+        if np.isnan(a[0]) or np.isnan(b[0]):
+            return self.written(a, b), "-"
         ok = a[0] >= b[0] - self.margin
         return self.written(a, b), CONFIRMED if ok else CONTRADICTED
 
@@ -184,6 +186,8 @@ class SpanBelow:
         measured = f"{self.quantity} at {self.label} {names}{self.context}: " + " / ".join(
             f"{m:.3f}" for m in means
         )
+        if any(np.isnan(m) for m in means):  # a value without runs decides nothing
+            return measured, "-"
         return measured, CONFIRMED if max(means) - min(means) < self.width else CONTRADICTED
 
 

@@ -42,12 +42,14 @@ def variant(df: pd.DataFrame) -> pd.Series:
     """Each row's variant name: norm.kind, then " (noisy)", " (no gamma/beta)", " + skips" as
     its config says (a column that is missing counts as the default)."""
     name = df["norm.kind"].astype(str)
-    noise = df["norm.noise"].astype(float).fillna(0) if "norm.noise" in df else 0.0
-    affine = df["norm.affine"].astype(bool) if "norm.affine" in df else True
-    residual = df["model.residual"].astype(bool) if "model.residual" in df else False
-    name = name.where(noise == 0, name + " (noisy)")
-    name = name.where(affine, name + " (no gamma/beta)")
-    return name.where(~pd.Series(residual, index=df.index), name + " + skips")
+
+    def column(key: str, default) -> pd.Series:  # runs older than a key have its default
+        values = df[key] if key in df else pd.Series(default, index=df.index)
+        return values.where(values.notna(), default)
+
+    name = name.where(column("norm.noise", 0.0).astype(float) == 0, name + " (noisy)")
+    name = name.where(column("norm.affine", True).astype(bool), name + " (no gamma/beta)")
+    return name.where(~column("model.residual", False).astype(bool), name + " + skips")
 
 
 def label(name: str) -> str:

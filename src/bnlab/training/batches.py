@@ -107,11 +107,13 @@ def crop_and_flip(images: Tensor, seeds: list[int], step: int) -> Tensor:
     for seed in seeds:
         state = np.random.SeedSequence([seed, step, 0xA06]).generate_state(2, dtype=np.uint32)
         gen = torch.Generator().manual_seed(int(state[0]) << 32 | int(state[1]))
-        draws.append(torch.randint(0, 2 * PAD + 1, (b, 3), generator=gen))  # dy, dx, flip
+        offsets = torch.randint(0, 2 * PAD + 1, (b, 2), generator=gen)  # dy, dx
+        flips = torch.randint(0, 2, (b, 1), generator=gen)  # 1: mirrored (probability 1/2)
+        draws.append(torch.cat([offsets, flips], 1))
     draw = torch.stack(draws).to(images.device)
     rows = draw[..., 0, None] + torch.arange(h, device=images.device)  # (K, B, H)
     across = torch.arange(w, device=images.device)
-    across = torch.where((draw[..., 2, None] % 2) == 1, w - 1 - across, across)
+    across = torch.where(draw[..., 2, None] == 1, w - 1 - across, across)
     cols = draw[..., 1, None] + across  # (K, B, W)
     padded = torch.nn.functional.pad(images, (PAD, PAD, PAD, PAD))
     rows = rows[:, :, None, :, None].expand(k, b, c, h, w + 2 * PAD)
