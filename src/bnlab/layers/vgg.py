@@ -19,7 +19,7 @@ from torch import Tensor
 from bnlab.config.schema import Config
 from bnlab.errors import ConfigError
 from bnlab.layers.model_registry import register_model
-from bnlab.layers.models import CNN, common_settings, refuse_residual_init
+from bnlab.layers.models import CNN, common_settings
 
 CONVS_PER_STAGE = (1, 1, 2, 2, 2)  # VGG-11
 SIDE = 2 ** len(CONVS_PER_STAGE)  # the image side the five poolings need
@@ -40,9 +40,7 @@ class VGG(CNN):
                 f"model=vgg needs model.channels of its {len(CONVS_PER_STAGE)} stages' widths "
                 f"(got {cfg.model.channels})"
             )
-        if cfg.model.depth is not None or cfg.model.residual:
-            raise ConfigError("model.depth and model.residual apply to model=mlp only")
-        refuse_residual_init(cfg)
+        super().check_config(cfg)  # the CNN's: no model.depth, model.residual, residual_init
 
     def __init__(self, in_channels, image_size, num_classes, stages, cfg: Config, seeds):
         widths = [w for w, n in zip(stages, CONVS_PER_STAGE) for _ in range(n)]

@@ -28,6 +28,13 @@ from bnlab.config.schema import TrainerConfig
 from bnlab.errors import ConfigError
 
 
+def seeded_generator(*keys: int) -> torch.Generator:
+    """A CPU generator seeded from ``keys`` (seed, epoch or step, and a tag per use) through
+    numpy's SeedSequence, so nearby keys give unrelated streams."""
+    state = np.random.SeedSequence(list(keys)).generate_state(2, dtype=np.uint32)
+    return torch.Generator().manual_seed(int(state[0]) << 32 | int(state[1]))
+
+
 class BatchOrder:
     """``indices(step)``: the (K, batch_size) example indices of K seeds' batches at ``step``."""
 
@@ -55,8 +62,7 @@ class BatchOrder:
 
     def permutation(self, seed: int, epoch: int) -> Tensor:
         """The epoch's sequence of example indices; batch i is its i-th slice of batch_size."""
-        state = np.random.SeedSequence([seed, epoch, 0xBA7C4]).generate_state(2, dtype=np.uint32)
-        gen = torch.Generator().manual_seed(int(state[0]) << 32 | int(state[1]))
+        gen = seeded_generator(seed, epoch, 0xBA7C4)
         if self.classes_per_batch is None:
             return torch.randperm(self.n, generator=gen)
         return self._class_batches(gen)
@@ -105,8 +111,7 @@ def crop_and_flip(images: Tensor, seeds: list[int], step: int) -> Tensor:
     k, b, c, h, w = images.shape
     draws = []
     for seed in seeds:
-        state = np.random.SeedSequence([seed, step, 0xA06]).generate_state(2, dtype=np.uint32)
-        gen = torch.Generator().manual_seed(int(state[0]) << 32 | int(state[1]))
+        gen = seeded_generator(seed, step, 0xA06)
         offsets = torch.randint(0, 2 * PAD + 1, (b, 2), generator=gen)  # dy, dx
         flips = torch.randint(0, 2, (b, 1), generator=gen)  # 1: mirrored (probability 1/2)
         draws.append(torch.cat([offsets, flips], 1))
