@@ -54,9 +54,10 @@ lint: $(STAMP)
 	$(VENV)/bin/ruff format --check .
 
 ## figures: every figure into outputs/figures/, in one process (python -m bnlab.suite; runs
-## missing experiments; FAST=1: small budget)
+## missing experiments; FAST=1: small budget; BUDGET=cpu: the GPU-scale experiments at their
+## CPU budget; at the full budget those run only on a GPU or with GPU_SCALE=1)
 figures: setup
-	MPLBACKEND=Agg $(PY) -m bnlab.suite $(if $(FAST),--fast)
+	MPLBACKEND=Agg $(PY) -m bnlab.suite $(if $(FAST),--fast,$(if $(BUDGET),--budget $(BUDGET)))
 
 ## report: the tables of docs/results.md and docs/reference.md, from outputs/ and the schema
 report: $(STAMP)

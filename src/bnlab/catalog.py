@@ -5,6 +5,8 @@ An experiment named X is, under the project's folder:
 
 * ``conf/experiment/X.yaml``: its config (``python run.py +experiment=X``), and
   ``conf/experiment/X_fast.yaml``, the same on a small budget (``make figures FAST=1``);
+  where X's full budget is sized for a GPU (hours on a CPU), ``conf/experiment/X_cpu.yaml``
+  is the budget a CPU runs in minutes (``make figures BUDGET=cpu``), and X is *GPU-scale*;
 * ``experiments/X.py``: ``draw(df, out)`` its figures from the runs and ``main(argv)`` to run
   it and draw them; and, where it has them, ``TABLE`` (runs -> its Markdown table in
   docs/results.md, e.g. a :class:`bnlab.results.tables.Table`), ``CLAIMS`` (a list of
@@ -25,15 +27,24 @@ from types import ModuleType
 MODULES = Path("experiments")
 CONFIGS = Path("conf") / "experiment"
 LAST = 1000  # the ledger position of an experiment that states none
+BUDGETS = ("full", "cpu", "fast")  # the configs X, X_cpu (GPU-scale X only; else X), X_fast
 
 
 @dataclass(frozen=True)
 class Experiment:
-    """One experiment: its name and its module's file; ``trains``: it has a config (runs)."""
+    """One experiment: its name and its module's file; ``trains``: it has a config (runs);
+    ``gpu_scale``: its full budget is sized for a GPU, and it has a CPU budget."""
 
     name: str
     path: Path
     trains: bool
+    gpu_scale: bool = False
+
+    def config(self, budget: str) -> str:
+        """The config that runs it at ``budget`` (one of BUDGETS): X, X_cpu or X_fast."""
+        if budget == "fast":
+            return f"{self.name}_fast"
+        return f"{self.name}_cpu" if budget == "cpu" and self.gpu_scale else self.name
 
     @property
     def module(self) -> ModuleType:
@@ -65,12 +76,12 @@ def experiments(root: Path = Path(".")) -> list[Experiment]:
     """Every experiment under ``root`` (a module in experiments/; it trains if
     conf/experiment/ has its config and its fast overlay), in name order."""
     configs = root / CONFIGS
+
+    def has(name: str, *suffixes: str) -> bool:
+        return all((configs / f"{name}{suffix}.yaml").is_file() for suffix in suffixes)
+
     return [
-        Experiment(
-            p.stem,
-            p,
-            (configs / f"{p.stem}.yaml").is_file() and (configs / f"{p.stem}_fast.yaml").is_file(),
-        )
+        Experiment(p.stem, p, has(p.stem, "", "_fast"), has(p.stem, "", "_fast", "_cpu"))
         for p in sorted((root / MODULES).glob("*.py"))
     ]
 

@@ -219,6 +219,11 @@ class TrainerConfig:
         "> 0: each layer's gradient norm every n steps (grad_norm/*)",
         check=at_least(0, "0: no gradient norms"),
     )
+    hessian_every: int = key(
+        0,
+        "> 0: the training loss's top Hessian eigenvalue every n steps (probe/hessian_top)",
+        check=at_least(0, "0: none"),
+    )
     checkpoint_every: int = key(
         5000, "steps between checkpoints (0: on a signal and at the end)", check=at_least(0)
     )

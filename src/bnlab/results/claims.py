@@ -33,6 +33,7 @@ from bnlab.results.analysis import summary
 from bnlab.results.tables import markdown, per_seed, select, with_variant
 
 CONFIRMED, CONTRADICTED, NOT_REPRODUCED = "confirmed", "contradicted", "not reproduced here"
+NOT_FULL_SCALE = "not at full scale"  # decided from a GPU-scale experiment's CPU budget
 COUNT_WORDS = {2: "two", 3: "three", 4: "four", 5: "five"}
 
 
@@ -251,7 +252,10 @@ def ledger(claims: Sequence[tuple[str, Claim]], runs: Callable[[str], pd.DataFra
                 measured, verdict = claim.rule.measure(df)
             except (KeyError, ValueError, IndexError) as exc:  # runs of another shape
                 measured, verdict = f"cannot be measured from these runs ({exc})", "-"
-        figure = f"{claim.figure}; `python run.py +experiment={experiment}`"
-        rows.append([claim.text, claim.source, f"**{verdict}**", measured, claim.rule.text, figure])
+        config = df.attrs.get("config", experiment) if df is not None else experiment
+        scale = f" ({NOT_FULL_SCALE})" if config != experiment else ""  # a CPU budget's runs
+        figure = f"{claim.figure}; `python run.py +experiment={config}`"
+        verdict = f"**{verdict}**{scale}"
+        rows.append([claim.text, claim.source, verdict, measured, claim.rule.text, figure])
     header = ["claim", "source", "verdict here", "measured", "rule", "figure; command"]
     return markdown(header, rows)

@@ -16,10 +16,10 @@ from bnlab.results.variants import styles
 NORMS = styles(["none", "bn", "batch_renorm", "layer", "group"])  # figures comparing norms
 
 
-def figure_dir(fast: bool) -> Path:
-    """Where figures go: outputs/figures/, or outputs/figures/fast/ for the small budget
+def figure_dir(budget: str = "full") -> Path:
+    """Where figures go: outputs/figures/ for the full budget, else outputs/figures/<budget>/
     (relative to the working directory, like the runs' outputs/)."""
-    return Path("outputs") / "figures" / ("fast" if fast else "")
+    return Path("outputs") / "figures" / ("" if budget == "full" else budget)
 
 
 def band(ax, curve: pd.DataFrame, label: str, colour: str, linestyle: str = "-") -> None:

@@ -11,8 +11,10 @@ Each block named after an experiment gets that experiment's ``TABLE`` (:mod:`bnl
 made the data and the commit(s) of the code that made it. The block ``claims`` gets the claims
 ledger (:mod:`bnlab.results.claims`): one row per claim of every experiment's ``CLAIMS``, with its
 source, the measured numbers and a verdict decided by a stated rule from those numbers. A
-block whose runs are not there is left as it was, and said so. The block ``config`` gets every
-config key with its default and meaning, from the schema.
+block whose runs are not there is left as it was, and said so. A GPU-scale experiment without
+full-budget runs is written from its CPU budget's runs (``outputs/<experiment>_cpu/``), and its
+table and ledger rows say "not at full scale". The block ``config`` gets every config key with
+its default and meaning, from the schema.
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ from bnlab import catalog
 from bnlab.config.reference import reference
 from bnlab.config.schema import non_result_keys
 from bnlab.results.analysis import load_runs
-from bnlab.results.claims import ledger
+from bnlab.results.claims import NOT_FULL_SCALE, ledger
 from bnlab.results.tables import markdown
 
 PAGES = [Path("docs/results.md"), Path("docs/reference.md")]
@@ -56,19 +58,32 @@ def config_reference() -> str:
 
 def heading(name: str, df: pd.DataFrame) -> str:
     codes = "; ".join(sorted(set(df["code"])))
-    return f"`python run.py +experiment={name}` ({df['run'].nunique()} runs; data from {codes})\n\n"
+    scale = NOT_FULL_SCALE + ", the CPU budget; " if df.attrs.get("config") else ""
+    command = df.attrs.get("config", name)
+    runs = df["run"].nunique()
+    return f"`python run.py +experiment={command}` ({scale}{runs} runs; data from {codes})\n\n"
 
 
 def write_report(page: Path, outputs: Path, root: Path = Path(".")) -> list[str]:
     """Rewrite every block of ``page`` from ``outputs`` and the experiments under ``root``;
     returns what was done, a line each."""
     frames: dict[str, Optional[pd.DataFrame]] = {}
-    tables = {e.name: e.table for e in catalog.experiments(root) if e.table is not None}
+    found = catalog.experiments(root)
+    tables = {e.name: e.table for e in found if e.table is not None}
+    gpu_scale = {e.name for e in found if e.gpu_scale}
+
+    def load(folder: str) -> Optional[pd.DataFrame]:
+        df = load_runs(outputs / folder) if (outputs / folder).is_dir() else None
+        return None if df is None or df.empty else df
 
     def runs(name: str) -> Optional[pd.DataFrame]:
+        """The experiment's runs; a GPU-scale one's CPU-budget runs where it has no others
+        (``attrs["config"]`` names that config)."""
         if name not in frames:
-            df = load_runs(outputs / name) if (outputs / name).is_dir() else None
-            frames[name] = None if df is None or df.empty else df
+            df = load(name)
+            if df is None and name in gpu_scale and (df := load(f"{name}_cpu")) is not None:
+                df.attrs["config"] = f"{name}_cpu"
+            frames[name] = df
         return frames[name]
 
     done = []

@@ -2,9 +2,11 @@
 
 A run's variant is its normalization as set up: ``norm.kind``, with noise (``norm.noise`` >
 0: noisy BN), without gamma and beta (``norm.affine=false``), in a network with skip
-connections (``model.residual``). Each variant has a *name*, used in results tables and to
-select runs in claims (``bn``, ``bn (noisy)``, ``bn + skips``), and a *label* and a colour for
-figures and the depth table (``BN``, ``noisy BN``, ``BN + skips``).
+connections (``model.residual``); a ResNet without normalization whose blocks start near the
+identity is named by its rule (``model.residual_init``: ``skipinit``, ``fixup``). Each
+variant has a *name*, used in results tables and to select runs in claims (``bn``,
+``bn (noisy)``, ``bn + skips``), and a *label* and a colour for figures and the depth table
+(``BN``, ``noisy BN``, ``BN + skips``).
 """
 
 from __future__ import annotations
@@ -34,13 +36,16 @@ VARIANTS = {
         Variant("torch", "nn.BatchNorm", "tab:brown"),
         Variant("none + skips", "no normalization + skips", "tab:cyan"),
         Variant("bn + skips", "BN + skips", "tab:pink"),
+        Variant("skipinit", "SkipInit (no norm)", "darkgoldenrod"),
+        Variant("fixup", "Fixup (no norm)", "teal"),
     )
 }
 
 
 def variant(df: pd.DataFrame) -> pd.Series:
     """Each row's variant name: norm.kind, then " (noisy)", " (no gamma/beta)", " + skips" as
-    its config says (a column that is missing counts as the default)."""
+    its config says, or model.residual_init where it is set (a column that is missing counts
+    as the default)."""
     name = df["norm.kind"].astype(str)
 
     def column(key: str, default) -> pd.Series:  # runs older than a key have its default
@@ -49,7 +54,9 @@ def variant(df: pd.DataFrame) -> pd.Series:
 
     name = name.where(column("norm.noise", 0.0).astype(float) == 0, name + " (noisy)")
     name = name.where(column("norm.affine", True).astype(bool), name + " (no gamma/beta)")
-    return name.where(~column("model.residual", False).astype(bool), name + " + skips")
+    name = name.where(~column("model.residual", False).astype(bool), name + " + skips")
+    init = column("model.residual_init", "none").astype(str)
+    return name.where(init == "none", init)
 
 
 def label(name: str) -> str:

@@ -16,6 +16,16 @@ L+1; a layer's parameters are its linear map or convolution plus the BN after it
   ``grad_change`` = max_eta d(eta), and the effective beta-smoothness
   ``beta_smoothness`` = max_eta d(eta) / ||eta * g||.
 
+* **Top Hessian eigenvalue** (``trainer.hessian_every``): ``hessian_top`` = the largest
+  eigenvalue of H, the Hessian of the replica's loss in all its parameters (the quantity
+  whose outliers Ghorbani et al. 2019 find BN removes), estimated by HESSIAN_ITERS steps of
+  Lanczos: from a fixed random unit vector q_1, q_{j+1} is H q_j made orthogonal to q_1..q_j
+  and normalized; the top eigenvalue of the tridiagonal T = Q^T H Q (alpha_j = q_j^T H q_j,
+  beta_j = ||...||) is the estimate, which converges to H's top eigenvalue from below. Each
+  H q is a Hessian-vector product by double backward (H is never formed). The replicas'
+  parameters are disjoint, so H is block-diagonal: each replica's block of q normalized on its
+  own makes one iteration K Lanczos runs at once.
+
 * **Gradient norm per layer** (``trainer.grad_norm_every``): ``grad_norm/layer<i>`` =
   ||dL/dW_i||_2 for every layer i = 1..L+1, the quantity whose growth from the last layer to
   the first Yang et al. (2019) predict for BN networks (:func:`growth_factor` fits it).
@@ -30,6 +40,8 @@ with probes trains exactly as the same run without them.
 from __future__ import annotations
 
 import contextlib
+import functools
+import math
 import re
 from typing import Callable, Iterator, Optional
 
@@ -40,6 +52,7 @@ from torch.func import functional_call
 from bnlab.layers.models import first_linear, replica_cross_entropy
 
 ETA_MULTIPLES = (0.5, 1.0, 1.5, 2.0, 2.5, 3.0, 3.5, 4.0)
+HESSIAN_ITERS = 20  # Lanczos steps (Hessian-vector products) per estimate
 
 
 def layer_of(name: str, num_blocks: int) -> int:
@@ -132,10 +145,16 @@ class Probes:
         self.model = model
         self.k = model.replicas
         self.names = [n for n, _ in model.named_parameters()]
-        blocks = len(model.blocks)
-        self.layer = {n: layer_of(n, blocks) for n in self.names}
-        self.weights = layer_weight_names(model)
         self.eta_multiples = tuple(eta_multiples)
+
+    @functools.cached_property
+    def layer(self) -> dict[str, int]:
+        """Each parameter's layer (the ICS probe's; models of blocks and a head only)."""
+        return {n: layer_of(n, len(self.model.blocks)) for n in self.names}
+
+    @functools.cached_property
+    def weights(self) -> list[str]:
+        return layer_weight_names(self.model)
 
     def _loss_and_grad(self, x: Tensor, y: Tensor, reset) -> LossAndGrad:
         """params -> (losses (K,), gradients by name), on copies of the model's buffers."""
@@ -192,6 +211,46 @@ class Probes:
         return {
             f"layer{i}": _norm([grads[w].double()], self.k) for i, w in enumerate(self.weights, 1)
         }
+
+    @torch.no_grad()
+    def hessian_top(self, x: Tensor, y: Tensor, iters: int = HESSIAN_ITERS) -> Tensor:
+        """H's top eigenvalue, (K,), by ``iters`` Lanczos steps (see the module doc), on copies
+        of the buffers and with the random generator as it was."""
+        k, w = self.k, self._weights()
+        shapes = [p.shape for p in w.values()]
+
+        def split(flat: Tensor) -> list[Tensor]:  # (K, P) -> the parameters' shapes
+            sizes = [math.prod(s) // k for s in shapes]
+            return [t.reshape(s) for t, s in zip(flat.split(sizes, 1), shapes)]
+
+        gen = torch.Generator(device=x.device).manual_seed(0)
+        size = sum(math.prod(s) for s in shapes) // k
+        q = torch.randn(k, size, generator=gen, device=x.device, dtype=torch.float64)
+        basis, alphas, betas = [q / q.norm(dim=1, keepdim=True)], [], []
+        with same_randomness(x.device) as reset, torch.enable_grad():
+            leaves = [p.requires_grad_() for p in w.values()]
+            buffers = {n: b.clone() for n, b in self.model.named_buffers()}
+            reset()
+            logits = functional_call(self.model, (dict(zip(w, leaves)), buffers), (x,))
+            grads = torch.autograd.grad(
+                replica_cross_entropy(logits, y).sum(), leaves, create_graph=True
+            )
+            for _ in range(iters):
+                dtype = leaves[0].dtype
+                hq = torch.autograd.grad(
+                    grads, leaves, grad_outputs=split(basis[-1].to(dtype)), retain_graph=True
+                )
+                r = torch.cat([t.reshape(k, -1) for t in hq], 1).double()
+                alphas.append((r * basis[-1]).sum(1))
+                for b in basis:  # full reorthogonalization (twice is enough)
+                    r = r - (r * b).sum(1, keepdim=True) * b
+                for b in basis:
+                    r = r - (r * b).sum(1, keepdim=True) * b
+                betas.append(r.norm(dim=1))
+                basis.append(r / betas[-1].clamp_min(1e-30)[:, None])
+        t = torch.diag_embed(torch.stack(alphas, 1))
+        off = torch.diag_embed(torch.stack(betas[:-1], 1), offset=1)
+        return torch.linalg.eigvalsh(t + off + off.transpose(1, 2))[:, -1].float()
 
     @torch.no_grad()
     def __call__(self, x: Tensor, y: Tensor, lr: float) -> dict[str, Tensor]:

@@ -16,7 +16,8 @@
   :mod:`bnlab.training.evaluation`;
 * every ``probe_every`` steps and at step 0, when > 0: the internal-covariate-shift and
   loss-landscape probes of :mod:`bnlab.training.probes` on the next step's batch, which leave
-  the run exactly as it would be without them;
+  the run exactly as it would be without them; likewise every ``grad_norm_every`` steps, each
+  layer's gradient norm, and every ``hessian_every`` steps, the top Hessian eigenvalue;
 * every ``checkpoint_every`` steps, on a stop signal and at the end: a checkpoint.
 
 Replica r is seed ``seed + r`` and is recorded as its own run; with ``optimizer.lr_grid`` the
@@ -74,7 +75,7 @@ def training_loop(
     t = cfg.trainer
     last = job.total_steps
     step_optimizer = optimizer_step(optimizer, job.runs.lrs if cfg.optimizer.lr_grid else None)
-    probes = Probes(model) if t.probe_every or t.grad_norm_every else None
+    probes = Probes(model) if t.probe_every or t.grad_norm_every or t.hessian_every else None
     progress = progress_bar(job)
 
     def evaluate_and_probe(step: int) -> None:
@@ -83,7 +84,8 @@ def training_loop(
                 job.record(step, evaluation_metrics(cfg, model, data, order, step == last))
         probing = t.probe_every and step % t.probe_every == 0
         norms = t.grad_norm_every and step % t.grad_norm_every == 0
-        if probing or norms:
+        hessian = t.hessian_every and step % t.hessian_every == 0
+        if probing or norms or hessian:
             with job.clock.timed("probe"):  # on the batch that the next step trains on
                 x, y = order.batch(data.x_train, data.y_train, step + 1)
                 values = {}
@@ -92,6 +94,8 @@ def training_loop(
                 if probing:
                     lr = optimizer.param_groups[0]["lr"]
                     values.update({f"probe/{k}": v for k, v in probes(x, y, lr).items()})
+                if hessian:
+                    values["probe/hessian_top"] = probes.hessian_top(x, y)
                 job.record(step, values, final=False)
 
     model.train()
