@@ -46,13 +46,15 @@ def intermediate_is_best(df) -> tuple[str, str]:
     sizes = sorted(table[KEY].astype(int).unique())
     stats = {k: summary(select(table, **{KEY.replace(".", "__"): k}))[:2] for k in sizes}
     best = max(sizes, key=lambda k: stats[k][0])
-    whole = sizes[-1]
+    whole = int(table["trainer.batch_size"].iloc[0])  # the SGD batch: plain BN
+    if whole not in stats:
+        return f"no runs at the whole SGD batch ({whole})", "-"
     text = f"val accuracy by normalization batch (SGD batch {whole}): " + ", ".join(
         f"{k}: {stats[k][0]:.3f}" for k in sizes
     )
     text += f"; best {best} ({pm(stats[best])}) vs {whole} ({pm(stats[whole])})"
     if best == whole:
-        beaten = all(compare(stats[whole], stats[k]) == CONFIRMED for k in sizes[:-1])
+        beaten = all(compare(stats[whole], stats[k]) == CONFIRMED for k in sizes if k != whole)
         return text, CONTRADICTED if beaten else NOT_REPRODUCED
     if best == sizes[0]:
         return text, NOT_REPRODUCED

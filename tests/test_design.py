@@ -25,15 +25,18 @@ def _schema_defaults(node) -> dict:
 
 @pytest.mark.parametrize("group", sorted(GROUPS))
 def test_group_yaml_states_only_what_differs_from_the_schema(group):
-    defaults = _schema_defaults(getattr(Config(), group))
     for path in sorted((CONF / group).glob("*.yaml")):
         values = OmegaConf.to_container(OmegaConf.load(path)) or {}
         values.pop("defaults", None)
-        for key, value in values.items():
-            assert key in defaults, f"{path.name}: {key} is not in the schema"
-            plain = getattr(defaults[key], "value", defaults[key])
-            if key not in IDENTIFIERS:
-                assert value != plain, f"{path.name} restates the default {key}: {value!r}"
+        # a preset that sets another group's keys too (norm=skipinit: model.residual_init)
+        packages = values if "@package _global_" in path.read_text() else {group: values}
+        for package, keys in packages.items():
+            defaults = _schema_defaults(getattr(Config(), package))
+            for key, value in keys.items():
+                assert key in defaults, f"{path.name}: {key} is not in the schema"
+                plain = getattr(defaults[key], "value", defaults[key])
+                if key not in IDENTIFIERS:
+                    assert value != plain, f"{path.name} restates the default {key}: {value!r}"
 
 
 def test_the_primary_config_restates_no_default():
@@ -67,9 +70,26 @@ def test_every_experiment_goes_to_slurm_with_the_preset(name):
     assert hydra.launcher.max_num_timeout > 0 and hydra.launcher.signal_delay_s > 0
 
 
+GPU_SCALE = [e.name for e in catalog.experiments(ROOT) if e.gpu_scale]
+
+
+@pytest.mark.parametrize("name", GPU_SCALE)
+def test_a_gpu_scale_experiment_has_a_cpu_budget_between_its_fast_and_full_ones(name):
+    full, cpu, fast = (
+        compose_cfg(f"+experiment={n}") for n in (name, f"{name}_cpu", f"{name}_fast")
+    )
+    assert cpu.name == f"{name}_cpu"
+    assert cpu.norm == full.norm and cpu.dataset == full.dataset
+    size = ("steps", "epochs", "replicas", "batch_size")
+    assert any(cpu.trainer[k] != full.trainer[k] for k in size)
+    assert any(cpu.trainer[k] != fast.trainer[k] for k in size)
+
+
 def test_every_experiment_config_has_its_module():
     configs = {p.stem for p in (CONF / "experiment").glob("*.yaml")}
-    assert {c for c in configs if not c.endswith("_fast")} - {"smoke"} == set(EXPERIMENTS)
+    budgets = {c for c in configs if c.endswith(("_fast", "_cpu"))}
+    assert configs - budgets - {"smoke"} == set(EXPERIMENTS)
+    assert {c.removesuffix("_cpu") for c in budgets if c.endswith("_cpu")} == set(GPU_SCALE)
     assert [e.name for e in catalog.experiments(ROOT) if not e.trains] == ["loss_surface"]
 
 

@@ -250,3 +250,77 @@ def test_depth_init_figure(tmp_path):
     )
     _script("depth_init").draw(df, tmp_path)
     _check_png(tmp_path / "depth_init.png")
+
+
+VERDICTS = ("confirmed", "contradicted", "not reproduced here", "mixed", "-")
+
+
+def _judged(name, df):
+    """Every claim of the experiment measured from ``df``: a text and a verdict of the rules'."""
+    for claim in _script(name).CLAIMS:
+        measured, verdict = claim.rule.measure(df)
+        assert measured and verdict.startswith(VERDICTS), (claim.text, verdict)
+
+
+RESNET = ("model=resnet", "model.depth=8", "model.channels=[4,8,8]", "trainer.steps=20")
+
+
+def test_resnet_lr_figure_and_claims_from_a_rate_grid(tmp_path):
+    df = _mini_sweep(
+        tmp_path,
+        {"norm": ["none", "bn", "skipinit", "fixup"]},
+        *RESNET,
+        "optimizer.lr_grid=[0.1,1.0]",
+        "target_accuracy=0.2",
+    )
+    assert set(_script("resnet_lr").with_variant(df)["variant"]) == {
+        "none",
+        "bn",
+        "skipinit",
+        "fixup",
+    }
+    _script("resnet_lr").draw(df, tmp_path)
+    _check_png(tmp_path / "resnet_lr.png", min_width=1500)
+    _judged("resnet_lr", df)
+
+
+def test_resnet_norms_figure(tmp_path):
+    df = _mini_sweep(
+        tmp_path, {"norm": ["bn", "group", "layer"], "trainer.batch_size": [2, 32]}, *RESNET
+    )
+    _script("resnet_norms").draw(df, tmp_path)
+    _check_png(tmp_path / "resnet_norms.png", min_width=1200)
+    _judged("resnet_norms", df)
+
+
+def test_resnet_depth_figure(tmp_path):
+    df = _mini_sweep(
+        tmp_path,
+        {"model.depth": [8, 56], "norm": ["none", "bn", "skipinit"]},
+        *RESNET[:1],
+        "model.channels=[2,4,4]",
+        "trainer.steps=10",
+        "trainer.eval_every=10",
+        "trainer.log_every=10",
+    )
+    _script("resnet_depth").draw(df, tmp_path)
+    _check_png(tmp_path / "resnet_depth.png", min_width=1200)
+    _judged("resnet_depth", df)
+
+
+def test_vgg_bn_figure_with_the_probes_and_the_hessian(tmp_path):
+    df = _mini_sweep(
+        tmp_path,
+        {"norm": ["none", "bn"], "optimizer.lr": [0.02, 0.1]},
+        "model=vgg",
+        "model.channels=[2,4,4,8,8]",
+        "trainer.replicas=1",
+        "trainer.steps=20",
+        "trainer.eval_every=10",
+        "trainer.probe_every=10",
+        "trainer.hessian_every=10",
+    )
+    assert "hessian_top" in set(df["metric"])
+    _script("vgg_bn").draw(df, tmp_path)
+    _check_png(tmp_path / "vgg_bn.png", min_width=2000)
+    _judged("vgg_bn", df)

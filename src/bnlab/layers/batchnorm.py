@@ -286,6 +286,34 @@ class BatchNorm(nn.Module):
 
 
 @contextlib.contextmanager
+def one_update(layer: BatchNorm) -> Iterator[None]:
+    """Fold the training-mode batches run inside into the running statistics as one: one EMA
+    step towards the mean of their means and of their unbiased variances, and one count in
+    ``num_batches_tracked`` (Batch Renorm's warmup clock). Ghost batches (:class:`GhostBatch
+    <bnlab.layers.norm_layers.GhostBatch>`) use it so the running statistics move once per
+    SGD step, whatever the number of ghost batches (as Keras's ``virtual_batch_size`` does);
+    inside, every batch sees the running statistics as they were on entry. Inside a
+    population pass it does nothing: that pass collects every batch itself."""
+    if layer._population_sums is not None:
+        yield
+        return
+    sums = layer._population_sums = [
+        torch.zeros_like(layer.running_mean),
+        torch.zeros_like(layer.running_var),
+        0,
+        0,
+    ]
+    try:
+        yield
+    finally:
+        layer._population_sums = None
+    sum_mean, sum_var, batches, m = sums
+    if batches:
+        with torch.no_grad():
+            layer._track(sum_mean / batches, sum_var / batches, m)
+
+
+@contextlib.contextmanager
 def population_pass(layer: BatchNorm) -> Iterator[None]:
     """Accumulate Algorithm 2's statistics over the training-mode forwards run inside.
 

@@ -4,10 +4,13 @@ over ghost batches where ``norm.ghost_batch`` is set, followed by noisy BN's noi
 
 from __future__ import annotations
 
+from contextlib import nullcontext
+
 import torch
 from torch import Tensor, nn
 
 from bnlab.config.schema import NormConfig
+from bnlab.layers.batchnorm import BatchNorm, one_update
 from bnlab.layers.norms import KNC, get_norm
 
 
@@ -37,10 +40,15 @@ class BatchNoise(nn.Module):
 
 
 class GhostBatch(nn.Module):
-    """Ghost batch normalization (Hoffer et al. 2017): in training mode, ``layer`` normalizes
-    each run of ``size`` consecutive examples of the batch on its own (the normalization batch
-    smaller than the SGD batch); each ghost batch updates the running statistics in turn, as
-    applying the layer to it alone would. In eval mode the layer is applied as it is."""
+    """Ghost batch normalization (Hoffer et al. 2017): where ``layer`` computes batch
+    statistics (training mode), it normalizes each run of ``size`` consecutive examples of the
+    batch on its own (the normalization batch smaller than the SGD batch). The running
+    statistics move once per SGD step, towards the mean of the ghost batches' means and
+    unbiased variances (:func:`~bnlab.layers.batchnorm.one_update`; Batch Renorm's warmup
+    counts steps, not ghost batches), and Algorithm 2's population statistics are collected
+    over ghost batches, the batches the network was normalized with. torch's own layer
+    (``norm=torch``, the reference) updates per ghost batch in turn, as applying it to each
+    would. In eval mode the layer is applied as it is."""
 
     def __init__(self, layer: nn.Module, size: int, layout: str):
         super().__init__()
@@ -51,10 +59,12 @@ class GhostBatch(nn.Module):
         return f"size={self.size}"
 
     def forward(self, x: Tensor) -> Tensor:
-        if not self.training:
+        if not self.layer.training:
             return self.layer(x)
         chunks = x.split(self.size, dim=self.batch_dim)
-        return torch.cat([self.layer(c) for c in chunks], dim=self.batch_dim)
+        updates = one_update(self.layer) if isinstance(self.layer, BatchNorm) else nullcontext()
+        with updates:
+            return torch.cat([self.layer(c) for c in chunks], dim=self.batch_dim)
 
 
 def norm_layers(norm: NormConfig, replicas: int, features: int, layout: str) -> list[nn.Module]:

@@ -1,0 +1,84 @@
+"""Depth in ResNets with BN, without normalization, and with SkipInit (resnet_depth.png): left,
+final validation accuracy against the depth (mean over seeds with a 95% interval, diverged
+seeds marked); right, validation accuracy over training at the deepest depth.
+"""
+
+import matplotlib.pyplot as plt
+
+from bnlab.results.analysis import curves, final_table
+from bnlab.results.claims import Claim, MoreByStd, NotWorseBy, side
+from bnlab.results.figures import band, final_lines, save, seeds_text
+from bnlab.results.tables import TRAIN_LOSS, VAL, Table, select, with_variant
+from bnlab.results.variants import styles
+
+VARIANTS = ("none", "bn", "skipinit")
+DEPTH = "model.depth"
+DEEP, SHALLOW = 56, 8  # the claims' depths (ResNet-56 and ResNet-8)
+SKIPINIT_WITHIN = 0.02
+
+
+def draw(df, out):
+    df = with_variant(df)
+    fig, (ax, ax2) = plt.subplots(1, 2, figsize=(11, 4.3), layout="constrained")
+    table = with_variant(final_table(df, "val", "accuracy"))
+    final_lines(ax, table, DEPTH, "variant", styles(VARIANTS))
+    depths = sorted(table[DEPTH].astype(int).unique())
+    ax.set_xticks(depths, [f"ResNet-{d}" for d in depths])
+    ax.set_xlabel("depth (layers with weights, 6n+2)")
+    ax.set_ylabel("final validation accuracy (eval mode)")
+    ax.set_ylim(0, 1)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    deepest = depths[-1]
+    for name, (lab, colour) in styles(VARIANTS).items():
+        sub = select(df, variant=name, model__depth=deepest)
+        if not sub.empty:
+            band(ax2, curves(sub, "val", "accuracy"), lab, colour)
+    ax2.set_xlabel("training step")
+    ax2.set_ylabel("validation accuracy (mean, 95% interval)")
+    ax2.set_ylim(0, 1)
+    ax2.grid(alpha=0.3)
+    ax2.legend(fontsize=8)
+    ax2.set_title(f"ResNet-{deepest} over training")
+    m = df.drop_duplicates("run").iloc[0]
+    fig.suptitle(
+        f"ResNet depth with BN, without, and with SkipInit ({m['model.channels']} channels, "
+        f"{m['dataset.name']}, SGD lr {m['optimizer.lr']:g}, batch "
+        f"{int(m['trainer.batch_size'])}, {int(df['trainer.steps'].max()):,} steps, "
+        f"{seeds_text(df)})"
+    )
+    save(fig, out / "resnet_depth.png", df)
+
+
+ORDER = 5.1  # beside the MLP's depth claims
+TABLE = Table([DEPTH, "variant"], [TRAIN_LOSS, VAL])
+BN_DEEP = side(f"BN ResNet-{DEEP}", variant="bn", model__depth=DEEP)
+CLAIMS = [
+    Claim(
+        f"BN trains a deep ResNet (ResNet-{DEEP}) that does not train without normalization",
+        "He et al. 2016; De & Smith 2020",
+        "resnet_depth.png",
+        MoreByStd("val accuracy:", BN_DEEP, side("no norm", variant="none", model__depth=DEEP)),
+    ),
+    Claim(
+        f"SkipInit trains ResNet-{DEEP} without normalization about as well as BN",
+        "De & Smith 2020",
+        "resnet_depth.png",
+        NotWorseBy(
+            "val accuracy:",
+            side("SkipInit", variant="skipinit", model__depth=DEEP),
+            BN_DEEP,
+            margin=SKIPINIT_WITHIN,
+        ),
+    ),
+    Claim(
+        f"With BN the deeper ResNet is the more accurate (ResNet-{DEEP} vs ResNet-{SHALLOW})",
+        "He et al. 2016",
+        "resnet_depth.png",
+        MoreByStd(
+            "val accuracy:",
+            BN_DEEP,
+            side(f"BN ResNet-{SHALLOW}", variant="bn", model__depth=SHALLOW),
+        ),
+    ),
+]
