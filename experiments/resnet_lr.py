@@ -1,15 +1,16 @@
 """BN in a ResNet across learning rates (resnet_lr.png): left, final validation accuracy against
-the rate for no normalization, BN, SkipInit and Fixup (mean over seeds with a 95% interval,
-diverged seeds marked); right, validation accuracy over training at each variant's best rate,
-the experiment's target accuracy dashed. Rule words (trains at, best rate, steps to the
-target): :mod:`bnlab.results.rates`.
+the rate for no normalization, BN, SkipInit and Fixup (mean over seeds and the band from the
+lowest to the highest, diverged seeds marked); right, validation accuracy over training at each
+variant's best rate (mean, and the band from the lowest to the highest seed), the target
+accuracy dashed. Rule words (trains at, best rate, steps to the target):
+:mod:`bnlab.results.rates`.
 """
 
 import matplotlib.pyplot as plt
 import numpy as np
 
 from bnlab.results import rates
-from bnlab.results.analysis import curves, final_table
+from bnlab.results.analysis import final_table
 from bnlab.results.claims import (
     CONFIRMED,
     CONTRADICTED,
@@ -42,7 +43,7 @@ def draw(df, out):
     present = [v for v in VARIANTS if v in set(df["variant"])]
     fig, (ax, ax2) = plt.subplots(1, 2, figsize=(12, 4.5), layout="constrained")
     table = with_variant(final_table(df, "val", "accuracy"))
-    final_lines(ax, table, "optimizer.lr", "variant", styles(present))
+    final_lines(ax, table, "optimizer.lr", "variant", styles(present), spread="range")
     ax.set_xscale("log")
     ax.set_xlabel("learning rate (plain SGD)")
     ax.set_ylabel("final validation accuracy (eval mode)")
@@ -55,11 +56,13 @@ def draw(df, out):
         if np.isfinite(best):
             sub = select(df, variant=name, optimizer__lr=best)
             lab, colour = styles([name])[name]
-            band(ax2, curves(sub, "val", "accuracy"), f"{lab}, lr {number(best)}", colour)
+            seeds = sub[(sub["split"] == "val") & (sub["metric"] == "accuracy")].groupby("step")
+            spread = seeds["value"].agg(mean="mean", lo="min", hi="max").reset_index()
+            band(ax2, spread, f"{lab}, lr {number(best)}", colour)
     target = float(df["target_accuracy"].iloc[0])
     ax2.axhline(target, color="0.4", ls="--", lw=1, label=f"target {target:g}")
     ax2.set_xlabel("training step")
-    ax2.set_ylabel("validation accuracy (mean, 95% interval)")
+    ax2.set_ylabel("validation accuracy (mean; band: lowest to highest seed)")
     ax2.set_ylim(0, 1)
     ax2.grid(alpha=0.3)
     ax2.legend(fontsize=8)

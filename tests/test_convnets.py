@@ -19,7 +19,13 @@ from torch import nn
 from bnlab.config.schema import NormConfig
 from bnlab.errors import ConfigError
 from bnlab.layers.models import build_model
-from bnlab.layers.resnet import ResNet, shortcut
+from bnlab.layers.resnet import (
+    FIXUP_SCALAR,
+    FIXUP_SCALAR_RATE,
+    ResNet,
+    fixup_scalar,
+    shortcut,
+)
 from bnlab.training.batches import PAD, crop_and_flip
 from bnlab.training.train import run_job
 
@@ -105,9 +111,40 @@ def test_fixup_starts_at_zero_branches_and_rescaled_weights():
         # scaled in float32: the factor and the product rounded once each, 2^-24 relative each
         scaled = b.conv1.weight * blocks**-0.5
         torch.testing.assert_close(a.conv1.weight, scaled, rtol=2**-23, atol=0)
-        assert a.conv1.bias is None and float(a.scale.detach().sum()) == 1.0
+        assert a.conv1.bias is None
+        torch.testing.assert_close(fixup_scalar(a.scale), torch.ones(1, dtype=a.scale.dtype))
     logits = fixup(torch.randn(3, 1, 12, 12, dtype=torch.float64))
     assert float(logits.detach().abs().max()) == 0.0
+
+
+def test_fixups_scalars_learn_at_a_tenth_of_the_rate():
+    """One SGD step at rate lr moves each scalar's value p by lr * FIXUP_SCALAR_RATE * dL/dp,
+    every other parameter by lr * dL/dw (the paper's code: the scalars at lr / 10)."""
+    net = _net("none", init="fixup", blocks=1)
+    with torch.no_grad():  # a branch that is not zero, so the scalars get gradients
+        for block in net.blocks:
+            block.conv2.weight.normal_(0, 0.1)
+        net.head.weight.normal_(0, 0.1)
+    x, lr = torch.randn(8, 1, 12, 12, dtype=torch.float64), 0.5
+    scalars = {"bias_stem", "bias_head"} | {
+        f"blocks.{i}.{n}"
+        for i in range(len(net.blocks))
+        for n in ("bias1a", "bias1b", "bias2a", "bias2b", "scale")
+    }
+    params = dict(net.named_parameters())
+    stored = torch.autograd.grad(net(x).square().mean(), list(params.values()))
+    # dL/dp for a scalar p = q * FIXUP_SCALAR is dL/dq / FIXUP_SCALAR
+    grads = {n: g / FIXUP_SCALAR if n in scalars else g for n, g in zip(params, stored)}
+    before = {
+        n: (fixup_scalar(p) if n in scalars else p).detach().clone() for n, p in params.items()
+    }
+    opt = torch.optim.SGD(net.parameters(), lr=lr)
+    net(x).square().mean().backward()
+    opt.step()
+    for name, p in net.named_parameters():
+        value = fixup_scalar(p) if name in scalars else p
+        rate = lr * (FIXUP_SCALAR_RATE if name in scalars else 1.0)
+        torch.testing.assert_close(value.detach(), before[name] - rate * grads[name], **TIGHT)
 
 
 @pytest.mark.parametrize(

@@ -22,7 +22,12 @@ identity:
 * ``fixup`` (Zhang et al. 2019): the last layer of each branch and the head start at 0; the
   branch's other weights are scaled by L^(-1/(2m-2)) = L^(-1/2) (L blocks of m = 2 layers);
   a scalar bias (0) before each convolution, the ReLUs and the head, and a scalar multiplier
-  (1) on each branch. Convolutions then have no bias of their own.
+  (1) on each branch. Convolutions then have no bias of their own. The paper's code trains
+  these scalars at a tenth of the learning rate (a scalar's gradient sums over every channel
+  and pixel; at the full rate they jump and kill the ReLUs); here each is stored as q and used
+  as p = q * FIXUP_SCALAR_RATE^(1/2), which under SGD is the same as training p at
+  FIXUP_SCALAR_RATE times the rate, with one learning rate for every parameter (the
+  optimizer and optimizer.lr_grid unchanged).
 
 Weights are drawn as the other models draw theirs (N(0, (init_gain / sqrt(fan_in))^2), from
 each replica's seed; conf/model/resnet.yaml sets He's gain, sqrt 2).
@@ -50,12 +55,20 @@ from bnlab.layers.models import (
 from bnlab.layers.norm_layers import norm_layers
 from bnlab.layers.norms import N_KC_HW, get_norm
 
+FIXUP_SCALAR_RATE = 0.1  # Fixup's scalar biases and multipliers: a tenth of the rate
+FIXUP_SCALAR = FIXUP_SCALAR_RATE**0.5  # p = q * this: SGD on q moves p at that rate
+
 
 def per_replica(x: Tensor, scalars: Tensor) -> Tensor:
     """``scalars`` (K,) as a tensor that broadcasts over an (N, K*C, H, W) map, replica r's
     channels taking scalars[r]."""
     k = scalars.shape[0]
     return scalars.repeat_interleave(x.shape[1] // k).view(1, -1, 1, 1)
+
+
+def fixup_scalar(q: Tensor) -> Tensor:
+    """A Fixup scalar's value from its stored parameter: q * FIXUP_SCALAR."""
+    return q * FIXUP_SCALAR
 
 
 def shortcut(h: Tensor, replicas: int, width: int, stride: int) -> Tensor:
@@ -92,17 +105,21 @@ class BasicBlock(nn.Module):
         if init == "fixup":
             for name in ("bias1a", "bias1b", "bias2a", "bias2b"):
                 setattr(self, name, nn.Parameter(torch.zeros(replicas)))
-            self.scale = nn.Parameter(torch.ones(replicas))
+            self.scale = nn.Parameter(torch.full((replicas,), 1 / FIXUP_SCALAR))
 
     def forward(self, h: Tensor, capture=None) -> Tensor:
         fixup = self.init == "fixup"
-        x = h + per_replica(h, self.bias1a) if fixup else h
+
+        def scalar(t: Tensor, name: str) -> Tensor:
+            return per_replica(t, fixup_scalar(getattr(self, name)))
+
+        x = h + scalar(h, "bias1a") if fixup else h
         out = self.norm1(self.conv1(x))
-        out = F.relu(out + per_replica(out, self.bias1b) if fixup else out)
-        out = self.conv2(out + per_replica(out, self.bias2a) if fixup else out)
+        out = F.relu(out + scalar(out, "bias1b") if fixup else out)
+        out = self.conv2(out + scalar(out, "bias2a") if fixup else out)
         out = self.norm2(out)
         if fixup:
-            out = out * per_replica(out, self.scale) + per_replica(out, self.bias2b)
+            out = out * scalar(out, "scale") + scalar(out, "bias2b")
         if self.init == "skipinit":
             out = out * per_replica(out, self.alpha)
         changes = self.stride > 1 or out.shape[1] != h.shape[1]
@@ -207,7 +224,7 @@ class ResNet(_ReplicaModel):
     def forward(self, x: Tensor) -> Tensor:
         k, fixup = self.replicas, self.residual_init == "fixup"
         h = self.stem_norm(self.stem(grouped_input(x, k)))
-        h = F.relu(h + per_replica(h, self.bias_stem) if fixup else h)
+        h = F.relu(h + per_replica(h, fixup_scalar(self.bias_stem)) if fixup else h)
         last = len(self.blocks) - 1
         for i, block in enumerate(self.blocks):
             keep = self._keep if self.capture and i == last else None
@@ -215,7 +232,7 @@ class ResNet(_ReplicaModel):
         n = h.shape[0]
         pooled = h.mean((2, 3)).view(n, k, -1).transpose(0, 1)  # (K, N, C)
         if fixup:
-            pooled = pooled + self.bias_head.view(k, 1, 1)
+            pooled = pooled + fixup_scalar(self.bias_head).view(k, 1, 1)
         return self.head(pooled)
 
     def _keep(self, pre: Tensor) -> None:

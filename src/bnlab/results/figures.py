@@ -62,9 +62,10 @@ def log2_axis(ax, values) -> None:
     ax.grid(alpha=0.3)
 
 
-def final_lines(ax, table: pd.DataFrame, x: str, by: str, styles: dict) -> None:
+def final_lines(ax, table: pd.DataFrame, x: str, by: str, styles: dict, spread="interval") -> None:
     """Per value of ``by`` (styles: value -> (label, colour)): the mean over seeds of the final
-    ``value`` against ``x`` with its 95% interval; diverged seeds as black crosses at their last
+    ``value`` against ``x`` with its 95% interval (``spread="range"``: the band from the lowest
+    to the highest seed, for two or three seeds); diverged seeds as black crosses at their last
     recorded value, left out of the mean."""
     crossed = False
     for key, (label, colour) in styles.items():
@@ -72,18 +73,16 @@ def final_lines(ax, table: pd.DataFrame, x: str, by: str, styles: dict) -> None:
         if rows.empty:
             continue
         healthy = rows[rows["status"] != "diverged"]
-        points = [(xv, *mean_interval(g["value"])) for xv, g in healthy.groupby(x)]
+        points = [
+            (xv, g["value"].mean(), g["value"].min(), g["value"].max(), *mean_interval(g["value"]))
+            for xv, g in healthy.groupby(x)
+        ]
         if points:
-            xs, means, halves, _ = (np.array(v, dtype=float) for v in zip(*points))
+            xs, means, lows, highs, _, halves, _ = (np.array(v, dtype=float) for v in zip(*points))
+            if spread == "interval":
+                lows, highs = means - np.nan_to_num(halves), means + np.nan_to_num(halves)
             ax.plot(xs, means, "o-", color=colour, label=label)
-            ax.fill_between(
-                xs,
-                means - np.nan_to_num(halves),
-                means + np.nan_to_num(halves),
-                color=colour,
-                alpha=0.2,
-                lw=0,
-            )
+            ax.fill_between(xs, lows, highs, color=colour, alpha=0.2, lw=0)
         bad = rows[rows["status"] == "diverged"]
         if not bad.empty:
             ax.scatter(
