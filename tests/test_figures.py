@@ -324,3 +324,21 @@ def test_vgg_bn_figure_with_the_probes_and_the_hessian(tmp_path):
     _script("vgg_bn").draw(df, tmp_path)
     _check_png(tmp_path / "vgg_bn.png", min_width=2000)
     _judged("vgg_bn", df)
+
+
+def test_shift_figure_table_and_claims(tmp_path):
+    df = _mini_sweep(
+        tmp_path,
+        {"norm": ["none", "bn", "layer"]},
+        "model=cnn",
+        "model.channels=[4,8]",
+        "trainer.shifts=[contrast,noise]",
+        "trainer.shift_strengths=[0.5,1.0]",
+        "trainer.adapt_examples=[16,200]",
+    )
+    module = _script("shift")
+    module.draw(df, tmp_path)
+    _check_png(tmp_path / "shift.png", min_width=1500)
+    text = module.TABLE(df)
+    assert "| bn | AdaBN, 16 images | 2 |" in text and "| none | as trained | 2 |" in text
+    _judged("shift", df)

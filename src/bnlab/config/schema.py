@@ -20,6 +20,8 @@ from bnlab.errors import ConfigError
 from bnlab.layers.model_registry import get_model
 from bnlab.layers.norms import get_norm
 
+SHIFT_KINDS = ("contrast", "brightness", "noise", "translate")  # bnlab.training.shifts
+
 
 class DatasetName(str, Enum):
     fashion_mnist = "fashion_mnist"
@@ -201,6 +203,17 @@ class TrainerConfig:
         0, "> 0: also train/accuracy, train/loss_evalmode on n examples", check=at_least(0)
     )
     eval_trainmode: bool = key(False, "with BN, also val/*_trainmode: BN with batch statistics")
+    shifts: List[str] = key(
+        [],
+        "at the end, test accuracy under these shifts (shift/*): contrast, brightness, noise, "
+        "translate",
+        check=Subset(SHIFT_KINDS),
+    )
+    shift_strengths: List[float] = key([0.25, 0.5, 1.0], "each shift's strengths, in (0, 1]")
+    adapt_examples: List[int] = key(
+        [16, 128, 1024, 10000],
+        "with shifts and BN: test examples BN's statistics are re-estimated from (AdaBN)",
+    )
     threads: Optional[int] = key(
         None, "torch threads (null: the launcher's share)", result=False, check=at_least(1)
     )
@@ -346,6 +359,25 @@ def lr_grid_checks(cfg: Config) -> list[tuple[bool, str, str, Any]]:
     ]
 
 
+def shift_checks(cfg: Config) -> list[tuple[bool, str, str, Any]]:
+    """The shifts' strengths and AdaBN's example counts (:mod:`bnlab.training.shifts`)."""
+    t = cfg.trainer
+    return [
+        (
+            all(0 < s <= 1 for s in t.shift_strengths),
+            "trainer.shift_strengths",
+            "must each be in (0, 1]",
+            t.shift_strengths,
+        ),
+        (
+            all(n >= 2 for n in t.adapt_examples),
+            "trainer.adapt_examples",
+            "must each be >= 2 (BN's statistics need two examples)",
+            t.adapt_examples,
+        ),
+    ]
+
+
 def declared_checks(node: Any, prefix: str = "") -> list[tuple[bool, str, str, Any]]:
     """(holds, dotted key, rule, value) for every key of ``node`` that declares a ``check``
     (a null value of an Optional key holds)."""
@@ -369,7 +401,7 @@ def declared_checks(node: Any, prefix: str = "") -> list[tuple[bool, str, str, A
 def validate(cfg: Config) -> None:
     """Each key's declared check (:func:`declared_checks`), then the checks that involve
     several keys; raise ConfigError naming the key."""
-    for ok, key, rule, value in [*declared_checks(cfg), *lr_grid_checks(cfg)]:
+    for ok, key, rule, value in [*declared_checks(cfg), *lr_grid_checks(cfg), *shift_checks(cfg)]:
         if not ok:
             raise ConfigError(f"{key} {rule} (got {value!r})")
     k = cfg.dataset.classes_per_batch

@@ -57,17 +57,34 @@ class Splits:
     y_test: Tensor
     num_classes: int
     name: str
+    image_shape: tuple[int, ...] = ()  # (C, H, W) of one image, flattened or not
+    pixel_offset: float = 0.0  # inputs = (pixels in [0, 1] - pixel_offset) * pixel_scale
+    pixel_scale: float = 1.0
 
     @property
     def input_shape(self) -> tuple[int, ...]:
         return tuple(self.x_train.shape[1:])
+
+    def to_pixels(self, x: Tensor) -> Tensor:
+        """Inputs back as images in [0, 1]'s units, (N, C, H, W)."""
+        return (x / self.pixel_scale + self.pixel_offset).reshape(len(x), *self.image_shape)
+
+    def from_pixels(self, images: Tensor) -> Tensor:
+        """Images in [0, 1]'s units as the model's inputs (standardized, shaped as x_train)."""
+        x = (images - self.pixel_offset) * self.pixel_scale
+        return x.reshape(len(x), *self.input_shape)
 
     def to(self, device) -> "Splits":
         moved = {
             k: getattr(self, k).to(device)
             for k in ("x_train", "y_train", "x_val", "y_val", "x_test", "y_test")
         }
-        return Splits(**moved, num_classes=self.num_classes, name=self.name)
+        pixels = dict(
+            image_shape=self.image_shape,
+            pixel_offset=self.pixel_offset,
+            pixel_scale=self.pixel_scale,
+        )
+        return Splits(**moved, num_classes=self.num_classes, name=self.name, **pixels)
 
 
 def load_splits(
@@ -108,9 +125,11 @@ def load_splits(
     if train_subset is not None:
         train_idx = train_idx[:train_subset]
     x_train, y_train, x_val, y_val = x[train_idx], y[train_idx], x[val_idx], y[val_idx]
+    image_shape, offset, scale = tuple(x.shape[1:]), 0.0, float(input_scale)
     if standardize:
         mean, std = x_train.mean(), x_train.std()
         x_train, x_val, x_test = [(t - mean) / std for t in (x_train, x_val, x_test)]
+        offset, scale = float(mean), float(input_scale / std)
     if input_scale != 1.0:
         x_train, x_val, x_test = [t * input_scale for t in (x_train, x_val, x_test)]
     if flatten:
@@ -124,6 +143,9 @@ def load_splits(
         y_test,
         num_classes,
         name,
+        image_shape,
+        offset,
+        scale,
     )
     return splits.to(device)
 

@@ -12,7 +12,9 @@ the end, all under ``torch.no_grad()``.
   training examples;
 * with ``trainer.eval_trainmode``: ``val/loss_trainmode`` and ``val/accuracy_trainmode``, BN
   normalizing each validation batch (of the training batch size) by its own statistics
-  (whenever val is measured).
+  (whenever val is measured);
+* with ``trainer.shifts``, at the last evaluation: ``shift/*``, test accuracy under
+  distribution shift with BN's statistics served three ways (:mod:`bnlab.training.shifts`).
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from bnlab.config.schema import Config
 from bnlab.layers.batchnorm import BatchNorm, population_statistics
 from bnlab.training.batches import BatchOrder
 from bnlab.training.data import Splits
+from bnlab.training.shifts import shift_metrics
 
 EVAL_MODE_NOTE = (
     "val/* and test/* are measured in eval mode (BN uses norm.stats inference "
@@ -118,4 +121,14 @@ def evaluation_metrics(
         with batch_statistics(model):
             loss, accuracy = evaluate(model, data.x_val, data.y_val, t.batch_size)
         metrics["val/loss_trainmode"], metrics["val/accuracy_trainmode"] = loss, accuracy
+    if last and t.shifts:
+        metrics.update(
+            shift_metrics(
+                cfg,
+                model,
+                data,
+                lambda: population_batches(order, data.x_train),
+                lambda m, x, y: evaluate(m, x, y, t.eval_batch_size),
+            )
+        )
     return metrics
