@@ -10,8 +10,9 @@ import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
 
+from bnlab.distributed import world_size
 from bnlab.layers.batchnorm import BatchNorm
-from bnlab.layers.sync_batchnorm import SyncBatchNorm, world_size
+from bnlab.layers.sync_batchnorm import SyncBatchNorm
 
 WORKERS, TIGHT = 2, dict(rtol=1e-12, atol=1e-12)
 LAYOUTS = {  # name: (global input shape, the batch dim, replicas)

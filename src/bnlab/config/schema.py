@@ -145,6 +145,10 @@ class NormConfig:
         "> 0: noisy BN, a <- s*a + m after each norm, m ~ U(-noise, noise), s ~ U(1, 1+noise)",
         check=at_least(0, "0: no noise"),
     )
+    sync: bool = key(
+        False,
+        "with trainer.data_parallel > 1: BN over every worker's slice together (norm=bn only)",
+    )
     ghost_batch: Optional[int] = key(
         None,
         "ghost batch norm: normalize over runs of this many examples of each SGD batch "
@@ -221,6 +225,11 @@ class TrainerConfig:
         False,
         "torch.compile the training step, once it equals the eager step on the next batch",
         result=False,
+    )
+    data_parallel: int = key(
+        1,
+        "workers (processes) that train the job together, each on 1/n of every batch",
+        check=at_least(1),
     )
     probe_every: int = key(
         0,
@@ -359,6 +368,51 @@ def lr_grid_checks(cfg: Config) -> list[tuple[bool, str, str, Any]]:
     ]
 
 
+def data_parallel_checks(cfg: Config) -> list[tuple[bool, str, str, Any]]:
+    """W workers split every batch (:mod:`bnlab.training.parallel`): W divides the batch, and
+    BN gets at least 2 examples a worker; the probes, the compiled step and ghost batches run
+    in one process only. ``norm.sync`` is bnlab's BN's."""
+    t, workers = cfg.trainer, cfg.trainer.data_parallel
+    per_worker = t.batch_size // workers
+    batch_norm = get_norm(cfg.norm.kind).batch_statistics
+    one_process = {
+        "trainer.compile": t.compile,
+        "trainer.probe_every": t.probe_every,
+        "trainer.grad_norm_every": t.grad_norm_every,
+        "trainer.hessian_every": t.hessian_every,
+        "norm.ghost_batch": cfg.norm.ghost_batch,
+    }
+    checks = [
+        (
+            not cfg.norm.sync or cfg.norm.kind == "bn",
+            "norm.sync",
+            "synchronizes bnlab's BN: it needs norm=bn",
+            f"norm.kind={cfg.norm.kind}",
+        ),
+    ]
+    if workers == 1:
+        return checks
+    checks.append(
+        (
+            t.batch_size % workers == 0 and (per_worker >= 2 or not batch_norm),
+            "trainer.data_parallel",
+            f"must divide trainer.batch_size ({t.batch_size}) into slices of at least 2 examples "
+            "for a norm with batch statistics",
+            workers,
+        )
+    )
+    checks += [
+        (
+            not value,
+            key,
+            "runs in one process only: set it off with trainer.data_parallel > 1",
+            value,
+        )
+        for key, value in one_process.items()
+    ]
+    return checks
+
+
 def shift_checks(cfg: Config) -> list[tuple[bool, str, str, Any]]:
     """The shifts' strengths and AdaBN's example counts (:mod:`bnlab.training.shifts`)."""
     t = cfg.trainer
@@ -401,7 +455,8 @@ def declared_checks(node: Any, prefix: str = "") -> list[tuple[bool, str, str, A
 def validate(cfg: Config) -> None:
     """Each key's declared check (:func:`declared_checks`), then the checks that involve
     several keys; raise ConfigError naming the key."""
-    for ok, key, rule, value in [*declared_checks(cfg), *lr_grid_checks(cfg), *shift_checks(cfg)]:
+    checks = [*declared_checks(cfg), *lr_grid_checks(cfg), *shift_checks(cfg)]
+    for ok, key, rule, value in checks + data_parallel_checks(cfg):
         if not ok:
             raise ConfigError(f"{key} {rule} (got {value!r})")
     k = cfg.dataset.classes_per_batch

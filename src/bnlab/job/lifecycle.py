@@ -227,6 +227,10 @@ class Job:
     def stop_requested(self) -> bool:
         return self._stop["signal"] is not None
 
+    def request_stop(self, signum: int) -> None:
+        """Stop at the next step boundary, as if ``signum`` had come (unless one did)."""
+        self._stop["signal"] = self._stop["signal"] or signum
+
     def stop(self) -> None:
         """After a stop signal: checkpoint, then raise RunInterrupted."""
         self.checkpoint()

@@ -12,6 +12,7 @@ from torch import Tensor, nn
 from bnlab.config.schema import NormConfig
 from bnlab.layers.batchnorm import BatchNorm, one_update
 from bnlab.layers.norms import KNC, get_norm
+from bnlab.layers.sync_batchnorm import SyncBatchNorm
 
 
 class BatchNoise(nn.Module):
@@ -68,10 +69,12 @@ class GhostBatch(nn.Module):
 
 
 def norm_layers(norm: NormConfig, replicas: int, features: int, layout: str) -> list[nn.Module]:
-    """The registered normalization layer (none for ``norm.kind=none``; over ghost batches with
-    ``norm.ghost_batch``), followed by :class:`BatchNoise` when ``norm.noise`` > 0. ``layout``:
+    """The registered normalization layer (none for ``norm.kind=none``; synchronized over
+    data-parallel workers with ``norm.sync``; over ghost batches with ``norm.ghost_batch``),
+    followed by :class:`BatchNoise` when ``norm.noise`` > 0. ``layout``:
     see :mod:`bnlab.layers.norms`."""
-    layer = get_norm(norm.kind).from_config(norm, replicas, features, layout)
+    kind = SyncBatchNorm if norm.sync else get_norm(norm.kind)  # sync: norm=bn only
+    layer = kind.from_config(norm, replicas, features, layout)
     if layer is None:
         return []
     layers = [layer if norm.ghost_batch is None else GhostBatch(layer, norm.ghost_batch, layout)]

@@ -32,12 +32,8 @@ import torch
 import torch.distributed as dist
 from torch import Tensor
 
+from bnlab.distributed import collective, world_size
 from bnlab.layers.batchnorm import BatchNorm, feature_layout
-
-
-def world_size() -> int:
-    """The number of data-parallel workers (1 without an initialized process group)."""
-    return dist.get_world_size() if dist.is_available() and dist.is_initialized() else 1
 
 
 class SyncBatchNormFunction(torch.autograd.Function):
@@ -53,7 +49,7 @@ class SyncBatchNormFunction(torch.autograd.Function):
         if workers > 1:
             local = torch.stack([mean.reshape(-1), var.reshape(-1)])
             gathered = [torch.empty_like(local) for _ in range(workers)]
-            dist.all_gather(gathered, local.contiguous())
+            collective(dist.all_gather, gathered, local.contiguous())
             stats = torch.stack(gathered)  # (W, 2, features)
             mu = stats[:, 0].mean(0)
             var = (stats[:, 1] + (stats[:, 0] - mu) ** 2).mean(0).view(mean.shape)
@@ -81,7 +77,7 @@ class SyncBatchNormFunction(torch.autograd.Function):
         dgamma = (dy * x_hat).sum(dims, keepdim=True)
         sums = torch.stack([dbeta.reshape(-1), dgamma.reshape(-1)])
         if workers > 1:
-            dist.all_reduce(sums)
+            collective(dist.all_reduce, sums)
         global_dbeta, global_dgamma = (s.view(dbeta.shape) for s in sums)
         dx = torch.sub(dy * scale, global_dbeta * scale, alpha=1.0 / total)
         dx = torch.addcmul(dx, x_hat, global_dgamma * scale, value=-1.0 / total)

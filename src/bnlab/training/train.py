@@ -30,6 +30,7 @@ SGD step) are :mod:`bnlab.training.fastpaths`.
 from __future__ import annotations
 
 import logging
+import signal
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -38,7 +39,9 @@ from torch import nn
 from tqdm import tqdm
 
 from bnlab.config.schema import Config, OptimizerConfig, OptimizerName
+from bnlab.distributed import WorkerLost
 from bnlab.errors import first_line
+from bnlab.job.checkpoint import JobState
 from bnlab.job.lifecycle import Job, open_job
 from bnlab.job.process import resolve_device, setup_process
 from bnlab.layers.models import build_model, replica_losses
@@ -47,6 +50,7 @@ from bnlab.training.data import Splits, load_data
 from bnlab.training.evaluation import evaluation_metrics
 from bnlab.training.fastcheck import fast_path_error
 from bnlab.training.fastpaths import CompiledLosses, optimizer_step
+from bnlab.training.parallel import Parallel, run_data_parallel
 from bnlab.training.probes import Probes
 
 log = logging.getLogger(__name__)
@@ -72,9 +76,10 @@ def training_loop(
     cfg: Config, job: Job, model: nn.Module, optimizer, data: Splits, order: BatchOrder
 ) -> None:
     """Train from ``job.step`` to the end (see the module docstring); ``job`` records."""
-    t = cfg.trainer
+    t, parallel = cfg.trainer, Parallel.here()  # one process, or worker r of W
     last = job.total_steps
     step_optimizer = optimizer_step(optimizer, job.runs.lrs if cfg.optimizer.lr_grid else None)
+    params = list(model.parameters())
     probes = Probes(model) if t.probe_every or t.grad_norm_every or t.hessian_every else None
     progress = progress_bar(job)
 
@@ -100,15 +105,26 @@ def training_loop(
 
     model.train()
     forward_and_loss = training_path(cfg, job, model, data, order)
-    if job.step == 0 and not job.resumes:  # (a job stopped at step 0 has recorded it)
+    if job.step == 0 and not job.resumes and parallel.main:  # (a stopped job recorded it)
         evaluate_and_probe(0)
+    stop_agreed = False
     for step in range(job.step + 1, last + 1):
-        if job.stop_requested:
+        if stop_agreed or (parallel.workers == 1 and job.stop_requested):
             break
         x, y = order.batch(data.x_train, data.y_train, step)  # batch: (K, N, ...)
-        losses = forward_and_loss(model, x, y)  # forward and loss: (K,)
-        optimizer.zero_grad(set_to_none=True)
-        losses.sum().backward()  # backward: each replica gets its own gradient
+        x, y = parallel.slice(x, y)  # data-parallel: this worker's share of it
+        try:  # (data-parallel: a worker gone fails a collective)
+            losses = forward_and_loss(model, x, y)  # forward and loss: (K,)
+            optimizer.zero_grad(set_to_none=True)
+            losses.sum().backward()  # backward: each replica gets its own gradient
+            # data-parallel: gradients and losses averaged over the workers
+            losses, stop_agreed = parallel.reduce(params, losses, job.stop_requested)
+        except WorkerLost as exc:
+            log.error("[%s] a data-parallel worker is gone (%s); stopping", job.dir.name, exc)
+            job.request_stop(signal.SIGTERM)
+            break
+        if stop_agreed:
+            job.request_stop(signal.SIGTERM)  # the signal another worker got: stop together
         step_optimizer()  # optimizer step
         job.window.add(losses.detach())
         job.step = step
@@ -117,7 +133,8 @@ def training_loop(
             show_progress(progress, job)
             if not job.runs.live():
                 break  # every replica diverged
-        evaluate_and_probe(step)
+        if parallel.main:
+            evaluate_and_probe(step)
         if t.checkpoint_every and step % t.checkpoint_every == 0 and step < last:
             job.checkpoint()
     progress.close()
@@ -189,8 +206,12 @@ def train(cfg: Config, job_dir: Path, axes: Sequence[str] = ()) -> list[dict[str
     lists them first).
     """
     with open_job(cfg, job_dir, axes) as job:
-        if job.finished is not None:
-            return job.finished
+        parallel = Parallel.here()  # data-parallel: worker 0 decides and hands its state on
+        if parallel.agree(job.finished is not None):
+            return job.finished or []
+        shared = parallel.share(job.saved.state_dict() if job.saved is not None else None)
+        if not parallel.main:
+            job.saved = JobState.from_state_dict(shared) if shared is not None else None
         device = resolve_device(cfg.device)
         data = load_data(cfg, device)
         model = build_model(cfg, data.input_shape, data.num_classes, job.seeds).to(device)
@@ -213,6 +234,9 @@ def run_job(
     cfg: Config, job_dir: Path, threads: int | None = None, axes: Sequence[str] = ()
 ) -> list[dict[str, Any]]:
     """One job as ``run.py`` runs it: :func:`~bnlab.job.process.setup_process`, then
-    :func:`train`."""
+    :func:`train`; with ``trainer.data_parallel`` > 1, in that many worker processes
+    (:func:`bnlab.training.parallel.run_data_parallel`)."""
+    if cfg.trainer.data_parallel > 1 and Parallel.here().workers == 1:
+        return run_data_parallel(cfg, job_dir, threads, axes, train)
     setup_process(cfg, threads)
     return train(cfg, job_dir, axes)
