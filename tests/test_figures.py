@@ -342,3 +342,11 @@ def test_shift_figure_table_and_claims(tmp_path):
     text = module.TABLE(df)
     assert "| bn | AdaBN, 16 images | 2 |" in text and "| none | as trained | 2 |" in text
     _judged("shift", df)
+
+
+def test_sync_bn_figure_from_two_workers(tmp_path):
+    df = _mini_sweep(tmp_path, {"trainer.data_parallel": [1, 2], "norm.sync": ["false", "true"]})
+    assert set(df["trainer.data_parallel"]) == {1, 2}
+    _script("sync_bn").draw(df, tmp_path)
+    _check_png(tmp_path / "sync_bn.png", min_width=1200)
+    _judged("sync_bn", df)

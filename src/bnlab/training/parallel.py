@@ -23,6 +23,7 @@ import logging
 import os
 import shutil
 import signal
+import threading
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Callable, Optional, Sequence
@@ -231,8 +232,9 @@ def spawn_workers(
             if process.is_alive():
                 os.kill(process.pid, signum)
 
-    for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGUSR2):
-        previous[signum] = signal.signal(signum, forward)
+    if threading.current_thread() is threading.main_thread():  # (signals: the main thread's)
+        for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGUSR2):
+            previous[signum] = signal.signal(signum, forward)
     try:
         while not context.join():
             pass
