@@ -84,3 +84,23 @@ def test_select_matches_numbers_as_numbers_and_null_as_missing():
     assert list(select(df, a__b=None).index) == [1]
     assert list(select(df, c="x", a__b=3).index) == [2]
     assert [shown(v) for v in (4.0, 0.5, float("nan"), "bn")] == ["4", "0.5", "null", "bn"]
+
+
+def test_a_ledger_row_without_runs_here_is_kept_as_it_was(tmp_path, monkeypatch):
+    """Runs made on another machine (a GPU's, an earlier session's) decided a row: a report
+    run where those runs are absent keeps the row, and writes "no runs yet" only where the
+    page had none."""
+    monkeypatch.chdir(ROOT)
+    claim = "With BN, 5x and 30x the learning rate still train"
+    row = (
+        f"| {claim} | Ioffe & Szegedy 2015 | **confirmed** | measured elsewhere | a rule | f.png |"
+    )
+    page = tmp_path / "results.md"
+    header = (
+        "| claim | source | verdict here | measured | rule | figure; command |\n|" + " --- |" * 6
+    )
+    page.write_text(f"<!-- report: claims -->\n{header}\n{row}\n<!-- /report -->\n")
+    assert main([str(page), "--outputs", str(tmp_path / "outputs")]) == 0
+    text = page.read_text()
+    assert row in text
+    assert "no runs yet (bn_vs_nobn)" in text and "no runs yet (lr_sweep)" not in text

@@ -239,12 +239,20 @@ class Claim:
     rule: Rule
 
 
-def ledger(claims: Sequence[tuple[str, Claim]], runs: Callable[[str], pd.DataFrame | None]) -> str:
+def ledger(
+    claims: Sequence[tuple[str, Claim]],
+    runs: Callable[[str], pd.DataFrame | None],
+    earlier: Mapping[str, list[str]] | None = None,
+) -> str:
     """The ledger as a Markdown table: one row per (experiment, claim), decided from
-    ``runs(experiment)`` (None: no runs yet)."""
-    rows = []
+    ``runs(experiment)``; where that is None (no runs here), the claim's row in ``earlier``
+    (claim text -> its cells, as the page had it), else "no runs yet"."""
+    rows, earlier = [], earlier or {}
     for experiment, claim in claims:
         df = runs(experiment)
+        if df is None and claim.text in earlier:  # decided elsewhere: kept as it was
+            rows.append(earlier[claim.text])
+            continue
         if df is None:
             measured, verdict = f"no runs yet ({experiment})", "-"
         else:

@@ -10,11 +10,11 @@ Each block named after an experiment gets that experiment's ``TABLE`` (:mod:`bnl
 :mod:`bnlab.results.tables`), computed from ``outputs/<experiment>/`` and headed by the command that
 made the data and the commit(s) of the code that made it. The block ``claims`` gets the claims
 ledger (:mod:`bnlab.results.claims`): one row per claim of every experiment's ``CLAIMS``, with its
-source, the measured numbers and a verdict decided by a stated rule from those numbers. A
-block whose runs are not there is left as it was, and said so. A GPU-scale experiment without
-full-budget runs is written from its CPU budget's runs (``outputs/<experiment>_cpu/``), and its
-table and ledger rows say "not at full scale". The block ``config`` gets every config key with
-its default and meaning, from the schema.
+source, the measured numbers and a verdict decided by a stated rule from those numbers. A block
+whose runs are not there is left as it was, and said so; so is a ledger row. A GPU-scale
+experiment without full-budget runs is written from its CPU budget's runs
+(``outputs/<experiment>_cpu/``), and its table and ledger rows say "not at full scale". The block
+``config`` gets every config key with its default and meaning, from the schema.
 """
 
 from __future__ import annotations
@@ -56,6 +56,13 @@ def config_reference() -> str:
     return markdown(["key", "default", "meaning", "allowed"], rows)
 
 
+def table_rows(block: str) -> dict[str, list[str]]:
+    """A Markdown table's rows by their first cell (the header and rule left out)."""
+    rows = [line.strip().strip("|").split(" | ") for line in block.splitlines()]
+    rows = [[c.strip() for c in r] for r in rows if len(r) > 1 and not r[0].startswith("---")]
+    return {r[0]: r for r in rows[1:]}
+
+
 def heading(name: str, df: pd.DataFrame) -> str:
     codes = "; ".join(sorted(set(df["code"])))
     scale = NOT_FULL_SCALE + ", the CPU budget; " if df.attrs.get("config") else ""
@@ -94,8 +101,8 @@ def write_report(page: Path, outputs: Path, root: Path = Path(".")) -> list[str]
             done.append("config: reference table written from the schema")
             return f"{start}{config_reference()}\n{end}"
         if name == "claims":
-            done.append("claims: ledger written")
-            return f"{start}{ledger(catalog.claims(root), runs)}\n{end}"
+            done.append("claims: ledger written (rows without runs here kept as they were)")
+            return f"{start}{ledger(catalog.claims(root), runs, table_rows(old))}\n{end}"
         df = runs(name)
         if df is None or name not in tables:
             done.append(f"{name}: no runs under {outputs / name}; block kept as it was")
