@@ -8,7 +8,7 @@ conf/experiment/. Sections, one module each, run in this order (``--skip`` names
 
 1. layer: this project's BatchNorm vs ``nn.BatchNorm1d/2d``, forward + backward, per shape,
    eager and (when torch.compile works) compiled; norms (1b): the other normalizations vs
-   torch's;
+   torch's; sync (1c): BN synchronized over 2 data-parallel workers vs BN per worker;
 2. step: one SGD step of the paper's MLP with this project's BN vs ``nn.BatchNorm1d``, each in
    the same execution mode;
 3. replicas: K=10 seeds as one batched model vs one seed at a time (model-steps per second);
@@ -32,7 +32,7 @@ from __future__ import annotations
 
 from typing import Callable
 
-from bnlab.bench import bound, fig1, gpu, layer, norms, replicas, step, suite
+from bnlab.bench import bound, fig1, gpu, layer, norms, replicas, step, suite, sync
 from bnlab.bench.context import Bench
 from bnlab.bench.suite import SITTING_GAP_S, experiment_names, experiment_wall_time
 
@@ -40,6 +40,7 @@ from bnlab.bench.suite import SITTING_GAP_S, experiment_names, experiment_wall_t
 SECTIONS: dict[str, Callable[[Bench], dict[str, object]]] = {
     "layer": layer.run,
     "norms": norms.run,
+    "sync": sync.run,
     "step": step.run,
     "replicas": replicas.run,
     "fig1": fig1.run,
