@@ -117,8 +117,11 @@ def test_bench_quick_prints_every_comparison_and_the_machine_line():
         "group_norm_ratio",
         "layer_norm_ratio",
         "batch_renorm_ratio",
+        "sync_layer_ratio_paper",
+        "sync_layer_ratio_cnn",
     ):
         assert float(values[key]) > 0, (key, last)
+    assert "1c. BN synchronized over 2 workers" in proc.stdout
     assert values["fig1_steps"] == "500"
     assert "6. Suite" in proc.stdout and float(values["reference_step_ms"]) > 0
     assert "suite_fast_seconds" in values and "suite_missing" in values
