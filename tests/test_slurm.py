@@ -12,6 +12,7 @@ import subprocess
 import sys
 import time
 
+import pandas as pd
 import pytest
 from conftest import ROOT, run_cli
 
@@ -154,3 +155,31 @@ def test_usr2_checkpoints_and_the_requeued_job_ends_as_an_uninterrupted_run(tmp_
     assert (sweep / folder / "metrics.csv").read_text() == (plain_dir / "metrics.csv").read_text()
     logs = "".join(p.read_text() for p in (sweep / ".submitit").rglob("*.err"))
     assert "interrupted: SIGUSR2" in logs  # our handler checkpointed before submitit requeued
+
+
+def test_a_data_parallel_job_runs_its_workers_inside_one_slurm_job(tmp_path, slurm):
+    """trainer.data_parallel=2 through the preset: one SLURM job (2 CPUs) whose task starts
+    the 2 workers; with synchronized BN it ends as one process with the whole batch does."""
+    args = [*COMMON, "trainer.steps=120", "trainer.eval_every=40", "norm.sync=true"]
+    proc = run_cli(
+        "-m",
+        "hydra/launcher=slurm",
+        "hydra.launcher.cpus_per_task=2",
+        "hydra.launcher.timeout_min=10",
+        *args,
+        "trainer.data_parallel=2",
+        f"data_dir={tmp_path / 'data'}",
+        cwd=tmp_path,
+        env=slurm,
+        timeout=600,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    (job,) = [p.parent for p in (tmp_path / "outputs" / "smoke").rglob("metrics.csv")]
+    assert json.loads((job / "summary.json").read_text())["status"] == "completed"
+    assert list((tmp_path / "outputs" / "smoke" / ".submitit").iterdir())
+    one = run_cli(*args, f"data_dir={tmp_path / 'data'}", "name=one", cwd=tmp_path)
+    assert one.returncode == 0, one.stderr[-2000:]
+    (alone,) = [p.parent for p in (tmp_path / "outputs" / "one").rglob("metrics.csv")]
+    a, b = (pd.read_csv(d / "metrics.csv") for d in (job, alone))
+    train = (a.split == "train") & (a.metric == "loss")
+    pd.testing.assert_series_equal(a[train].value, b[train].value, rtol=1e-5, atol=1e-7)
