@@ -119,7 +119,8 @@ def table(df) -> str:
         **{f"adapt{n}": f"AdaBN, {n:,} images" for n in adapt},
     }
     rows = []
-    for _, _, _, variant, mode in rows_of(df) + [(0, 0, 0, "bn", f"adapt{n}") for n in adapt[:-1]]:
+    lines = [r for r in rows_of(df) if not r[4].startswith("adapt")]
+    for _, _, _, variant, mode in lines + [(0, 0, 0, "bn", f"adapt{n}") for n in adapt]:
         clean = select(shifted(df, mode, 0.0), variant=variant)
         cells = [cell(select(shifted(df, mode, s), variant=variant)) for s in strengths]
         rows.append([variant, modes[mode], len(clean), cell(clean), *cells])

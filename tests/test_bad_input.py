@@ -57,7 +57,7 @@ def test_the_lines_say_what_was_wrong_in_words(tmp_path, monkeypatch, capsys):
     monkeypatch.delenv("HYDRA_FULL_ERROR", raising=False)
     said = {
         "norm=nonexistent": "no norm 'nonexistent' (known: batch_renorm, bn, bn_no_affine, "
-        "bn_noisy, group, layer, none, torch)",
+        "bn_noisy, fixup, group, layer, none, skipinit, torch)",
         "norm.stats=foo": "norm.stats=foo is not one of ema, population, batch",
         "norm.eps=abc": "norm.eps=abc is not a number",
         "trainer.epochs=x": "trainer.epochs=x is not a number or null",

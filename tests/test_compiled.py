@@ -38,15 +38,14 @@ LAYOUTS = {  # name: (overrides, input shape, replicas)
     "vgg": (["model=vgg", "model.channels=[4,8,8,8,8]"], (1, 32, 32), 2),
 }
 RESNET_ONLY = {"skipinit", "fixup"}  # norm presets of model=resnet
-CASES = [  # every norm in the MLP and CNN layouts; the deep convnets' own and BN's
+CASES = [  # every norm in the MLP and CNN layouts; the deep convnets with BN, and Fixup's scalars
     *(
         (norm, layout)
         for norm in NORM_CONFIGS
         if norm not in RESNET_ONLY
         for layout in list(LAYOUTS)[:3]
     ),
-    *(("bn", "resnet"), ("batch_renorm", "resnet"), ("group", "resnet"), ("bn", "vgg")),
-    *((norm, "resnet") for norm in sorted(RESNET_ONLY)),
+    *(("bn", "resnet"), ("fixup", "resnet"), ("bn", "vgg")),  # their blocks; the norms above
 ]
 DATA = ROOT / "data"
 

@@ -262,7 +262,14 @@ def _judged(name, df):
         assert measured and verdict.startswith(VERDICTS), (claim.text, verdict)
 
 
-RESNET = ("model=resnet", "model.depth=8", "model.channels=[4,8,8]", "trainer.steps=20")
+RESNET = (
+    "model=resnet",
+    "model.depth=8",
+    "model.channels=[4,8,8]",
+    "trainer.steps=10",
+    "trainer.eval_every=10",
+    "trainer.log_every=10",
+)
 
 
 def test_resnet_lr_figure_and_claims_from_a_rate_grid(tmp_path):
@@ -296,7 +303,7 @@ def test_resnet_norms_figure(tmp_path):
 def test_resnet_depth_figure(tmp_path):
     df = _mini_sweep(
         tmp_path,
-        {"model.depth": [8, 56], "norm": ["none", "bn", "skipinit"]},
+        {"model.depth": [8, 20], "norm": ["none", "bn", "skipinit"]},
         *RESNET[:1],
         "model.channels=[2,4,4]",
         "trainer.steps=10",
@@ -315,8 +322,9 @@ def test_vgg_bn_figure_with_the_probes_and_the_hessian(tmp_path):
         "model=vgg",
         "model.channels=[2,4,4,8,8]",
         "trainer.replicas=1",
-        "trainer.steps=20",
+        "trainer.steps=10",
         "trainer.eval_every=10",
+        "trainer.log_every=10",
         "trainer.probe_every=10",
         "trainer.hessian_every=10",
     )

@@ -373,7 +373,7 @@ def data_parallel_checks(cfg: Config) -> list[tuple[bool, str, str, Any]]:
     BN gets at least 2 examples a worker; the probes, the compiled step and ghost batches run
     in one process only. ``norm.sync`` is bnlab's BN's."""
     t, workers = cfg.trainer, cfg.trainer.data_parallel
-    per_worker = t.batch_size // workers
+    per_worker = t.batch_size // max(workers, 1)
     batch_norm = get_norm(cfg.norm.kind).batch_statistics
     one_process = {
         "trainer.compile": t.compile,
@@ -390,7 +390,7 @@ def data_parallel_checks(cfg: Config) -> list[tuple[bool, str, str, Any]]:
             f"norm.kind={cfg.norm.kind}",
         ),
     ]
-    if workers == 1:
+    if workers <= 1:  # (workers < 1: its own check says so)
         return checks
     checks.append(
         (
