@@ -3,11 +3,9 @@ training loss against the number of examples BN normalizes over (norm.ghost_batc
 batch fixed; mean over seeds with a 95% interval. From the ghost_batch experiment.
 """
 
-import matplotlib.pyplot as plt
-
 from bnlab.results.analysis import final_table, summary
 from bnlab.results.claims import CONFIRMED, CONTRADICTED, NOT_REPRODUCED, Claim, Named, compare, pm
-from bnlab.results.figures import final_lines, log2_axis, save, seeds_text
+from bnlab.results.figures import accuracy_and_loss_against, save, seeds_text
 from bnlab.results.tables import TRAIN_LOSS, VAL, Table, select
 from bnlab.results.variants import label_and_colour
 
@@ -15,20 +13,13 @@ KEY = "norm.ghost_batch"
 
 
 def draw(df, out):
-    fig, axes = plt.subplots(1, 2, figsize=(11, 4.3), layout="constrained")
-    for ax, (split, metric, ylabel) in zip(
-        axes,
-        [
-            ("val", "accuracy", "final validation accuracy (eval mode)"),
-            ("train", "loss", "training loss, last window (train mode)"),
-        ],
-    ):
-        table = final_table(df, split, metric)
-        final_lines(ax, table, KEY, "norm.kind", {"bn": label_and_colour("bn")})
-        log2_axis(ax, table[KEY].astype(int).unique())
-        ax.set_xlabel("normalization batch (examples per ghost batch)")
-        ax.set_ylabel(ylabel)
-        ax.legend(fontsize=8)
+    fig, _ = accuracy_and_loss_against(
+        df,
+        KEY,
+        "norm.kind",
+        {"bn": label_and_colour("bn")},
+        "normalization batch (examples per ghost batch)",
+    )
     sgd = int(df["trainer.batch_size"].iloc[0])
     fig.suptitle(
         f"Ghost batch norm: BN over sub-batches of an SGD batch of {sgd} (Fashion-MNIST, paper "

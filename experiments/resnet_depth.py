@@ -1,12 +1,13 @@
 """Depth in ResNets with BN, without normalization, and with SkipInit (resnet_depth.png): left,
-final validation accuracy against the depth (mean over seeds with a 95% interval, diverged
-seeds marked); right, validation accuracy over training at the deepest depth.
+final validation accuracy against the depth (mean over seeds and the band from the lowest to
+the highest, diverged seeds marked); right, validation accuracy over training at the deepest
+depth.
 """
 
 import matplotlib.pyplot as plt
 
 from bnlab.results import rates
-from bnlab.results.analysis import curves, final_table, summary
+from bnlab.results.analysis import final_table, summary
 from bnlab.results.claims import (
     CONFIRMED,
     CONTRADICTED,
@@ -32,7 +33,7 @@ def draw(df, out):
     df = with_variant(df)
     fig, (ax, ax2) = plt.subplots(1, 2, figsize=(11, 4.3), layout="constrained")
     table = with_variant(final_table(df, "val", "accuracy"))
-    final_lines(ax, table, DEPTH, "variant", styles(VARIANTS))
+    final_lines(ax, table, DEPTH, "variant", styles(VARIANTS), spread="range")
     depths = sorted(table[DEPTH].astype(int).unique())
     ax.set_xticks(depths, [f"ResNet-{d}" for d in depths])
     ax.set_xlabel("depth (layers with weights, 6n+2)")
@@ -44,9 +45,12 @@ def draw(df, out):
     for name, (lab, colour) in styles(VARIANTS).items():
         sub = select(df, variant=name, model__depth=deepest)
         if not sub.empty:
-            band(ax2, curves(sub, "val", "accuracy"), lab, colour)
+            seeds = sub[(sub["split"] == "val") & (sub["metric"] == "accuracy")].groupby("step")
+            band(
+                ax2, seeds["value"].agg(mean="mean", lo="min", hi="max").reset_index(), lab, colour
+            )
     ax2.set_xlabel("training step")
-    ax2.set_ylabel("validation accuracy (mean, 95% interval)")
+    ax2.set_ylabel("validation accuracy (mean; band: lowest to highest seed)")
     ax2.set_ylim(0, 1)
     ax2.grid(alpha=0.3)
     ax2.legend(fontsize=8)

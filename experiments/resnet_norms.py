@@ -1,13 +1,11 @@
 """BN, GroupNorm and LayerNorm in a ResNet at batch 32 and batch 2 (resnet_norms.png): final
 validation accuracy (eval mode) and training loss against the batch size, the same number of
-epochs at each (mean over seeds with a 95% interval). After Wu & He 2018, Figure 1.
+epochs at each (mean over seeds, the band from the lowest to the highest). After Wu & He 2018,
+Figure 1.
 """
 
-import matplotlib.pyplot as plt
-
-from bnlab.results.analysis import final_table
 from bnlab.results.claims import Claim, MoreByStd, side
-from bnlab.results.figures import final_lines, log2_axis, save, seeds_text
+from bnlab.results.figures import accuracy_and_loss_against, save, seeds_text
 from bnlab.results.tables import TRAIN_LOSS, VAL, Table, with_variant
 from bnlab.results.variants import styles
 
@@ -16,20 +14,10 @@ BATCH = "trainer.batch_size"
 
 
 def draw(df, out):
-    fig, axes = plt.subplots(1, 2, figsize=(11, 4.3), layout="constrained")
-    for ax, (split, metric, ylabel) in zip(
-        axes,
-        [
-            ("val", "accuracy", "final validation accuracy (eval mode)"),
-            ("train", "loss", "training loss, last window (train mode)"),
-        ],
-    ):
-        table = with_variant(final_table(df, split, metric))
-        final_lines(ax, table, BATCH, "variant", styles(NORMS))
-        log2_axis(ax, table[BATCH].astype(int).unique())
-        ax.set_xlabel("batch size (the same epochs at each)")
-        ax.set_ylabel(ylabel)
-        ax.legend(fontsize=8)
+    xlabel = "batch size (the same epochs at each)"
+    fig, _ = accuracy_and_loss_against(
+        with_variant(df), BATCH, "variant", styles(NORMS), xlabel, spread="range"
+    )
     m = df.drop_duplicates("run").iloc[0]
     epochs = m.get("trainer.epochs")
     budget = (

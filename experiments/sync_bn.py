@@ -4,11 +4,8 @@ per-worker batch), BN per worker against BN synchronized over the workers (mean 
 with a 95% interval). From the sync_bn experiment (:mod:`bnlab.training.parallel`).
 """
 
-import matplotlib.pyplot as plt
-
-from bnlab.results.analysis import final_table
 from bnlab.results.claims import Claim, MoreByStd, side
-from bnlab.results.figures import final_lines, log2_axis, save, seeds_text
+from bnlab.results.figures import accuracy_and_loss_against, save, seeds_text
 from bnlab.results.tables import TRAIN_LOSS, VAL, Table
 
 WORKERS, SYNC = "trainer.data_parallel", "norm.sync"
@@ -16,24 +13,13 @@ STYLES = {"False": ("BN per worker", "tab:orange"), "True": ("BN synchronized", 
 
 
 def draw(df, out):
-    fig, axes = plt.subplots(1, 2, figsize=(11, 4.3), layout="constrained")
     batch = int(df["trainer.batch_size"].iloc[0])
-    for ax, (split, metric, ylabel) in zip(
-        axes,
-        [
-            ("val", "accuracy", "final validation accuracy (eval mode)"),
-            ("train", "loss", "training loss, last window (train mode)"),
-        ],
-    ):
-        table = final_table(df, split, metric)
-        table[SYNC] = table[SYNC].astype(bool).astype(str)
-        final_lines(ax, table, WORKERS, SYNC, STYLES)
-        workers = sorted(table[WORKERS].astype(int).unique())
-        log2_axis(ax, workers)
+    fig, axes = accuracy_and_loss_against(
+        df, WORKERS, SYNC, STYLES, "workers (examples per worker)"
+    )
+    for ax in axes:
+        workers = sorted(df[WORKERS].astype(int).unique())
         ax.set_xticks(workers, [f"{w}\n({batch // w} each)" for w in workers])
-        ax.set_xlabel("workers (examples per worker)")
-        ax.set_ylabel(ylabel)
-        ax.legend(fontsize=8)
     fig.suptitle(
         f"BN per worker or synchronized, a global batch of {batch} over data-parallel workers "
         f"(Fashion-MNIST, paper MLP, {int(df['trainer.steps'].max()):,} steps, {seeds_text(df)})"

@@ -88,6 +88,26 @@ def test_replicas_equal_separate_networks(kind):
         torch.testing.assert_close(out[r], alone(x[r])[0], **TIGHT)
 
 
+@pytest.mark.parametrize("init", ["skipinit", "fixup"])
+def test_replicas_equal_separate_networks_with_their_own_scalars(init):
+    """SkipInit's alpha and Fixup's biases and multipliers differ per replica (set to distinct
+    values here, and every zero-initialised layer given weights): replica r of the batched
+    network equals a network of its own with replica r's values."""
+    x = torch.randn(2, 5, 1, 12, 12, dtype=torch.float64)
+    both = _net("none", seeds=(3, 4), init=init, blocks=2)
+    gen = torch.Generator().manual_seed(0)
+    with torch.no_grad():
+        for p in both.parameters():
+            p.copy_(torch.randn(p.shape, generator=gen, dtype=p.dtype) * 0.3)
+    out = both(x)
+    for r, seed in enumerate((3, 4)):
+        alone = _net("none", seeds=(seed,), init=init, blocks=2)
+        with torch.no_grad():
+            for mine, theirs in zip(alone.parameters(), both.parameters()):
+                mine.copy_(theirs.reshape(2, -1)[r].reshape(mine.shape))  # replica r's block
+        torch.testing.assert_close(out[r], alone(x[r])[0], **TIGHT)
+
+
 def test_skipinit_starts_as_its_shortcuts():
     """alpha = 0 ends every residual branch: each block is relu(shortcut(h))."""
     net = _net("none", init="skipinit", blocks=2)
@@ -269,3 +289,11 @@ def test_crop_and_flip_takes_a_window_of_the_padded_image_and_may_mirror_it():
 def test_augmentation_needs_images():
     with pytest.raises(ConfigError, match="dataset.augment crops and flips images"):
         make_config("dataset.augment=true")
+
+
+@pytest.mark.parametrize(
+    ("model", "key"), [("cnn", "model.residual=true"), ("vgg", "model.depth=8")]
+)
+def test_a_key_of_another_model_is_named_in_one_line(model, key):
+    with pytest.raises(ConfigError, match=rf"{key.replace('true', 'True')}: .* not model={model}"):
+        make_config(f"model={model}", key)

@@ -288,7 +288,15 @@ class CNN(_ReplicaModel):
     @classmethod
     def check_config(cls, cfg: Config) -> None:
         if cfg.model.depth is not None or cfg.model.residual:
-            raise ConfigError("model.depth and model.residual apply to model=mlp only")
+            said = [
+                f"model.{key}={value}"
+                for key, value in (("depth", cfg.model.depth), ("residual", cfg.model.residual))
+                if value not in (None, False)
+            ]
+            raise ConfigError(
+                f"{' and '.join(said)}: model.depth and model.residual apply to model=mlp (and "
+                f"model.depth to model=resnet), not model={cfg.model.name}"
+            )
         refuse_residual_init(cfg)
 
     def __init__(

@@ -10,7 +10,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
-from bnlab.results.analysis import curves, mean_interval
+from bnlab.results.analysis import curves, final_table, mean_interval
 from bnlab.results.variants import styles
 
 NORMS = styles(["none", "bn", "batch_renorm", "layer", "group"])  # figures comparing norms
@@ -94,6 +94,30 @@ def final_lines(ax, table: pd.DataFrame, x: str, by: str, styles: dict, spread="
                 label=None if crossed else "diverged seed (last value)",
             )
             crossed = True
+
+
+FINAL_PANELS = (
+    ("val", "accuracy", "final validation accuracy (eval mode)"),
+    ("train", "loss", "training loss, last window (train mode)"),
+)
+
+
+def accuracy_and_loss_against(
+    df: pd.DataFrame, x: str, by: str, styles: dict, xlabel: str, spread: str = "interval"
+):
+    """Two panels: the final validation accuracy and the last training loss against config
+    key ``x`` (a log2 axis), one line per value of column ``by`` in ``styles`` (value ->
+    (label, colour); ``spread``: :func:`final_lines`'); returns (fig, axes) for the caller's
+    ticks, title and save."""
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4.3), layout="constrained")
+    for ax, (split, metric, ylabel) in zip(axes, FINAL_PANELS):
+        table = final_table(df, split, metric)
+        final_lines(ax, table, x, by, styles, spread)
+        log2_axis(ax, table[x].astype(int).unique())
+        ax.set_xlabel(xlabel)
+        ax.set_ylabel(ylabel)
+        ax.legend(fontsize=8)
+    return fig, axes
 
 
 def data_note(data: pd.DataFrame) -> str:
