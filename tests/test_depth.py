@@ -81,7 +81,7 @@ def test_depth_and_width_build_the_hidden_layers():
     assert [b[0].weight.shape[-1] for b in model.blocks] == [32] * 5
     with pytest.raises(ConfigError, match="leave model.hidden at its default"):
         make_config("model.depth=5", "model.hidden=[10,10]")
-    with pytest.raises(ConfigError, match="model=mlp only"):
+    with pytest.raises(ConfigError, match="model.residual=True: .* not model=cnn"):
         make_config("model=cnn", "model.residual=true")
 
 
