@@ -19,6 +19,7 @@ import pytest
 from conftest import ROOT, make_config
 
 from bnlab.errors import ConfigError
+from bnlab.results.analysis import find_runs
 from bnlab.training.train import run_job
 
 DRIFT = dict(rtol=1e-5, atol=1e-7)
@@ -97,6 +98,7 @@ def test_a_killed_worker_is_one_line_and_the_same_command_resumes(tmp_path):
     assert "checkpoint written" in lines[0] and "Traceback" not in stderr
     summary = json.loads((out / "summary.json").read_text())
     assert summary["status"] == "interrupted" and 100 <= summary["step"] < 1000
+    assert find_runs(out) == [out]  # a killed worker's scratch folder is no run
 
     again = subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True)
     assert again.returncode == 0, again.stderr[-2000:]

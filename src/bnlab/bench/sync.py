@@ -39,7 +39,7 @@ def time_layers(quick: bool, out: Path) -> None:
 
 
 def _worker(rank: int, rendezvous: Path, quick: bool, out: Path) -> None:
-    join_workers(rank, WORKERS, rendezvous, time_layers, quick, out)
+    join_workers(rank, WORKERS, rendezvous, "cpu", time_layers, quick, out)  # gloo
 
 
 def run(bench: Bench) -> dict[str, object]:

@@ -246,7 +246,8 @@ class Job:
                 (self.dir / "checkpoint.prev.pt").unlink(missing_ok=True)
             except OSError as exc:  # the results are complete without it
                 log.warning("%s: the final checkpoint could not be written (%s)", self.dir, exc)
-        probed = bool(self.cfg.trainer.probe_every or self.cfg.trainer.grad_norm_every)
+        t = self.cfg.trainer
+        probed = bool(t.probe_every or t.grad_norm_every or t.hessian_every)
         account = self.clock.account(self.step, len(self.seeds), probed)
         self.runs.finish(outcome, error, step=self.step, **account)
 

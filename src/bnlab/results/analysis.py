@@ -26,10 +26,14 @@ IGNORED_KEYS = NON_RESULT_KEYS | {"seed", "code"}
 
 
 def find_runs(root: Path) -> list[Path]:
-    """Every run folder under ``root`` (``root`` itself included), sorted."""
+    """Every run folder under ``root`` (``root`` itself included), sorted; none inside a
+    hidden folder (a data-parallel worker's scratch ``.rank<r>/``, Hydra's ``.submitit/``)."""
     root = Path(root)
     return sorted(
-        p.parent for p in root.rglob("metrics.csv") if (p.parent / "config.yaml").exists()
+        p.parent
+        for p in root.rglob("metrics.csv")
+        if (p.parent / "config.yaml").exists()
+        and not any(part.startswith(".") for part in p.relative_to(root).parts[:-1])
     )
 
 

@@ -37,7 +37,7 @@ from bnlab.config.schema import Config
 from bnlab.distributed import collective
 from bnlab.errors import BnlabError
 from bnlab.job.lifecycle import RunInterrupted
-from bnlab.job.process import setup_process
+from bnlab.job.process import resolve_device, setup_process
 
 LOG_FORMAT = "[%(asctime)s][%(name)s][%(levelname)s] - %(message)s"  # as Hydra's
 TIMEOUT = datetime.timedelta(minutes=30)  # a collective waits this long for a slow worker
@@ -117,6 +117,8 @@ def run_data_parallel(
     job_dir.mkdir(parents=True, exist_ok=True)
     share = max(1, (threads or torch.get_num_threads()) // workers)
     rendezvous = job_dir / ".rendezvous"
+    for stale in job_dir.glob(".worker*.result"):  # an earlier launch's, never read
+        stale.unlink()
     codes = spawn_workers(
         workers, rendezvous, _worker, workers, rendezvous, train, cfg, job_dir, share, tuple(axes)
     )
@@ -177,7 +179,8 @@ def _worker(
         cfg = replace(cfg, rerun=True, trainer=replace(cfg.trainer, progress=False))
     try:
         setup_process(cfg, threads)
-        outcome = ("ok", join_workers(rank, workers, rendezvous, train, cfg, folder, axes))
+        device = resolve_device(cfg.device).type
+        outcome = ("ok", join_workers(rank, workers, rendezvous, device, train, cfg, folder, axes))
     except RunInterrupted as exc:
         outcome = ("interrupted", (exc.signum, exc.step, exc.folder))
     except BnlabError as exc:
@@ -190,19 +193,26 @@ def _worker(
     torch.save(outcome, job_dir / f".worker{rank}.result")
 
 
-def backend() -> str:
-    return "nccl" if torch.cuda.is_available() else "gloo"
+def backend(device: str) -> str:
+    """NCCL for workers on CUDA devices, gloo for workers on CPUs (``device``: its type)."""
+    return "nccl" if device == "cuda" else "gloo"
 
 
 def join_workers(
-    rank: int, workers: int, rendezvous: Path, target: Callable[..., Any], *args: Any
+    rank: int,
+    workers: int,
+    rendezvous: Path,
+    device: str,
+    target: Callable[..., Any],
+    *args: Any,
 ) -> Any:
-    """In a worker: join the group through the ``rendezvous`` file, run ``target(*args)``,
-    leave the group. On CUDA each worker takes device ``rank``."""
-    if torch.cuda.is_available():
+    """In a worker: join the group through the ``rendezvous`` file (:func:`backend` of
+    ``device``, a device type), run ``target(*args)``, leave the group. On CUDA each worker
+    takes device ``rank``."""
+    if device == "cuda":
         torch.cuda.set_device(rank % torch.cuda.device_count())
     dist.init_process_group(
-        backend(),
+        backend(device),
         init_method=f"file://{rendezvous}",
         rank=rank,
         world_size=workers,
@@ -218,9 +228,11 @@ def spawn_workers(
     workers: int, rendezvous: Path, worker: Callable[..., None], *args: Any
 ) -> list[Optional[int]]:
     """Run ``worker(rank, *args)`` in ``workers`` new processes and wait for them; the exit
-    code of each (None where it was still running when the others were stopped). A stop
-    signal to this process goes on to every worker; when one dies, the others are stopped
-    (SIGTERM: they checkpoint at their step) after a grace of 30 s."""
+    code of each (None where it was still running when the others were stopped). SIGTERM and
+    SIGUSR2 to this process go on to every worker; SIGINT (Ctrl-C) is left to the terminal,
+    which sends it to the workers too (they share its process group), so that no worker gets
+    it twice, which would stop it at once without a checkpoint. When one worker dies, the
+    others get SIGTERM (they checkpoint at their step), and SIGKILL 30 s later."""
     rendezvous.unlink(missing_ok=True)
     context = mp.start_processes(
         worker, args=args, nprocs=workers, join=False, start_method="spawn"
@@ -233,8 +245,9 @@ def spawn_workers(
                 os.kill(process.pid, signum)
 
     if threading.current_thread() is threading.main_thread():  # (signals: the main thread's)
-        for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGUSR2):
+        for signum in (signal.SIGTERM, signal.SIGUSR2):
             previous[signum] = signal.signal(signum, forward)
+        previous[signal.SIGINT] = signal.signal(signal.SIGINT, signal.SIG_IGN)
     try:
         while not context.join():
             pass
