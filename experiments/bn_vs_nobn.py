@@ -1,6 +1,6 @@
 """BN vs no-BN convergence (convergence.png) and final accuracies (bn_vs_nobn_summary.png).
 
-From the bn_vs_nobn sweep (run first if its results are missing; --fast: a 3,000-step version).
+From the bn_vs_nobn sweep (its fast overlay: 3,000 steps).
 convergence.png is the side-by-side view of a blog post explaining the paper: "No BN" | "BN",
 each panel with the training and validation loss over steps, mean over seeds with a 95%
 interval, same axes.

@@ -8,7 +8,7 @@ hidden-to-hidden layers, against depth (mean and std over seeds); (c) the final 
 accuracy at the best learning rate of the grid, against depth (mean and std over seeds; the
 best rate printed by each point); (d) the gradient norms' dynamic range (max / min over layers)
 in the deepest network over the first steps, at each variant's best rate. From the depth
-experiment (run first if missing).
+experiment.
 """
 
 import matplotlib.pyplot as plt

@@ -4,8 +4,7 @@ A plain ReLU MLP of depth 32 and width 256 (He init), with and without BN, at ba
 1024. Left: the per-layer growth factor of the gradient norm at initialization, fitted to the
 hidden-to-hidden layers (mean and std over seeds), against the batch size, with Yang et al.'s
 wide, large-batch value for ReLU + BN, sqrt(pi / (pi - 1)) = 1.21. Right: the gradient norm of
-every layer at three batch sizes (geometric mean over seeds). From the depth_init experiment
-(run first if missing).
+every layer at three batch sizes (geometric mean over seeds). From the depth_init experiment.
 """
 
 import matplotlib.pyplot as plt

@@ -2,7 +2,7 @@
 
 One panel per input scale (the usual inputs; inputs scaled by 1e-3, whose first-layer
 variance is about 1e-7), one line per batch size (60, 4); mean over 3 seeds with a 95%
-interval. From the eps_sweep experiment (run first if missing).
+interval. From the eps_sweep experiment.
 """
 
 import matplotlib.pyplot as plt

@@ -3,7 +3,7 @@
 One panel per init std (logspace(0, -4, 16)), BN solid, no BN dashed, mean over 3 seeds with a
 95% interval;
 training accuracy in eval mode on the 1,000 training images, every epoch. From the init_sweep
-experiment (run first if missing; --fast evaluates every other epoch).
+experiment (its fast overlay evaluates every other epoch).
 """
 
 import matplotlib.pyplot as plt
