@@ -10,7 +10,7 @@ import re
 from bnlab.results import variants
 from bnlab.results.analysis import curves
 from bnlab.results.claims import Claim, MoreByStd, NotWorseBy, PerCase, side
-from bnlab.results.figures import band, plt, save
+from bnlab.results.figures import band, plt, save, seed_range
 from bnlab.results.tables import VAL, Column, Table
 
 VARIANTS = [variants.label_and_colour(name) for name in ("none", "bn", "bn (noisy)")]
@@ -22,12 +22,6 @@ PANELS = [
     ("grad_change", "max ||grad(w - eta g) - g||", True),
     ("beta_smoothness", "effective beta-smoothness", True),
 ]
-
-
-def seed_range(runs, metric: str):
-    """Per step: mean over seeds and the min-max band (columns step, mean, lo, hi)."""
-    values = runs[runs["metric"] == metric].groupby("step")["value"]
-    return values.agg(mean="mean", lo="min", hi="max").reset_index()
 
 
 def draw(df, out):
@@ -67,7 +61,7 @@ def draw(df, out):
                             )
             else:  # log scale: a t interval of 3 seeds dips below 0, so min-max over seeds
                 for label, colour in VARIANTS:
-                    c = seed_range(sub[sub["variant"] == label], metric)
+                    c = seed_range(sub[sub["variant"] == label], "probe", metric)
                     if not c.empty:
                         band(ax, c, label, colour)
             if log:

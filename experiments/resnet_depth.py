@@ -19,7 +19,7 @@ from bnlab.results.claims import (
     number,
     side,
 )
-from bnlab.results.figures import band, final_lines, save, seeds_text
+from bnlab.results.figures import band, final_lines, save, seed_range, seeds_text
 from bnlab.results.tables import TRAIN_LOSS, VAL, Table, cell, per_seed, select, with_variant
 from bnlab.results.variants import styles
 
@@ -45,10 +45,7 @@ def draw(df, out):
     for name, (lab, colour) in styles(VARIANTS).items():
         sub = select(df, variant=name, model__depth=deepest)
         if not sub.empty:
-            seeds = sub[(sub["split"] == "val") & (sub["metric"] == "accuracy")].groupby("step")
-            band(
-                ax2, seeds["value"].agg(mean="mean", lo="min", hi="max").reset_index(), lab, colour
-            )
+            band(ax2, seed_range(sub, "val", "accuracy"), lab, colour)
     ax2.set_xlabel("training step")
     ax2.set_ylabel("validation accuracy (mean; band: lowest to highest seed)")
     ax2.set_ylim(0, 1)
@@ -66,13 +63,12 @@ def draw(df, out):
 
 
 def trains(df, variant: str, depth: int) -> tuple[bool, str]:
-    """Whether ``variant`` trains at ``depth``: no seed diverged and mean final val accuracy
-    at least rates.TRAINS; and its cell as the table writes it."""
+    """Whether ``variant`` trains at ``depth`` (:func:`bnlab.results.rates.trains`), and its
+    cell as the table writes it."""
     rows = select(
         per_seed(with_variant(df), "val", "accuracy"), variant=variant, model__depth=depth
     )
-    mean, _, n, diverged = summary(rows)
-    return bool(n and not diverged and mean >= rates.TRAINS), cell(rows)
+    return rates.trains(summary(rows)), cell(rows)
 
 
 def bn_trains_where_none_does_not(df) -> tuple[str, str]:

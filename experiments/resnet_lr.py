@@ -21,7 +21,7 @@ from bnlab.results.claims import (
     compare,
     number,
 )
-from bnlab.results.figures import band, final_lines, save, seeds_text
+from bnlab.results.figures import band, final_lines, save, seed_range, seeds_text
 from bnlab.results.tables import TRAIN_LOSS, VAL, Table, select, with_variant
 from bnlab.results.variants import label, styles
 
@@ -56,9 +56,7 @@ def draw(df, out):
         if np.isfinite(best):
             sub = select(df, variant=name, optimizer__lr=best)
             lab, colour = styles([name])[name]
-            seeds = sub[(sub["split"] == "val") & (sub["metric"] == "accuracy")].groupby("step")
-            spread = seeds["value"].agg(mean="mean", lo="min", hi="max").reset_index()
-            band(ax2, spread, f"{lab}, lr {number(best)}", colour)
+            band(ax2, seed_range(sub, "val", "accuracy"), f"{lab}, lr {number(best)}", colour)
     target = float(df["target_accuracy"].iloc[0])
     ax2.axhline(target, color="0.4", ls="--", lw=1, label=f"target {target:g}")
     ax2.set_xlabel("training step")

@@ -9,7 +9,7 @@ import matplotlib.pyplot as plt
 
 from bnlab.results.analysis import curves
 from bnlab.results.claims import Claim, MoreByStd, PerCase, side
-from bnlab.results.figures import band, save, seeds_text
+from bnlab.results.figures import band, save, seed_range, seeds_text
 from bnlab.results.tables import VAL, Column, Table, select, with_variant
 from bnlab.results.variants import styles
 
@@ -19,12 +19,6 @@ PANELS = [  # (metric, title, log scale)
     ("beta_smoothness", "effective beta-smoothness", True),
     ("hessian_top", "top Hessian eigenvalue", True),
 ]
-
-
-def seed_range(runs, metric: str):
-    """Per step: mean over seeds and the min-max band (columns step, mean, lo, hi)."""
-    values = runs[(runs["split"] == "probe") & (runs["metric"] == metric)].groupby("step")["value"]
-    return values.agg(mean="mean", lo="min", hi="max").reset_index()
 
 
 def draw(df, out):
@@ -42,7 +36,7 @@ def draw(df, out):
             band(row[0], curves(runs, "val", "accuracy"), lab, colour)
             healthy = runs[runs["status"] != "diverged"]
             for ax, (metric, _, _) in zip(row[1:], PANELS):
-                c = seed_range(healthy, metric)
+                c = seed_range(healthy, "probe", metric)
                 if not c.empty:
                     band(ax, c, lab, colour)
         row[0].set_title(f"lr {lr:g}: validation accuracy", fontsize=9)

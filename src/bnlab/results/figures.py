@@ -28,6 +28,14 @@ def band(ax, curve: pd.DataFrame, label: str, colour: str, linestyle: str = "-")
     ax.fill_between(curve["step"], curve["lo"], curve["hi"], color=colour, alpha=0.2, lw=0)
 
 
+def seed_range(runs: pd.DataFrame, split: str, metric: str) -> pd.DataFrame:
+    """Per step of ``split/metric``: the mean over seeds and the band from the lowest to the
+    highest seed (columns step, mean, lo, hi: :func:`band`'s), for two or three seeds where a
+    95% interval says little."""
+    values = runs[(runs["split"] == split) & (runs["metric"] == metric)].groupby("step")["value"]
+    return values.agg(mean="mean", lo="min", hi="max").reset_index()
+
+
 def variant_curves(ax, variants, split: str, metric: str) -> None:
     """One mean +/- interval curve per (label, colour, linestyle, runs DataFrame) in
     ``variants``, for ``split/metric`` over steps; diverged runs left out."""

@@ -32,11 +32,18 @@ def final_by_rate(df: pd.DataFrame, variant: str) -> dict[float, tuple[float, fl
     return {lr: summary(select(table, optimizer__lr=lr)) for lr in rates(df)}
 
 
+def trains(stats: tuple[float, float, int, int]) -> bool:
+    """Whether runs whose final val accuracy has the :func:`~bnlab.results.analysis.summary`
+    ``stats`` (mean, std, seeds kept, seeds diverged) train: no seed diverged and the mean is
+    at least TRAINS."""
+    mean, _, kept, diverged = stats
+    return bool(kept and not diverged and mean >= TRAINS)
+
+
 def largest_training_rate(df: pd.DataFrame, variant: str) -> float:
     """The largest rate at which ``variant`` trains (see the module doc); 0 where none."""
     by_rate = final_by_rate(df, variant)
-    trains = [lr for lr, (mean, _, n, diverged) in by_rate.items() if n and not diverged]
-    return max((lr for lr in trains if by_rate[lr][0] >= TRAINS), default=0.0)
+    return max((lr for lr, stats in by_rate.items() if trains(stats)), default=0.0)
 
 
 def best_rate(df: pd.DataFrame, variant: str) -> float:
