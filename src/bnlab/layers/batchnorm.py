@@ -67,21 +67,32 @@ def feature_layout(
     raise ValueError(f"{layer}({c}) expects {expected}, got shape {tuple(x.shape)}")
 
 
-def normalized(x: Tensor, dims: tuple[int, ...], m: int, eps: float) -> tuple[Tensor, ...]:
-    """(mean, biased var, invstd, x_hat) of ``x`` over ``dims`` (m values per feature), kept
-    with their reduced dims: mean = 1/m sum x, var = 1/m sum (x - mean)^2, invstd =
-    1/sqrt(var + eps), x_hat = (x - mean) * invstd. Two passes (the mean, then the mean of the
-    squared deviations): as exact as var_mean, and far faster on CPU, where var_mean over a
-    non-innermost dimension is slow. Differentiable: the double backward recomputes it."""
+def moments(x: Tensor, dims: tuple[int, ...], m: int) -> tuple[Tensor, Tensor, Tensor]:
+    """(mean, biased var, x - mean) of ``x`` over ``dims`` (m values per feature), kept with
+    their reduced dims: mean = 1/m sum x, var = 1/m sum (x - mean)^2. Two passes (the mean,
+    then the mean of the squared deviations): as exact as var_mean, and far faster on CPU,
+    where var_mean over a non-innermost dimension is slow."""
     mean = x.sum(dims, keepdim=True) * (1.0 / m)  # sum, then scale: Tensor.mean is slower
     centred = x - mean
-    var = (centred * centred).sum(dims, keepdim=True) * (1.0 / m)
+    return mean, (centred * centred).sum(dims, keepdim=True) * (1.0 / m), centred
+
+
+def normalized(x: Tensor, dims: tuple[int, ...], m: int, eps: float) -> tuple[Tensor, ...]:
+    """(mean, biased var, invstd, x_hat) of ``x`` over ``dims`` (:func:`moments`), invstd =
+    1/sqrt(var + eps), x_hat = (x - mean) * invstd. Differentiable: the double backward
+    recomputes it."""
+    mean, var, centred = moments(x, dims, m)
     invstd = torch.rsqrt(var + eps)
     return mean, var, invstd, centred * invstd
 
 
 def normalization_backward(
-    dy: Tensor, x_hat: Tensor, scale: Tensor, dims: tuple[int, ...], m: int
+    dy: Tensor,
+    x_hat: Tensor,
+    scale: Tensor,
+    dims: tuple[int, ...],
+    m: int,
+    whole_batch: Optional[Callable[[Tensor, Tensor], tuple[Tensor, Tensor]]] = None,
 ) -> tuple[Tensor, Tensor, Tensor]:
     """(dx, dgamma, dbeta) of y = gamma * x_hat + beta, x_hat normalized over ``dims``
     (m values per feature), ``scale`` = gamma * invstd (invstd alone without gamma)::
@@ -89,19 +100,22 @@ def normalization_backward(
         dbeta  = sum dy,    dgamma = sum dy * x_hat
         dx     = scale * dy - (scale * dbeta / m) - x_hat * (scale * dgamma / m)
 
-    dgamma and dbeta keep their reduced dims. Under ``create_graph`` (grad mode on) out-of-place
-    ops only, so that the backward can itself be differentiated (Hessian-vector products);
-    otherwise the same kernels write one full-size buffer in place (an allocation costs as
-    much as a pass over the data)."""
+    dgamma and dbeta keep their reduced dims. ``whole_batch`` (synchronized BN): (dbeta, dgamma)
+    -> their sums over every worker's slice, which dx then uses (m counting all of them); the
+    returned dgamma and dbeta stay this slice's. Under ``create_graph`` (grad mode on)
+    out-of-place ops only, so that the backward can itself be differentiated (Hessian-vector
+    products); otherwise the same kernels write one full-size buffer in place (an allocation
+    costs as much as a pass over the data)."""
     dbeta = dy.sum(dims, keepdim=True)
     dx = dy * x_hat
     dgamma = dx.sum(dims, keepdim=True)
+    sum_dy, sum_dy_xhat = (dbeta, dgamma) if whole_batch is None else whole_batch(dbeta, dgamma)
     if torch.is_grad_enabled():
-        dx = torch.sub(dy * scale, dbeta * scale, alpha=1.0 / m)
-        return torch.addcmul(dx, x_hat, dgamma * scale, value=-1.0 / m), dgamma, dbeta
+        dx = torch.sub(dy * scale, sum_dy * scale, alpha=1.0 / m)
+        return torch.addcmul(dx, x_hat, sum_dy_xhat * scale, value=-1.0 / m), dgamma, dbeta
     torch.mul(dy, scale, out=dx)
-    dx.sub_(dbeta * scale, alpha=1.0 / m)
-    return dx.addcmul_(x_hat, dgamma * scale, value=-1.0 / m), dgamma, dbeta
+    dx.sub_(sum_dy * scale, alpha=1.0 / m)
+    return dx.addcmul_(x_hat, sum_dy_xhat * scale, value=-1.0 / m), dgamma, dbeta
 
 
 class BatchNormFunction(torch.autograd.Function):

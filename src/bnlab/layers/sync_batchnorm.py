@@ -33,7 +33,7 @@ import torch.distributed as dist
 from torch import Tensor
 
 from bnlab.distributed import collective, world_size
-from bnlab.layers.batchnorm import BatchNorm, feature_layout
+from bnlab.layers.batchnorm import BatchNorm, feature_layout, moments, normalization_backward
 
 
 class SyncBatchNormFunction(torch.autograd.Function):
@@ -43,9 +43,7 @@ class SyncBatchNormFunction(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x, weight, bias, eps, dims, m, view, shape, track=None):
         workers = world_size()
-        mean = x.sum(dims, keepdim=True) * (1.0 / m)
-        centred = x - mean
-        var = (centred * centred).sum(dims, keepdim=True) * (1.0 / m)
+        mean, var, centred = moments(x, dims, m)
         if workers > 1:
             local = torch.stack([mean.reshape(-1), var.reshape(-1)])
             gathered = [torch.empty_like(local) for _ in range(workers)]
@@ -73,17 +71,18 @@ class SyncBatchNormFunction(torch.autograd.Function):
     def backward(ctx, dy: Tensor):
         weight, x_hat, scale = ctx.saved_tensors
         dims, total, shape, workers = ctx.args
-        dbeta = dy.sum(dims, keepdim=True)
-        dgamma = (dy * x_hat).sum(dims, keepdim=True)
-        sums = torch.stack([dbeta.reshape(-1), dgamma.reshape(-1)])
-        if workers > 1:
-            collective(dist.all_reduce, sums)
-        global_dbeta, global_dgamma = (s.view(dbeta.shape) for s in sums)
-        dx = torch.sub(dy * scale, global_dbeta * scale, alpha=1.0 / total)
-        dx = torch.addcmul(dx, x_hat, global_dgamma * scale, value=-1.0 / total)
+        reduce = all_workers_sums if workers > 1 else None
+        dx, dgamma, dbeta = normalization_backward(dy, x_hat, scale, dims, total, reduce)
         if weight is None:
             return dx, None, None, None, None, None, None, None, None
         return dx, dgamma.view(shape), dbeta.view(shape), *[None] * 6
+
+
+def all_workers_sums(dbeta: Tensor, dgamma: Tensor) -> tuple[Tensor, Tensor]:
+    """The two per-feature sums over every worker's slice: one all-reduce."""
+    sums = torch.stack([dbeta.reshape(-1), dgamma.reshape(-1)])
+    collective(dist.all_reduce, sums)
+    return sums[0].view(dbeta.shape), sums[1].view(dgamma.shape)
 
 
 class SyncBatchNorm(BatchNorm):

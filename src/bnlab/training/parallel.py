@@ -34,7 +34,7 @@ import torch.multiprocessing as mp
 from torch import Tensor, nn
 
 from bnlab.config.schema import Config
-from bnlab.distributed import collective
+from bnlab.distributed import collective, world_size
 from bnlab.errors import BnlabError
 from bnlab.job.lifecycle import RunInterrupted
 from bnlab.job.process import resolve_device, setup_process
@@ -53,9 +53,8 @@ class Parallel:
     @classmethod
     def here(cls) -> "Parallel":
         """This process's place: from torch.distributed's default group, else one process."""
-        if dist.is_available() and dist.is_initialized():
-            return cls(dist.get_rank(), dist.get_world_size())
-        return cls()
+        workers = world_size()
+        return cls(dist.get_rank(), workers) if workers > 1 else cls()
 
     @property
     def main(self) -> bool:
